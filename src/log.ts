@@ -1,0 +1,57 @@
+import pino, { type Logger, type LevelWithSilent } from 'pino';
+import pretty from 'pino-pretty';
+import { scrub } from './secrets.js';
+
+export type { Logger };
+
+/** Field paths that may hold credentials; pino replaces them wherever they appear. */
+const REDACT_PATHS = [
+  'accessToken',
+  'certificate',
+  'token',
+  'apiToken',
+  'authorization',
+  'credentials',
+  '*.accessToken',
+  '*.certificate',
+  '*.token',
+  '*.apiToken',
+  '*.authorization',
+  '*.credentials',
+  'headers.authorization',
+  'req.headers.authorization',
+];
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export interface LogOptions {
+  level?: LevelWithSilent;
+  /** Pretty, human-readable lines; defaults to whether stderr is a terminal. */
+  pretty?: boolean;
+}
+
+/**
+ * Logs are pino JSON lines on stderr: stdout carries command output only. A
+ * terminal gets pino-pretty's readable form. Writes are synchronous so that a
+ * line logged just before exit (or before a crash) is never lost.
+ */
+export function createLogger(options: LogOptions = {}): Logger {
+  const usePretty = options.pretty ?? Boolean(process.stderr.isTTY);
+  const destination = usePretty
+    ? pretty({ destination: 2, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
+    : pino.destination({ dest: 2, sync: true });
+  return pino(
+    {
+      level: options.level ?? 'info',
+      base: { pid: process.pid },
+      redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
+      hooks: { streamWrite: scrub },
+    },
+    destination,
+  );
+}
+
+/** A logger that drops everything, for library use and tests that don't read logs. */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}
