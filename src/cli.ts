@@ -1,0 +1,112 @@
+#!/usr/bin/env node
+/**
+ * The command line: which commands exist and which flags they take. The work
+ * of each command lives in src/commands/. Every command accepts every setting
+ * (see src/config/settings.ts), so one config file or one set of flags serves
+ * them all.
+ *
+ * Exit codes: 0 success; 1 the work failed (service unreachable, a purge
+ * failed, another agent holds the state); 2 bad usage or configuration.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { SETTINGS } from './config/index.js';
+import { AgentError, errorMessage } from './errors.js';
+import { createLogger, type Logger } from './log.js';
+import { scrub } from './secrets.js';
+import { VERSION } from './version.js';
+import { onceCommand, runCommand } from './commands/cycle-commands.js';
+import { cachesCommand } from './commands/caches-command.js';
+import { requestCommand, requestsCommand, pingCommand } from './commands/upstream-commands.js';
+import { serveCommand } from './commands/serve-command.js';
+import { demoCommand } from './commands/demo-command.js';
+
+type Action = (...args: any[]) => Promise<number>;
+
+const collect = (value: string, previous?: string[]): string[] => [...(previous ?? []), value];
+
+/** Add the config-file flag and every setting's flag to a command. */
+function withSettings(command: Command): Command {
+  command.option('--config <file>', 'YAML or JSON config file (env PURGE_CACHE_AGENT_CONFIG)');
+  for (const spec of SETTINGS) {
+    if (!spec.flag) continue;
+    const option = new Option(spec.flag, spec.describe + (spec.defaultText ? ` (default: ${spec.defaultText})` : ''));
+    if (spec.repeatable) option.argParser(collect);
+    command.addOption(option);
+  }
+  return command;
+}
+
+/** Run an action and turn its result or error into an exit code. */
+function action(run: Action) {
+  return async (...args: unknown[]): Promise<void> => {
+    const command = args[args.length - 1] as Command;
+    const flags = command.opts();
+    try {
+      process.exitCode = await run(...args.slice(0, -2), flags);
+    } catch (err) {
+      process.exitCode = report(err, flags);
+    }
+  };
+}
+
+function report(err: unknown, flags: Record<string, unknown>): number {
+  const logger: Logger = (err as { logger?: Logger }).logger ?? createLogger({ level: 'info' });
+  if (err instanceof AgentError) {
+    logger.error({ code: err.code }, scrub(err.message));
+    return err.exitCode;
+  }
+  logger.fatal({ err: scrub(errorMessage(err)), stack: flags.logLevel === 'debug' ? scrub(String((err as Error)?.stack)) : undefined }, 'unexpected error');
+  return 1;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('purge-cache-agent')
+    .description('Apply Taskcluster purge-cache requests to the cache directories of this worker, safely.')
+    .version(VERSION, '-V, --version')
+    .showHelpAfterError()
+    .exitOverride();
+
+  withSettings(program.command('once').description('run one cycle, then exit (0 ok, 1 failed, 2 bad configuration)'))
+    .option('--json', 'print the cycle report as JSON on stdout')
+    .action(action(onceCommand));
+  withSettings(program.command('run').description('run the daemon: a cycle at start, then on the schedule, until SIGTERM/SIGINT'))
+    .action(action(runCommand));
+  withSettings(program.command('caches').description('list the local caches (name, path, created) without contacting the service'))
+    .option('--json', 'print JSON')
+    .action(action(cachesCommand));
+  withSettings(program.command('request').description('file a purge request upstream for a cache of this worker pool'))
+    .argument('<cacheName>', 'the cache to purge')
+    .action(action(requestCommand));
+  withSettings(program.command('requests').description('list the open purge requests for this worker pool'))
+    .option('--all', 'list the requests of every worker pool')
+    .option('--json', 'print JSON')
+    .action(action(requestsCommand));
+  withSettings(program.command('ping').description('check that the purge-cache service answers')).action(action(pingCommand));
+  withSettings(program.command('serve').description('run the embedded Taskcluster-compatible purge-cache service'))
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on (0 picks a free one)', '8080')
+    .option('--data <file>', 'keep requests in this JSON file (default: in memory)')
+    .option('--clients <file>', 'verify Hawk against this {clientId: {accessToken, scopes}} file (default: open access)')
+    .action(action(serveCommand));
+  program
+    .command('demo')
+    .description('the `npm start` demo: the daemon against an embedded service, with demo caches under ./.demo')
+    .action(action(demoCommand));
+  return program;
+}
+
+async function main(): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(process.argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version exit 0; any other usage problem is exit code 2.
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    throw err;
+  }
+}
+
+await main();

@@ -1,0 +1,124 @@
+/**
+ * Resolve the settings from flags, environment, config file and defaults —
+ * in that order of precedence — using the table in settings.ts. Anything
+ * unknown or malformed stops the start with a ConfigError (exit code 2) that
+ * names the setting, where it came from, and what it accepts.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import YAML from 'yaml';
+import { ConfigError, errnoCode, errorMessage } from '../errors.js';
+import { registerSecret } from '../secrets.js';
+import { SETTINGS, DEFAULTS, singleCache, type Settings, type SettingSpec } from './settings.js';
+
+export interface LoadInput {
+  /** Parsed flags as commander gives them (camelCase of the long flag). */
+  flags: Record<string, unknown>;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+/** Commander's attribute name for a spec's flag: `--cache-root <dir>` → `cacheRoot`. */
+export function flagAttribute(spec: SettingSpec): string | undefined {
+  const long = spec.flag?.split(/[ ,]/).find((part) => part.startsWith('--'));
+  return long?.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+function fail(spec: SettingSpec, source: string, accepts: string): never {
+  throw new ConfigError(`invalid ${spec.key} (${source}): expected ${accepts}`, spec.key);
+}
+
+function parseOrFail(spec: SettingSpec, raw: unknown, source: string): unknown {
+  const parsed = spec.parse(raw);
+  if (!parsed.ok) fail(spec, source, parsed.accepts);
+  return parsed.value;
+}
+
+export async function readConfigFile(file: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const why = errnoCode(err) === 'ENOENT' ? 'it does not exist' : errorMessage(err);
+    throw new ConfigError(`cannot read config file ${file} (--config / PURGE_CACHE_AGENT_CONFIG): ${why}`, 'config');
+  }
+  let doc: unknown;
+  try {
+    // YAML 1.2 is a superset of JSON, so one parser reads both formats.
+    doc = YAML.parse(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${file} is not valid YAML or JSON: ${errorMessage(err)}`, 'config');
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new ConfigError(`config file ${file} must hold a map of settings (key: value)`, 'config');
+  }
+  return doc as Record<string, unknown>;
+}
+
+const BY_KEY = new Map(SETTINGS.map((spec) => [spec.key, spec]));
+
+export async function loadSettings(input: LoadInput): Promise<Settings> {
+  const { flags, env, cwd } = input;
+  const configFile = (flags.config as string | undefined) ?? env.PURGE_CACHE_AGENT_CONFIG;
+  const file = configFile ? await readConfigFile(path.resolve(cwd, configFile)) : {};
+  for (const key of Object.keys(file)) {
+    if (!BY_KEY.has(key)) {
+      const known = SETTINGS.map((s) => s.key).join(', ');
+      throw new ConfigError(`unknown setting "${key}" in config file ${configFile}; known settings: ${known}`, key);
+    }
+  }
+
+  const resolved: Record<string, unknown> = { ...DEFAULTS };
+  for (const spec of SETTINGS) {
+    const attr = flagAttribute(spec);
+    const flagValue = attr === undefined ? undefined : flags[attr];
+    const envName = spec.env?.find((name) => env[name] !== undefined && env[name] !== '');
+    if (flagValue !== undefined) {
+      resolved[spec.key] = parseFlag(spec, flagValue);
+    } else if (envName !== undefined) {
+      let raw: string = env[envName]!;
+      // systemd's STATE_DIRECTORY lists every StateDirectory=, ':'-separated; ours is the first.
+      if (envName === 'STATE_DIRECTORY') raw = raw.split(':')[0]!;
+      resolved[spec.key] = parseOrFail(spec, raw, `environment variable ${envName}`);
+    } else if (spec.key in file) {
+      resolved[spec.key] = parseOrFail(spec, file[spec.key], `config file ${configFile}`);
+    }
+  }
+  const credentials = credentialsFromEnv(env);
+  if (credentials) resolved.credentials = credentials;
+
+  const settings = resolved as unknown as Settings;
+  settings.cacheRoots = settings.cacheRoots.map((root) => path.resolve(cwd, root));
+  settings.caches = settings.caches.map((c) => ({ name: c.name, path: path.resolve(cwd, c.path) }));
+  settings.stateDir = path.resolve(cwd, settings.stateDir);
+  if (settings.credentials) {
+    registerSecret(settings.credentials.accessToken);
+    registerSecret(settings.credentials.certificate);
+  }
+  return settings;
+}
+
+function parseFlag(spec: SettingSpec, value: unknown): unknown {
+  const source = `flag ${spec.flag?.split(' ')[0]}`;
+  if (spec.key === 'caches') {
+    // Repeated --cache NAME=PATH flags; each is parsed on its own.
+    return (value as string[]).map((item) => parseOrFail({ ...spec, parse: singleCache }, item, source));
+  }
+  if (spec.repeatable) return (value as string[]).flatMap((item) => parseOrFail(spec, item, source) as string[]);
+  return parseOrFail(spec, value, source);
+}
+
+/** Credentials from TASKCLUSTER_CLIENT_ID / TASKCLUSTER_ACCESS_TOKEN / TASKCLUSTER_CERTIFICATE. */
+function credentialsFromEnv(env: NodeJS.ProcessEnv): Settings['credentials'] | undefined {
+  const clientId = env.TASKCLUSTER_CLIENT_ID || undefined;
+  const accessToken = env.TASKCLUSTER_ACCESS_TOKEN || undefined;
+  const certificate = env.TASKCLUSTER_CERTIFICATE || undefined;
+  if (!clientId && !accessToken && !certificate) return undefined;
+  if (!clientId || !accessToken) {
+    registerSecret(accessToken);
+    const missing = !clientId ? 'TASKCLUSTER_CLIENT_ID' : 'TASKCLUSTER_ACCESS_TOKEN';
+    throw new ConfigError(`${missing} is not set, but other Taskcluster credentials are; set both TASKCLUSTER_CLIENT_ID and TASKCLUSTER_ACCESS_TOKEN, or neither for anonymous access`, 'credentials');
+  }
+  return certificate ? { clientId, accessToken, certificate } : { clientId, accessToken };
+}

@@ -1,0 +1,95 @@
+/**
+ * Value parsers shared by every source of settings. Flags and environment
+ * variables arrive as strings; a config file may hold typed YAML values. Each
+ * parser accepts both and returns the value or an error text saying what the
+ * setting accepts — the caller names the setting and where it came from.
+ */
+import { parseDuration, DURATION_HELP } from '../duration.js';
+
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; accepts: string };
+
+const ok = <T>(value: T): ParseResult<T> => ({ ok: true, value });
+const bad = <T>(accepts: string): ParseResult<T> => ({ ok: false, accepts });
+
+export function parseString(raw: unknown): ParseResult<string> {
+  return typeof raw === 'string' && raw.length > 0 ? ok(raw) : bad('a non-empty string');
+}
+
+export function parseUrl(raw: unknown): ParseResult<string> {
+  if (typeof raw !== 'string') return bad('an http:// or https:// URL');
+  try {
+    const url = new URL(raw);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return bad('an http:// or https:// URL');
+    if (url.username || url.password) return bad('a URL without user:password (use credentials instead)');
+    return ok(raw.replace(/\/+$/, ''));
+  } catch {
+    return bad('an http:// or https:// URL');
+  }
+}
+
+export function parseDurationSetting(raw: unknown): ParseResult<number> {
+  if (raw === 0) return ok(0);
+  if (typeof raw !== 'string') return bad(DURATION_HELP);
+  const ms = parseDuration(raw);
+  return ms === undefined ? bad(DURATION_HELP) : ok(ms);
+}
+
+export function parseBoolean(raw: unknown): ParseResult<boolean> {
+  if (typeof raw === 'boolean') return ok(raw);
+  if (typeof raw === 'string') {
+    const lower = raw.trim().toLowerCase();
+    if (['1', 'true', 'yes', 'on'].includes(lower)) return ok(true);
+    if (['0', 'false', 'no', 'off', ''].includes(lower)) return ok(false);
+  }
+  return bad('true or false (also 1/0, yes/no, on/off)');
+}
+
+export function parseEnum<T extends string>(values: readonly T[]) {
+  return (raw: unknown): ParseResult<T> =>
+    typeof raw === 'string' && (values as readonly string[]).includes(raw) ? ok(raw as T) : bad(`one of ${values.join(', ')}`);
+}
+
+export function parseNonNegativeInt(raw: unknown): ParseResult<number> {
+  const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+  return Number.isSafeInteger(n) && n >= 0 ? ok(n) : bad('a whole number, 0 or more');
+}
+
+/** A list: a YAML array, or a string split on `separator`. Empty items are dropped. */
+export function parseList(separator: string, item: (raw: unknown) => ParseResult<string> = parseString) {
+  return (raw: unknown): ParseResult<string[]> => {
+    const items = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(separator) : null;
+    if (!items) return bad(`a list (or a '${separator}'-separated string)`);
+    const out: string[] = [];
+    for (const entry of items) {
+      if (entry === '') continue;
+      const parsed = item(entry);
+      if (!parsed.ok) return bad(`a list of ${parsed.accepts}`);
+      out.push(parsed.value);
+    }
+    return ok(out);
+  };
+}
+
+const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1e6, mib: 1024 ** 2, g: 1024 ** 3, gb: 1e9, gib: 1024 ** 3, t: 1024 ** 4, tb: 1e12, tib: 1024 ** 4 };
+
+/** Bytes: `1073741824`, `10G`, `10GiB`, `500MB` (K/M/G/T are binary; KB/MB/GB/TB decimal). */
+export function parseBytes(raw: unknown): ParseResult<number> {
+  const accepts = 'a size in bytes, such as 500M, 10G, 10GiB or 2TB';
+  if (typeof raw === 'number') return Number.isSafeInteger(raw) && raw >= 0 ? ok(raw) : bad(accepts);
+  if (typeof raw !== 'string') return bad(accepts);
+  const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(raw.trim());
+  const unit = match ? BYTE_UNITS[match[2]!.toLowerCase()] : undefined;
+  if (!match || unit === undefined) return bad(accepts);
+  return ok(Math.floor(Number(match[1]) * unit));
+}
+
+/** Bytes or a percentage of the filesystem: `10G` or `15%`. */
+export type SizeOrPercent = { bytes: number } | { percent: number };
+export function parseSizeOrPercent(raw: unknown): ParseResult<SizeOrPercent> {
+  if (typeof raw === 'string' && /^\d+(\.\d+)?%$/.test(raw.trim())) {
+    const percent = Number(raw.trim().slice(0, -1));
+    return percent <= 100 ? ok({ percent }) : bad('a percentage from 0% to 100%, or a size such as 10G');
+  }
+  const bytes = parseBytes(raw);
+  return bytes.ok ? ok({ bytes: bytes.value }) : bad('a size such as 10G, or a percentage such as 15%');
+}

@@ -1,0 +1,81 @@
+/**
+ * Empties the trash in the background, one run at a time. A purge only
+ * renames; this is where the space comes back. Runs are kicked after every
+ * purge and at start (to finish what a crash left behind); a kick during a
+ * run schedules one more run, so nothing renamed meanwhile is left waiting.
+ */
+import type { Settings } from './config/index.js';
+import type { Logger } from './log.js';
+import { errorMessage } from './errors.js';
+import type { CacheSources } from './caches/inventory.js';
+import { trashDirsFor, emptyTrash } from './caches/trash.js';
+import type { DeleteReport } from './caches/delete.js';
+
+export type TrashListener = (report: DeleteReport) => void;
+
+export class TrashRunner {
+  private running: Promise<void> | null = null;
+  private again = false;
+  private controller = new AbortController();
+  private readonly listeners: TrashListener[] = [];
+  /** Totals since start, for status and metrics. */
+  readonly totals = { files: 0, bytes: 0, failures: 0 };
+
+  constructor(
+    private readonly sources: CacheSources,
+    private readonly settings: Settings,
+    private readonly logger: Logger,
+  ) {}
+
+  onReport(listener: TrashListener): void {
+    this.listeners.push(listener);
+  }
+
+  kick(): void {
+    if (this.controller.signal.aborted) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.loop().finally(() => {
+      this.running = null;
+    });
+  }
+
+  /** Kick, and resolve once the trash is empty (or a run failed to empty it). */
+  async drain(): Promise<void> {
+    this.kick();
+    while (this.running) await this.running;
+  }
+
+  async stop(): Promise<void> {
+    this.controller.abort();
+    await this.running;
+  }
+
+  private async loop(): Promise<void> {
+    do {
+      this.again = false;
+      try {
+        const report = await emptyTrash(trashDirsFor(this.sources), {
+          rateLimit: this.settings.deleteRate,
+          signal: this.controller.signal,
+          logger: this.logger,
+        });
+        this.record(report);
+      } catch (err) {
+        this.logger.error({ err: errorMessage(err) }, 'emptying the trash failed; it will be retried after the next purge or at the next start');
+      }
+    } while (this.again && !this.controller.signal.aborted);
+  }
+
+  private record(report: DeleteReport): void {
+    this.totals.files += report.files;
+    this.totals.bytes += report.bytes;
+    this.totals.failures += report.failures.length;
+    if (report.files + report.dirs > 0) this.logger.info({ files: report.files, dirs: report.dirs, bytes: report.bytes }, 'trash emptied');
+    for (const failure of report.failures) this.logger.error(failure, 'could not delete from the trash; retried on the next run');
+    for (const mount of report.skippedMounts) this.logger.warn({ path: mount }, 'left a mount point in the trash alone: deletion never crosses into another filesystem');
+    for (const listener of this.listeners) listener(report);
+  }
+}
