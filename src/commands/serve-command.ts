@@ -16,7 +16,6 @@ export async function serveCommand(flags: Record<string, unknown>): Promise<numb
     logger,
   });
   process.stdout.write(`${service.url}\n`);
-  logger.info({ rootUrl: service.url, auth: clients ? 'hawk' : 'open', data: flags.data ?? 'memory' }, 'purge-cache service listening');
   const signal = await new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
