@@ -46,7 +46,7 @@ function runFlock(fd: number, flags: string[]): Promise<FlockResult> {
       stdio: ['ignore', 'ignore', 'pipe', fd],
     });
     let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     child.on('error', (err) => {
       if (errnoCode(err) === 'ENOENT') {
         reject(new FlockUnavailableError('flock(1) was not found on PATH; install util-linux to enable lock checks'));

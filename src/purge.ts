@@ -16,15 +16,17 @@ import type { Logger } from './log.js';
 import type { Candidate, Outcome } from './plan.js';
 import { moveToTrash, CacheVanishedError } from './caches/trash.js';
 import { tryLockForRename } from './caches/inuse.js';
-import { UnsafePathError, errorMessage } from './errors.js';
+import { UnsafePathError, errnoCode, errorMessage } from './errors.js';
 
 export async function applyPurge(candidate: Candidate, deps: { logger: Logger }): Promise<Outcome> {
   const { cache } = candidate;
   let lock: Awaited<ReturnType<typeof tryLockForRename>>;
   try {
-    lock = await tryLockForRename(cache.path);
+    lock = await tryLockForRename(cache.path, { logger: deps.logger });
   } catch (err) {
-    if (err instanceof CacheVanishedError) return { kind: 'gone', candidate };
+    // Removed by someone else since we listed it: nothing left to purge.
+    if (err instanceof CacheVanishedError || errnoCode(err) === 'ENOENT') return { kind: 'gone', candidate };
+    if (err instanceof UnsafePathError) return { kind: 'gone', candidate };
     return { kind: 'failed', candidate, error: `cannot open ${cache.path} to lock it: ${errorMessage(err)}` };
   }
   if (lock === 'busy') {
