@@ -13,6 +13,8 @@
 export interface ObservedCache {
   name: string;
   path: string;
+  /** The cache root it lives in; null for a single cache. */
+  root: string | null;
   /** `${dev}:${ino}`: identifies this directory, not merely its path. */
   key: string;
   /** Birth time, or null when the filesystem reports none. */

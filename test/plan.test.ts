@@ -23,6 +23,7 @@ const T = Date.parse('2026-11-21T12:00:00Z');
 const cache = (name: string, birthtimeMs: number | null, key = `1:${name}`, path = `/root/${name}`): ObservedCache => ({
   name,
   path,
+  root: '/root',
   key,
   birthtimeMs,
 });

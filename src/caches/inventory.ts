@@ -1,0 +1,142 @@
+/**
+ * Which caches exist: the immediate subdirectories of each root (names
+ * decoded, see names.ts) and the configured single caches. Read-only.
+ */
+import { lstat, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { errnoCode, errorMessage } from '../errors.js';
+import { decodeDirName, dirNamesFor, isAgentEntry } from './names.js';
+import { cacheDirProblem, keyOf, resolveRoot, resolveSinglePath } from './safety.js';
+import { mapLimit } from './concurrency.js';
+
+export interface CacheSources {
+  /** Resolved (realpath) roots. */
+  roots: string[];
+  singles: { name: string; path: string }[];
+}
+
+export interface CacheDir {
+  /** The decoded cache name. */
+  name: string;
+  path: string;
+  /** The root it lives in; null for a single cache. */
+  root: string | null;
+  /** `${dev}:${ino}` from a bigint lstat. */
+  key: string;
+  /** Null when the filesystem reports no birth time (Node reports 0 then). */
+  birthtimeMs: number | null;
+  mtimeMs: number;
+}
+
+export interface InventoryProblem {
+  path: string;
+  error: string;
+}
+
+export interface Inventory {
+  caches: CacheDir[];
+  problems: InventoryProblem[];
+}
+
+/** lstat calls in flight at once: enough to keep the thread pool busy, few enough not to hog it. */
+const STAT_CONCURRENCY = 32;
+
+export async function resolveSources(roots: readonly string[], singles: readonly { name: string; path: string }[]): Promise<CacheSources> {
+  const resolvedRoots = [...new Set(await Promise.all(roots.map(resolveRoot)))];
+  const resolvedSingles = await Promise.all(singles.map(async (s) => ({ name: s.name, path: await resolveSinglePath(s.path) })));
+  return { roots: resolvedRoots, singles: resolvedSingles };
+}
+
+/** Every cache of every root and every single cache that exists. */
+export async function listCaches(sources: CacheSources): Promise<Inventory> {
+  const problems: InventoryProblem[] = [];
+  const candidates: { name: string; path: string; root: string | null; parentDev: bigint }[] = [];
+  for (const root of sources.roots) {
+    let rootDev: bigint;
+    let entries: import('node:fs').Dirent[];
+    try {
+      rootDev = (await lstat(root, { bigint: true })).dev;
+      entries = await readdir(root, { withFileTypes: true });
+    } catch (err) {
+      problems.push({ path: root, error: `cannot read cache root: ${errorMessage(err)}` });
+      continue;
+    }
+    for (const entry of entries) {
+      // Hidden entries are the agent's; symlinks and files are never caches.
+      if (isAgentEntry(entry.name) || !entry.isDirectory()) continue;
+      candidates.push({ name: decodeDirName(entry.name), path: path.join(root, entry.name), root, parentDev: rootDev });
+    }
+  }
+  const singles = await singleCandidates(sources.singles, problems);
+  return statCandidates([...candidates, ...singles], problems);
+}
+
+/** Only the caches with the given names (roots looked up by encoded name, no listing). */
+export async function findCaches(sources: CacheSources, names: Iterable<string>): Promise<Inventory> {
+  const wanted = new Set(names);
+  const problems: InventoryProblem[] = [];
+  const candidates: { name: string; path: string; root: string | null; parentDev: bigint }[] = [];
+  for (const root of sources.roots) {
+    let rootDev: bigint;
+    try {
+      rootDev = (await lstat(root, { bigint: true })).dev;
+    } catch (err) {
+      problems.push({ path: root, error: `cannot read cache root: ${errorMessage(err)}` });
+      continue;
+    }
+    for (const name of wanted) {
+      for (const dirName of dirNamesFor(name)) candidates.push({ name, path: path.join(root, dirName), root, parentDev: rootDev });
+    }
+  }
+  const singles = await singleCandidates(
+    sources.singles.filter((s) => wanted.has(s.name)),
+    problems,
+  );
+  return statCandidates([...candidates, ...singles], problems, { missingIsFine: true });
+}
+
+async function singleCandidates(singles: CacheSources['singles'], problems: InventoryProblem[]) {
+  const out: { name: string; path: string; root: null; parentDev: bigint }[] = [];
+  for (const single of singles) {
+    try {
+      const parentDev = (await lstat(path.dirname(single.path), { bigint: true })).dev;
+      out.push({ name: single.name, path: single.path, root: null, parentDev });
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') problems.push({ path: single.path, error: errorMessage(err) });
+    }
+  }
+  return out;
+}
+
+async function statCandidates(
+  candidates: { name: string; path: string; root: string | null; parentDev: bigint }[],
+  problems: InventoryProblem[],
+  opts: { missingIsFine?: boolean } = {},
+): Promise<Inventory> {
+  const results = await mapLimit(candidates, STAT_CONCURRENCY, async (candidate): Promise<CacheDir | null> => {
+    try {
+      const st = await lstat(candidate.path, { bigint: true });
+      const problem = cacheDirProblem(st, candidate.parentDev);
+      if (problem) {
+        // A symlink or file in place of a single cache, or a mount point: say so, never touch it.
+        if (candidate.root === null || !st.isSymbolicLink()) problems.push({ path: candidate.path, error: `not used as a cache: it ${problem}` });
+        return null;
+      }
+      const birth = Number(st.birthtimeMs);
+      return {
+        name: candidate.name,
+        path: candidate.path,
+        root: candidate.root,
+        key: keyOf(st),
+        birthtimeMs: birth > 0 ? birth : null,
+        mtimeMs: Number(st.mtimeMs),
+      };
+    } catch (err) {
+      // Gone since the listing (or never there, for single caches and lookups): not a cache now.
+      if (errnoCode(err) === 'ENOENT' || (opts.missingIsFine && errnoCode(err) === 'ENOTDIR')) return null;
+      problems.push({ path: candidate.path, error: errorMessage(err) });
+      return null;
+    }
+  });
+  return { caches: results.filter((c): c is CacheDir => c !== null), problems };
+}

@@ -1,0 +1,90 @@
+/**
+ * The safety rules for touching the filesystem, stated once and enforced here.
+ * The agent often runs as root on machines that run other people's builds, and
+ * acts on names that arrive over the network, so:
+ *
+ * 1. Roots are resolved once, with realpath, when the agent starts. After that
+ *    every path it acts on is built from a resolved root (or a single cache's
+ *    resolved parent) and ONE encoded name: never from a path off the network.
+ * 2. A cache is a real directory: lstat, never stat. A symlink, a file, or
+ *    anything else where a cache should be is not a cache and is never
+ *    followed. A cache is a direct child of its root.
+ * 3. A cache lives on its root's filesystem. A mount point where a cache should
+ *    be is refused (renaming it would fail, and deleting inside it would reach
+ *    into another filesystem).
+ * 4. Just before a rename, the path is checked again and must still be the
+ *    directory (device and inode) the decision was made about.
+ * 5. Deletion never follows a symlink (links are unlinked as links) and never
+ *    crosses into another filesystem (src/caches/delete.ts checks each
+ *    directory's device against the top's).
+ * 6. A root itself is never renamed or deleted; trash directories live inside
+ *    roots (or beside single caches) and are only ever emptied.
+ * 7. Locks are honoured: the rename happens under an exclusive flock on the
+ *    cache directory (src/purge.ts), so users holding a lock are never cut off.
+ */
+import { lstat, realpath, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { BigIntStats } from 'node:fs';
+import { ConfigError, UnsafePathError, errnoCode } from '../errors.js';
+
+/** Identity of a directory: device and inode, exactly (bigint stats: 64-bit inodes lose nothing). */
+export function keyOf(st: BigIntStats): string {
+  return `${st.dev}:${st.ino}`;
+}
+
+/** Rule 1: resolve a configured root. A missing root is allowed (it may appear later); a non-directory is a configuration error. */
+export async function resolveRoot(root: string): Promise<string> {
+  const absolute = path.resolve(root);
+  try {
+    const real = await realpath(absolute);
+    const st = await stat(real);
+    if (!st.isDirectory()) throw new ConfigError(`cache root ${root} is not a directory; --cache-root takes a directory whose subdirectories are caches`, 'cacheRoots');
+    return real;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return absolute;
+    throw err;
+  }
+}
+
+/** Rule 1 for single caches: resolve the parent, keep the last component as given (it may be absent, or a symlink we must not follow). */
+export async function resolveSinglePath(cachePath: string): Promise<string> {
+  const absolute = path.resolve(cachePath);
+  const parent = path.dirname(absolute);
+  if (parent === absolute) throw new ConfigError(`single cache path ${cachePath} is a filesystem root; --cache NAME=PATH needs a directory below one`, 'caches');
+  try {
+    return path.join(await realpath(parent), path.basename(absolute));
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return absolute;
+    throw err;
+  }
+}
+
+/** Rules 2 and 3: what a cache directory must be. Returns the reason it is not one, or null. */
+export function cacheDirProblem(st: BigIntStats, parentDev: bigint): string | null {
+  if (st.isSymbolicLink()) return 'is a symlink (never followed)';
+  if (!st.isDirectory()) return 'is not a directory';
+  if (st.dev !== parentDev) return 'is a mount point (another filesystem); never purged';
+  return null;
+}
+
+/** Rule 2: a cache path is exactly one component below its root. */
+export function assertDirectChild(root: string, cachePath: string): void {
+  if (path.dirname(cachePath) !== root || path.basename(cachePath) === '..' || path.basename(cachePath) === '.') {
+    throw new UnsafePathError(`refusing ${cachePath}: not a direct child of its root ${root}`, cachePath);
+  }
+}
+
+/**
+ * Rule 4: lstat the cache right before acting on it and check it is still the
+ * directory the decision was about. Returns its stats.
+ */
+export async function recheckCacheDir(cachePath: string, expectedKey: string | undefined): Promise<BigIntStats> {
+  const st = await lstat(cachePath, { bigint: true });
+  const parent = await lstat(path.dirname(cachePath), { bigint: true });
+  const problem = cacheDirProblem(st, parent.dev);
+  if (problem) throw new UnsafePathError(`refusing to purge ${cachePath}: it ${problem}`, cachePath);
+  if (expectedKey !== undefined && keyOf(st) !== expectedKey) {
+    throw new UnsafePathError(`refusing to purge ${cachePath}: it was replaced by another directory since it was judged`, cachePath);
+  }
+  return st;
+}

@@ -1,0 +1,102 @@
+/**
+ * The trash: where a purged cache goes, atomically, before its space is
+ * reclaimed. One trash directory per root (`<root>/.purge-cache-agent-trash`)
+ * and one beside single caches (a hidden sibling in the same parent), so the
+ * rename never leaves the cache's filesystem.
+ */
+import { lstat, mkdir, readdir, rename } from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { AgentError, UnsafePathError, errnoCode, errorMessage } from '../errors.js';
+import type { CacheDir, CacheSources } from './inventory.js';
+import { recheckCacheDir } from './safety.js';
+import { deleteTree, addReports, emptyReport, type DeleteOptions, type DeleteReport } from './delete.js';
+
+export const TRASH_DIR_NAME = '.purge-cache-agent-trash';
+
+/** The cache was gone (removed by someone else) when we came to purge it. */
+export class CacheVanishedError extends AgentError {
+  readonly code = 'PCA_CACHE_VANISHED';
+}
+
+/** The trash directory cannot be used (not a directory, a symlink, another filesystem). */
+export class TrashUnavailableError extends AgentError {
+  readonly code = 'PCA_TRASH_UNAVAILABLE';
+}
+
+export function trashDirFor(cache: Pick<CacheDir, 'root' | 'path'>): string {
+  return path.join(cache.root ?? path.dirname(cache.path), TRASH_DIR_NAME);
+}
+
+export function trashDirsFor(sources: CacheSources): string[] {
+  const dirs = sources.roots.map((root) => path.join(root, TRASH_DIR_NAME));
+  for (const single of sources.singles) dirs.push(path.join(path.dirname(single.path), TRASH_DIR_NAME));
+  return [...new Set(dirs)];
+}
+
+/** Create the trash if needed and check it is a real directory on `dev`. */
+async function ensureTrash(trash: string, dev: bigint): Promise<void> {
+  await mkdir(trash, { mode: 0o700 }).catch((err: unknown) => {
+    if (errnoCode(err) !== 'EEXIST') throw err;
+  });
+  const st = await lstat(trash, { bigint: true });
+  if (!st.isDirectory()) throw new TrashUnavailableError(`the trash ${trash} is not a directory; remove whatever is there so purges can proceed`);
+  if (st.dev !== dev) throw new TrashUnavailableError(`the trash ${trash} is on another filesystem than the caches; remove the mount there`);
+}
+
+/**
+ * Rename a cache into its trash. This is the moment of the purge: the cache
+ * path is gone at once, whatever the cache's size. Throws CacheVanishedError
+ * if it is already gone, UnsafePathError if it is not the directory we judged.
+ */
+export async function moveToTrash(cache: Pick<CacheDir, 'root' | 'path'>, expectedKey?: string): Promise<{ trashPath: string }> {
+  let st;
+  try {
+    st = await recheckCacheDir(cache.path, expectedKey);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') throw new CacheVanishedError(`${cache.path} is already gone`);
+    throw err;
+  }
+  const trash = trashDirFor(cache);
+  try {
+    await ensureTrash(trash, st.dev);
+  } catch (err) {
+    if (err instanceof TrashUnavailableError) throw err;
+    throw new TrashUnavailableError(`cannot use the trash ${trash}: ${errorMessage(err)}`, { cause: err });
+  }
+  // A fixed-length name: the cache's own name may already be 255 bytes long.
+  const trashPath = path.join(trash, `${Date.now()}-${randomBytes(6).toString('hex')}`);
+  try {
+    await rename(cache.path, trashPath);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') throw new CacheVanishedError(`${cache.path} vanished during its purge`);
+    if (errnoCode(err) === 'EXDEV' || errnoCode(err) === 'EBUSY') {
+      throw new UnsafePathError(`refusing to purge ${cache.path}: ${errorMessage(err)} (a mount point?)`, cache.path);
+    }
+    throw err;
+  }
+  return { trashPath };
+}
+
+/** What waits in the trash dirs (entries only; sizes are counted as they are deleted). */
+export async function trashEntries(trashDirs: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const dir of trashDirs) {
+    try {
+      for (const name of await readdir(dir)) out.push(path.join(dir, name));
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT' && errnoCode(err) !== 'ENOTDIR') throw err;
+    }
+  }
+  return out;
+}
+
+/** Delete everything in the trash dirs; the trash dirs themselves stay. */
+export async function emptyTrash(trashDirs: readonly string[], opts: DeleteOptions = {}): Promise<DeleteReport> {
+  const report = emptyReport();
+  for (const entry of await trashEntries(trashDirs)) {
+    if (opts.signal?.aborted) break;
+    addReports(report, await deleteTree(entry, opts));
+  }
+  return report;
+}
