@@ -39,6 +39,13 @@ export async function runDaemon(agent: Agent, logger: Logger, hooks: DaemonHooks
     { pool: `${agent.pool.provisionerId}/${agent.pool.workerType}`, schedule: settings.schedule, jitterMs: settings.jitter, roots: agent.sources.roots, dryRun: settings.dryRun || undefined },
     'purge-cache-agent started',
   );
+  agent.onCycle((report, durationMs) => {
+    const busy = report.purged.length + report.deferred.length + report.failed.length > 0 || report.error !== undefined;
+    const fields = { requests: report.requests, purged: report.purged.length, deferred: report.deferred.length, failed: report.failed.length, durationMs: Math.round(durationMs), error: report.error };
+    // A quiet cycle every minute is noise at info; one that did something is news.
+    if (busy) logger.info(fields, 'cycle finished');
+    else logger.debug(fields, 'cycle finished');
+  });
   // Finish emptying any trash a crash left behind.
   agent.trash.kick();
   cycle('start', true);
