@@ -47,13 +47,15 @@ const stateSchema = z.object({
   firstSeen: z.record(z.string(), z.number()),
   pending: z.array(pendingSchema),
   leases: z.array(leaseSchema),
+  /** When each cache (by name) was last released by a lease or exec: eviction's notion of last use. */
+  lastUsed: z.record(z.string(), z.number()).default({}),
 });
 
 export type AgentState = z.infer<typeof stateSchema>;
 export type StoredPending = PendingPurge;
 
 export function emptyState(): AgentState {
-  return { version: 1, cursor: null, latestClock: null, firstSeen: {}, pending: [], leases: [] };
+  return { version: 1, cursor: null, latestClock: null, firstSeen: {}, pending: [], leases: [], lastUsed: {} };
 }
 
 export const STATE_FILE = 'state.json';

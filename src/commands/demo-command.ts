@@ -28,7 +28,7 @@ export async function demoCommand(): Promise<number> {
   }
   const service = await listenPreferring(8765, logger);
   const settings = await loadSettings({
-    flags: { rootUrl: service.url, workerPoolId: POOL, cacheRoot: [root], stateDir: path.join(base, 'state'), schedule: '*/5 * * * * *', jitter: '1s', skewMargin: '0' },
+    flags: { rootUrl: service.url, workerPoolId: POOL, cacheRoot: [root], stateDir: path.join(base, 'state'), schedule: '*/5 * * * * *', jitter: '1s', skewMargin: '10s' },
     env: {},
     cwd: process.cwd(),
   });
