@@ -1,0 +1,199 @@
+/**
+ * The container and observability files, checked where no container engine,
+ * cluster or Prometheus is at hand: the Containerfile's stages and defaults,
+ * the pod (with its ConfigMap and Secret) as YAML with the fields a sidecar
+ * needs, and the dashboard and alert rules naming only metrics the agent
+ * exports. (package.test.ts runs the image's command line for real.)
+ */
+import { describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import YAML from 'yaml';
+import { SETTINGS } from '../../src/config/index.js';
+import { settingsTable } from '../../src/config/docs.js';
+import { makeTempDir } from '../helpers/tmp.js';
+import {
+  AGENT_ENV, AGENT_METRICS, agentContainer, execForm, exportedMetricNames, hasCommand, kubernetesDocs, metricsInExpr,
+  parseContainerfile, readRepoFile, repoFile, stageEnv,
+} from './helpers.js';
+
+describe('Containerfile', () => {
+  const stages = parseContainerfile(readRepoFile('Containerfile'));
+  const final = stages.at(-1)!;
+  const ops = (op: string) => final.filter((i) => i.op === op);
+
+  it('is multi-stage; the final stage takes only the packed package with production dependencies', () => {
+    expect(stages.length).toBeGreaterThanOrEqual(2);
+    const build = stages.slice(0, -1).flat();
+    const buildRuns = build.filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
+    expect(buildRuns).toMatch(/npm pack/);
+    expect(buildRuns).toMatch(/npm ci --omit=dev/);
+    // Nothing in the final stage installs packages from npm, and everything it copies comes from the build stage's /opt.
+    const finalRuns = ops('RUN').map((i) => i.args).join('\n');
+    expect(finalRuns).not.toMatch(/npm (ci|install|i)\b/);
+    const copies = ops('COPY');
+    expect(copies.length).toBeGreaterThan(0);
+    for (const copy of copies) expect(copy.args).toMatch(/^--from=build \/opt\/purge-cache-agent /);
+  });
+
+  it('runs as a non-root user by default, with the exception documented', () => {
+    const user = ops('USER').at(-1)?.args ?? 'root';
+    expect(user.split(':')[0]).toMatch(/^[1-9]\d*$/); // numeric, so runAsNonRoot can check it
+    const text = readRepoFile('Containerfile');
+    expect(text).toMatch(/exception/i);
+    expect(text).toContain('--cap-add DAC_OVERRIDE');
+  });
+
+  it('stops with SIGTERM, checks /healthz, and runs `purge-cache-agent run`', () => {
+    expect(ops('STOPSIGNAL').at(-1)?.args).toBe('SIGTERM');
+    const health = ops('HEALTHCHECK').at(-1)!.args;
+    expect(health).toMatch(/\/healthz/);
+    const cmdAt = health.indexOf('CMD ');
+    expect(execForm(health.slice(cmdAt + 4))[0]).toBe('node');
+    expect(execForm(ops('ENTRYPOINT').at(-1)!.args)).toEqual(['purge-cache-agent']);
+    expect(execForm(ops('CMD').at(-1)!.args)).toEqual(['run']);
+  });
+
+  it('configures the agent through environment variables it reads', () => {
+    const env = stageEnv(final);
+    const unknown = Object.keys(env).filter((k) => !AGENT_ENV.has(k) && k !== 'NODE_ENV');
+    expect(unknown).toEqual([]);
+    expect(env.PURGE_CACHE_AGENT_STATE_DIR).toBe('/var/lib/purge-cache-agent');
+  });
+
+  it('.dockerignore keeps local builds, dependencies and the repository out of the context', () => {
+    const ignored = readRepoFile('.dockerignore').split('\n').map((l) => l.trim());
+    for (const entry of ['node_modules', 'dist', '.git']) expect(ignored).toContain(entry);
+  });
+});
+
+describe('Kubernetes pod, ConfigMap and Secret', () => {
+  const { pod, configMap, secret } = kubernetesDocs();
+  const agent = agentContainer(pod);
+  const containers = [...(pod.spec.initContainers ?? []), ...pod.spec.containers];
+  const worker = containers.find((c: any) => c !== agent);
+
+  it('runs a worker and the agent sharing a cache volume', () => {
+    expect(worker).toBeDefined();
+    const mounts = (c: any) => new Set((c.volumeMounts ?? []).map((m: any) => m.name));
+    const shared = [...mounts(agent)].filter((v) => mounts(worker).has(v));
+    expect(shared).toContain('caches');
+    const cachesMount = agent.volumeMounts.find((m: any) => m.name === 'caches').mountPath;
+    expect(String(configMap.data.PURGE_CACHE_AGENT_CACHE_ROOTS).split(':')).toContain(cachesMount);
+    // A native sidecar restarts on its own; in `containers:` it would need no restartPolicy.
+    if ((pod.spec.initContainers ?? []).includes(agent)) expect(agent.restartPolicy).toBe('Always');
+  });
+
+  it('shares the process namespace, with the reason written beside it', () => {
+    expect(pod.spec.shareProcessNamespace).toBe(true);
+    const text = readRepoFile('deploy/kubernetes/pod.yaml');
+    const at = text.indexOf('shareProcessNamespace:');
+    expect(text.slice(Math.max(0, at - 600), at)).toMatch(/in-use|\/proc/i);
+  });
+
+  it('probes /healthz for liveness and /readyz for readiness, on the port the agent listens on', () => {
+    const port = Number(String(configMap.data.PURGE_CACHE_AGENT_LISTEN).split(':').at(-1));
+    const portOf = (probe: any) => (typeof probe.httpGet.port === 'number' ? probe.httpGet.port : agent.ports.find((p: any) => p.name === probe.httpGet.port).containerPort);
+    expect(agent.livenessProbe.httpGet.path).toBe('/healthz');
+    expect(agent.readinessProbe.httpGet.path).toBe('/readyz');
+    expect(portOf(agent.livenessProbe)).toBe(port);
+    expect(portOf(agent.readinessProbe)).toBe(port);
+    // Listening beyond loopback needs the API token, which the Secret carries.
+    expect(configMap.data.PURGE_CACHE_AGENT_LISTEN).toMatch(/^0\.0\.0\.0:/);
+    expect(secret.stringData.PURGE_CACHE_AGENT_API_TOKEN).toBeTruthy();
+  });
+
+  it('takes its configuration from the ConfigMap and its credentials from the Secret, all as variables the agent reads', () => {
+    const from = agent.envFrom.map((e: any) => e.configMapRef?.name ?? e.secretRef?.name);
+    expect(agent.envFrom.find((e: any) => e.configMapRef)?.configMapRef.name).toBe(configMap.metadata.name);
+    expect(agent.envFrom.find((e: any) => e.secretRef)?.secretRef.name).toBe(secret.metadata.name);
+    expect(from).toHaveLength(2);
+    const keys = [...Object.keys(configMap.data), ...Object.keys(secret.stringData)];
+    expect(keys.filter((k) => !AGENT_ENV.has(k))).toEqual([]);
+    expect(Object.keys(secret.stringData).sort()).toEqual(['PURGE_CACHE_AGENT_API_TOKEN', 'TASKCLUSTER_ACCESS_TOKEN', 'TASKCLUSTER_CLIENT_ID']);
+    expect(Object.keys(configMap.data).some((k) => /TOKEN|CLIENT_ID|CERTIFICATE/.test(k))).toBe(false);
+  });
+
+  it('gives SIGTERM a grace period, and runs the agent non-root and locked down', () => {
+    expect(pod.spec.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(30);
+    const sc = agent.securityContext;
+    expect(sc.runAsNonRoot).toBe(true);
+    expect(sc.runAsUser).toBeGreaterThan(0);
+    expect(sc.allowPrivilegeEscalation).toBe(false);
+    expect(sc.readOnlyRootFilesystem).toBe(true);
+    expect(sc.capabilities.drop).toEqual(['ALL']);
+    // Its writable places are volumes.
+    const mounted = agent.volumeMounts.map((m: any) => m.mountPath);
+    expect(mounted).toEqual(expect.arrayContaining(['/var/lib/purge-cache-agent', '/run/purge-cache-agent']));
+  });
+});
+
+describe('the whole configuration works from environment variables alone', () => {
+  it('every setting has an environment variable (the settings table, generated from SETTINGS, lists them)', () => {
+    const missing = SETTINGS.filter((s) => (s.env ?? []).length === 0 && s.key !== 'credentials').map((s) => s.key);
+    expect(missing).toEqual([]);
+    // The generated table shows every setting's variables; the Deploy section adds the few that are not settings.
+    expect(settingsTable()).toContain('TASKCLUSTER_ACCESS_TOKEN');
+    const deploy = readRepoFile('README.md').split(/^## Deploy$/m)[1] ?? '';
+    for (const v of ['PURGE_CACHE_AGENT_CONFIG', 'STATE_DIRECTORY', 'RUNTIME_DIRECTORY']) expect(deploy, v).toContain(v);
+  });
+});
+
+describe('dashboard and alerts', () => {
+  const dashboard = JSON.parse(readRepoFile('deploy/grafana/purge-cache-agent.json'));
+  const rules = YAML.parse(readRepoFile('deploy/prometheus/alerts.yaml'));
+  const dashboardExprs: string[] = dashboard.panels.flatMap((p: any) => (p.targets ?? []).map((t: any) => t.expr));
+  const alertRules: any[] = rules.groups.flatMap((g: any) => g.rules);
+
+  it('the agent exports every metric that issue 4 names', async () => {
+    const exported = await exportedMetricNames();
+    expect(AGENT_METRICS.filter((m) => !exported.has(m))).toEqual([]);
+  });
+
+  it('every metric the dashboard and the alerts name is one the agent exports', async () => {
+    const exported = await exportedMetricNames();
+    const named = new Set([...dashboardExprs, ...alertRules.map((r) => r.expr)].flatMap((e) => metricsInExpr(e, exported)));
+    expect(named.size).toBeGreaterThan(5);
+    expect([...named].filter((m) => !exported.has(m))).toEqual([]);
+  });
+
+  it('the dashboard covers syncs by outcome, time since the last success, purges and bytes, deferred purges, trash and clock offset', async () => {
+    const exported = await exportedMetricNames();
+    const used = new Set(dashboardExprs.flatMap((e) => metricsInExpr(e, exported)));
+    for (const m of AGENT_METRICS) expect(used, m).toContain(m);
+    expect(dashboardExprs.some((e) => /by \(outcome\)/.test(e))).toBe(true);
+    expect(dashboardExprs.some((e) => /time\(\) - purge_cache_agent_last_success_timestamp_seconds/.test(e))).toBe(true);
+    const ids = dashboard.panels.map((p: any) => p.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(dashboard.templating.list.map((v: any) => v.name)).toEqual(expect.arrayContaining(['datasource', 'instance']));
+  });
+
+  it('alerts on an agent that has not synced for too long and on purge failures', () => {
+    for (const rule of alertRules) {
+      expect(rule.alert).toMatch(/^PurgeCacheAgent/);
+      expect(rule.labels?.severity).toBeTruthy();
+      expect(rule.annotations?.summary).toBeTruthy();
+    }
+    expect(alertRules.some((r) => r.expr.includes('purge_cache_agent_last_success_timestamp_seconds') && r.expr.includes('time()'))).toBe(true);
+    expect(alertRules.some((r) => r.expr.includes('purge_cache_agent_purge_failures_total'))).toBe(true);
+  });
+
+  // promtool checks PromQL for real. CI fetches it (.ci/run); elsewhere set PROMTOOL or put it on PATH.
+  const promtool = process.env.PROMTOOL || (hasCommand('promtool') ? 'promtool' : '');
+  it.skipIf(!promtool)('promtool accepts the alert rules and every dashboard query (skipped without promtool)', async () => {
+    const run = promisify(execFile);
+    await run(promtool, ['check', 'rules', repoFile('deploy/prometheus/alerts.yaml')]);
+    // The dashboard's queries, with Grafana's variables filled in, as recording rules promtool can parse.
+    const tmp = await makeTempDir('pca-promtool-');
+    try {
+      const filled = dashboardExprs.map((e) => e.replaceAll('$__rate_interval', '5m').replaceAll('$job', '.*').replaceAll('$instance', '.*'));
+      const file = path.join(tmp.path, 'dashboard-rules.yaml');
+      await writeFile(file, YAML.stringify({ groups: [{ name: 'dashboard', rules: filled.map((expr, i) => ({ record: `dashboard:query${i}`, expr })) }] }));
+      await run(promtool, ['check', 'rules', file]);
+    } finally {
+      await tmp.cleanup();
+    }
+  });
+});
