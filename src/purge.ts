@@ -1,37 +1,57 @@
 /**
- * Carry out one purge decision: the only place a cache directory is removed.
+ * Carry out purge decisions: the only place a cache directory is removed
+ * (purges, local purges through the API, and evictions all come here).
  *
- * 1. Take an exclusive, non-blocking flock on the cache directory. Users that
+ * 1. Take an exclusive, non-blocking flock on each cache directory. Users that
  *    declare use with a (shared) flock — `exec`, or anything following the
  *    systemd-tmpfiles convention — cannot take theirs while we hold ours, and
  *    if one already holds it we back off: this closes the race between the
- *    in-use check and the rename.
- * 2. Rename the directory into the trash on the same filesystem. The rename is
- *    atomic: the cache path is gone at once, whatever the cache's size, and no
- *    task ever sees a half-deleted cache. moveToTrash re-checks, just before
+ *    in-use check and the rename. All locks of a batch are taken by one helper
+ *    process (src/flock.ts), so a thousand purges don't cost a thousand spawns.
+ * 2. Rename each directory into the trash on the same filesystem. The rename
+ *    is atomic: the cache path is gone at once, whatever the cache's size, and
+ *    no task ever sees a half-deleted cache. moveToTrash re-checks, just before
  *    renaming, that the path is still the directory the decision was about.
- * 3. Release the lock. Deleting the trash happens later, in the background.
+ * 3. Release the locks. Deleting the trash happens later, in the background.
  */
 import type { Logger } from './log.js';
 import type { Candidate, Outcome } from './plan.js';
 import { moveToTrash, CacheVanishedError } from './caches/trash.js';
-import { tryLockForRename } from './caches/inuse.js';
+import { tryLockManyForRename, type DirLock } from './caches/inuse.js';
+import { mapLimit } from './caches/concurrency.js';
 import { UnsafePathError, errnoCode, errorMessage } from './errors.js';
+import { faultPoint } from './fault.js';
+
+/** Renames in flight at once: each is one quick syscall on the thread pool. */
+const RENAME_CONCURRENCY = 16;
+
+export async function applyPurges(candidates: readonly Candidate[], deps: { logger: Logger }): Promise<Outcome[]> {
+  if (candidates.length === 0) return [];
+  const locks = await tryLockManyForRename(
+    candidates.map((c) => c.cache.path),
+    { logger: deps.logger },
+  );
+  return mapLimit(candidates, RENAME_CONCURRENCY, async (candidate, i) => {
+    const outcome = await renameLocked(candidate, locks[i]!, deps);
+    await faultPoint('after-rename');
+    return outcome;
+  });
+}
 
 export async function applyPurge(candidate: Candidate, deps: { logger: Logger }): Promise<Outcome> {
+  return (await applyPurges([candidate], deps))[0]!;
+}
+
+async function renameLocked(candidate: Candidate, lock: DirLock | 'busy' | Error, deps: { logger: Logger }): Promise<Outcome> {
   const { cache } = candidate;
-  let lock: Awaited<ReturnType<typeof tryLockForRename>>;
-  try {
-    lock = await tryLockForRename(cache.path, { logger: deps.logger });
-  } catch (err) {
-    // Removed by someone else since we listed it: nothing left to purge.
-    if (err instanceof CacheVanishedError || errnoCode(err) === 'ENOENT') return { kind: 'gone', candidate };
-    if (err instanceof UnsafePathError) return { kind: 'gone', candidate };
-    return { kind: 'failed', candidate, error: `cannot open ${cache.path} to lock it: ${errorMessage(err)}` };
-  }
   if (lock === 'busy') {
     const holder = { kind: 'lock' as const, detail: `a lock on ${cache.path} was taken after the in-use check` };
     return { kind: 'deferred', candidate, holders: [holder] };
+  }
+  if (lock instanceof Error) {
+    // Removed by someone else since we listed it, or no longer a directory: nothing of ours to purge.
+    if (errnoCode(lock) === 'ENOENT' || lock instanceof UnsafePathError) return { kind: 'gone', candidate };
+    return { kind: 'failed', candidate, error: `cannot open ${cache.path} to lock it: ${errorMessage(lock)}` };
   }
   try {
     await moveToTrash(cache, cache.key);
@@ -40,7 +60,7 @@ export async function applyPurge(candidate: Candidate, deps: { logger: Logger })
     if (err instanceof CacheVanishedError) return { kind: 'gone', candidate };
     if (err instanceof UnsafePathError) {
       // The path no longer holds the directory we decided about (replaced, or
-      // turned into a symlink). Leave it: a later cycle judges the new one.
+      // turned into a symlink, or a mount point). Leave it: a later cycle judges it.
       deps.logger.warn({ cache: cache.name, path: cache.path, reason: err.message }, 'purge skipped: the cache changed under us');
       return { kind: 'gone', candidate };
     }

@@ -35,7 +35,7 @@ import { lstat, open, opendir, readFile, readdir, realpath, stat, type FileHandl
 import { constants, readFileSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import path from 'node:path';
 import { UnsafePathError, errnoCode, errorMessage } from '../errors.js';
-import { tryFlock, FlockUnavailableError } from '../flock.js';
+import { tryFlock, tryFlockMany, FlockUnavailableError } from '../flock.js';
 import type { Logger } from '../log.js';
 import {
   USE_LOCK_TYPES, devOf, formatCmdline, fsLocation, isInside, lockKey, parseFdinfoLocks, parseMaps,
@@ -483,6 +483,38 @@ export async function tryLockForRename(cachePath: string, opts: { logger?: Logge
     noFlock(opts.logger);
   }
   return dirLock(handle, key);
+}
+
+/**
+ * tryLockForRename for many caches at once, with one locking process for all
+ * of them (see tryFlockMany). Each result is a lock, 'busy', or the error that
+ * opening that cache gave (ENOENT when it is gone, UnsafePathError).
+ */
+export async function tryLockManyForRename(cachePaths: readonly string[], opts: { logger?: Logger } = {}): Promise<(DirLock | 'busy' | Error)[]> {
+  const opened = await Promise.all(cachePaths.map((p) => openDir(p).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))))));
+  const handles = opened.filter((o): o is { handle: FileHandle; key: string } => !(o instanceof Error));
+  let results: ('locked' | 'busy')[];
+  try {
+    results = await tryFlockMany(handles.map((h) => h.handle.fd), 'exclusive');
+  } catch (err) {
+    if (!(err instanceof FlockUnavailableError)) {
+      await Promise.all(handles.map((h) => h.handle.close()));
+      throw err;
+    }
+    noFlock(opts.logger);
+    results = handles.map(() => 'locked');
+  }
+  let next = 0;
+  return Promise.all(
+    opened.map(async (o) => {
+      if (o instanceof Error) return o;
+      if (results[next++] === 'busy') {
+        await o.handle.close();
+        return 'busy' as const;
+      }
+      return dirLock(o.handle, o.key);
+    }),
+  );
 }
 
 /**
