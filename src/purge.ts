@@ -16,7 +16,7 @@
  */
 import type { Logger } from './log.js';
 import type { Candidate, Outcome } from './plan.js';
-import { moveToTrash, CacheVanishedError } from './caches/trash.js';
+import { moveToTrash, CacheVanishedError, type TrashChecks } from './caches/trash.js';
 import { tryLockManyForRename, type DirLock } from './caches/inuse.js';
 import { mapLimit } from './caches/concurrency.js';
 import { UnsafePathError, errnoCode, errorMessage } from './errors.js';
@@ -31,8 +31,9 @@ export async function applyPurges(candidates: readonly Candidate[], deps: { logg
     candidates.map((c) => c.cache.path),
     { logger: deps.logger },
   );
+  const trashChecks: TrashChecks = new Map();
   return mapLimit(candidates, RENAME_CONCURRENCY, async (candidate, i) => {
-    const outcome = await renameLocked(candidate, locks[i]!, deps);
+    const outcome = await renameLocked(candidate, locks[i]!, trashChecks, deps);
     await faultPoint('after-rename');
     return outcome;
   });
@@ -42,7 +43,7 @@ export async function applyPurge(candidate: Candidate, deps: { logger: Logger })
   return (await applyPurges([candidate], deps))[0]!;
 }
 
-async function renameLocked(candidate: Candidate, lock: DirLock | 'busy' | Error, deps: { logger: Logger }): Promise<Outcome> {
+async function renameLocked(candidate: Candidate, lock: DirLock | 'busy' | Error, trashChecks: TrashChecks, deps: { logger: Logger }): Promise<Outcome> {
   const { cache } = candidate;
   if (lock === 'busy') {
     const holder = { kind: 'lock' as const, detail: `a lock on ${cache.path} was taken after the in-use check` };
@@ -54,7 +55,7 @@ async function renameLocked(candidate: Candidate, lock: DirLock | 'busy' | Error
     return { kind: 'failed', candidate, error: `cannot open ${cache.path} to lock it: ${errorMessage(lock)}` };
   }
   try {
-    await moveToTrash(cache, cache.key);
+    await moveToTrash(cache, cache.key, trashChecks);
     return { kind: 'purged', candidate };
   } catch (err) {
     if (err instanceof CacheVanishedError) return { kind: 'gone', candidate };

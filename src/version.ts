@@ -1,6 +1,20 @@
 import { readFileSync } from 'node:fs';
 
-/** The package version, read from package.json next to dist/ so `--version` always matches it. */
-export const VERSION: string = (
-  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
+/**
+ * The package version, read from the package.json above this module so that
+ * `--version` always matches it (dist/version.js and the benchmark build,
+ * dist-bench/src/version.js, sit at different depths).
+ */
+function readVersion(): string {
+  for (const up of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'purge-cache-agent' && pkg.version) return pkg.version;
+    } catch {
+      // not at this depth
+    }
+  }
+  return '0.0.0-unknown';
+}
+
+export const VERSION: string = readVersion();

@@ -290,9 +290,32 @@ class Scan {
     t.found.push(pid === undefined ? { kind, text: capitalise(text) } : { kind, pid, text });
   }
 
+  /** Each cache path form → its targets, so a path is placed by walking up its ancestors. */
+  private byForm: Map<string, Target[]> | undefined;
+
+  /**
+   * The targets containing `p` (exactly, as isInside defines it): a lookup per
+   * ancestor of `p`, so a scan costs O(paths × depth), not O(paths × caches).
+   */
+  private containing(p: string): Target[] {
+    if (!this.byForm) {
+      this.byForm = new Map();
+      for (const t of this.targets) for (const form of new Set(t.forms)) this.byForm.set(form, [...(this.byForm.get(form) ?? []), t]);
+    }
+    const hits = new Set<Target>();
+    for (const form of pathForms(p)) {
+      if (!form.startsWith('/')) continue;
+      for (let at = form; ; at = path.dirname(at)) {
+        for (const t of this.byForm.get(at) ?? []) hits.add(t);
+        if (at === '/') break;
+      }
+    }
+    return [...hits];
+  }
+
   /** How to place this process's paths: directly, or through its mount namespace. */
   private viewOf(pid: number): View {
-    const direct: View = (p) => this.targets.filter((t) => pathForms(p).some((f) => t.forms.some((c) => isInside(f, c))));
+    const direct: View = (p) => this.containing(p);
     // No namespace to compare: the reads that follow report any problem.
     const ns = readlinkOrUndefined(`${this.procRoot}/${pid}/ns/mnt`);
     if (ns === undefined || this.selfNs === undefined || ns === this.selfNs) return direct;

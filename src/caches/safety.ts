@@ -76,12 +76,12 @@ export function assertDirectChild(root: string, cachePath: string): void {
 
 /**
  * Rule 4: lstat the cache right before acting on it and check it is still the
- * directory the decision was about. Returns its stats.
+ * directory the decision was about, on its parent's filesystem (`parentDev`).
+ * Returns its stats.
  */
-export async function recheckCacheDir(cachePath: string, expectedKey: string | undefined): Promise<BigIntStats> {
+export async function recheckCacheDir(cachePath: string, expectedKey: string | undefined, parentDev: bigint): Promise<BigIntStats> {
   const st = await lstat(cachePath, { bigint: true });
-  const parent = await lstat(path.dirname(cachePath), { bigint: true });
-  const problem = cacheDirProblem(st, parent.dev);
+  const problem = cacheDirProblem(st, parentDev);
   if (problem) throw new UnsafePathError(`refusing to purge ${cachePath}: it ${problem}`, cachePath);
   if (expectedKey !== undefined && keyOf(st) !== expectedKey) {
     throw new UnsafePathError(`refusing to purge ${cachePath}: it was replaced by another directory since it was judged`, cachePath);

@@ -34,42 +34,60 @@ export function trashDirsFor(sources: CacheSources): string[] {
   return [...new Set(dirs)];
 }
 
-/** Create the trash if needed and check it is a real directory on `dev`. */
-async function ensureTrash(trash: string, dev: bigint): Promise<void> {
-  await mkdir(trash, { mode: 0o700 }).catch((err: unknown) => {
-    if (errnoCode(err) !== 'EEXIST') throw err;
-  });
-  const st = await lstat(trash, { bigint: true });
-  if (!st.isDirectory()) throw new TrashUnavailableError(`the trash ${trash} is not a directory; remove whatever is there so purges can proceed`);
-  if (st.dev !== dev) throw new TrashUnavailableError(`the trash ${trash} is on another filesystem than the caches; remove the mount there`);
+/**
+ * Trash directories already checked in this batch of purges, with the device
+ * of the directory holding them: a thousand purges check each trash once.
+ */
+export type TrashChecks = Map<string, Promise<bigint>>;
+
+/** Create the trash if needed; check it is a real directory on its parent's filesystem. Resolves to that device. */
+async function ensureTrash(trash: string): Promise<bigint> {
+  try {
+    await mkdir(trash, { mode: 0o700 }).catch((err: unknown) => {
+      if (errnoCode(err) !== 'EEXIST') throw err;
+    });
+    const [st, parent] = await Promise.all([lstat(trash, { bigint: true }), lstat(path.dirname(trash), { bigint: true })]);
+    if (!st.isDirectory()) throw new TrashUnavailableError(`the trash ${trash} is not a directory; remove whatever is there so purges can proceed`);
+    if (st.dev !== parent.dev) throw new TrashUnavailableError(`the trash ${trash} is a mount point (another filesystem than the caches); remove the mount there`);
+    return parent.dev;
+  } catch (err) {
+    if (err instanceof TrashUnavailableError) throw err;
+    throw new TrashUnavailableError(`cannot use the trash ${trash}: ${errorMessage(err)}`, { cause: err });
+  }
 }
 
 /**
  * Rename a cache into its trash. This is the moment of the purge: the cache
  * path is gone at once, whatever the cache's size. Throws CacheVanishedError
- * if it is already gone, UnsafePathError if it is not the directory we judged.
+ * if it is already gone, UnsafePathError if it is not the directory we judged
+ * (or a mount point), TrashUnavailableError if the trash can't be used.
  */
-export async function moveToTrash(cache: Pick<CacheDir, 'root' | 'path'>, expectedKey?: string): Promise<{ trashPath: string }> {
-  let st;
+export async function moveToTrash(cache: Pick<CacheDir, 'root' | 'path'>, expectedKey?: string, checks: TrashChecks = new Map()): Promise<{ trashPath: string }> {
+  const trash = trashDirFor(cache);
+  let check = checks.get(trash);
+  if (!check) {
+    check = ensureTrash(trash);
+    checks.set(trash, check);
+    // A failed check is not remembered: the next purge tries again.
+    check.catch(() => checks.delete(trash));
+  }
+  const parentDev = await check;
   try {
-    st = await recheckCacheDir(cache.path, expectedKey);
+    await recheckCacheDir(cache.path, expectedKey, parentDev);
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') throw new CacheVanishedError(`${cache.path} is already gone`);
     throw err;
-  }
-  const trash = trashDirFor(cache);
-  try {
-    await ensureTrash(trash, st.dev);
-  } catch (err) {
-    if (err instanceof TrashUnavailableError) throw err;
-    throw new TrashUnavailableError(`cannot use the trash ${trash}: ${errorMessage(err)}`, { cause: err });
   }
   // A fixed-length name: the cache's own name may already be 255 bytes long.
   const trashPath = path.join(trash, `${Date.now()}-${randomBytes(6).toString('hex')}`);
   try {
     await rename(cache.path, trashPath);
   } catch (err) {
-    if (errnoCode(err) === 'ENOENT') throw new CacheVanishedError(`${cache.path} vanished during its purge`);
+    if (errnoCode(err) === 'ENOENT') {
+      // Either the cache vanished, or someone removed the trash since we checked it.
+      checks.delete(trash);
+      throw new CacheVanishedError(`${cache.path} vanished during its purge (or the trash ${trash} did)`);
+    }
     if (errnoCode(err) === 'EXDEV' || errnoCode(err) === 'EBUSY') {
       throw new UnsafePathError(`refusing to purge ${cache.path}: ${errorMessage(err)} (a mount point?)`, cache.path);
     }

@@ -1,0 +1,56 @@
+/** Shared pieces of the benchmarks: results, timing, temporary trees. */
+import { mkdtemp, rm, mkdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+export interface Result {
+  scenario: string;
+  /** What this project measured, with its unit. */
+  value: number;
+  unit: string;
+  /** A reference measured side by side (rm -rf, the same workload without a purge, ...), if any. */
+  reference?: number;
+  /** value / reference when there is a reference. */
+  ratio?: number;
+  /** The target, in words, and whether it was met. */
+  target?: string;
+  met?: boolean;
+  note?: string;
+}
+
+export function ms(start: number): number {
+  return performance.now() - start;
+}
+
+export function round(n: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** A scratch directory on the same disk the benchmarks measure; removed by the caller. */
+export async function scratch(prefix: string): Promise<{ path: string; remove(): Promise<void> }> {
+  const base = process.env.PCA_BENCH_DIR ?? tmpdir();
+  const dir = await mkdtemp(path.join(base, `pca-bench-${prefix}-`));
+  return { path: dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** A tree of `dirs` directories (two levels) holding `files` files in all, each `bytes` long. */
+export async function makeTree(top: string, dirs: number, files: number, bytes = 64): Promise<void> {
+  const content = Buffer.alloc(bytes, 120);
+  const perDir = Math.ceil(files / Math.max(dirs, 1));
+  let made = 0;
+  await mkdir(top, { recursive: true });
+  for (let d = 0; d < Math.max(dirs, 1) && made < files; d++) {
+    const dir = dirs > 0 ? path.join(top, `g${d % 50}`, `d${d}`) : top;
+    await mkdir(dir, { recursive: true });
+    const batch: Promise<void>[] = [];
+    for (let f = 0; f < perDir && made < files; f++, made++) batch.push(writeFile(path.join(dir, `f${f}`), content));
+    await Promise.all(batch);
+  }
+}

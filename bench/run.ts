@@ -1,0 +1,38 @@
+/**
+ * `npm run bench`: every performance claim of the README, measured on this
+ * machine. Prints a table (scenario, this project, reference, ratio) and
+ * writes bench/results.json. Run a subset with `npm run bench -- cycle fleet`.
+ */
+import { writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { cycleAtScale } from './scenarios/cycle.js';
+import type { Result } from './lib.js';
+
+const SCENARIOS: Record<string, () => Promise<Result[]>> = {
+  cycle: cycleAtScale,
+};
+
+async function main(): Promise<void> {
+  const wanted = process.argv.slice(2);
+  const names = wanted.length > 0 ? wanted : Object.keys(SCENARIOS);
+  const results: Result[] = [];
+  for (const name of names) {
+    const run = SCENARIOS[name];
+    if (!run) throw new Error(`unknown scenario ${name}; known: ${Object.keys(SCENARIOS).join(', ')}`);
+    process.stderr.write(`bench: ${name}...\n`);
+    for (const result of await run()) {
+      results.push(result);
+      printRow(result);
+    }
+  }
+  const machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, kernel: os.release() };
+  await writeFile(new URL('../../bench/results.json', import.meta.url), JSON.stringify({ date: new Date().toISOString(), machine, results }, null, 2) + '\n');
+  process.stdout.write(`\nmachine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}, Linux ${machine.kernel}\nwrote bench/results.json\n`);
+}
+
+function printRow(r: Result): void {
+  const cells = [r.scenario, `${r.value} ${r.unit}`, r.reference === undefined ? '—' : `${r.reference} ${r.unit}`, r.ratio === undefined ? '—' : String(r.ratio), r.target ? `${r.target}: ${r.met ? 'met' : 'NOT met'}` : ''];
+  process.stdout.write(`| ${cells.join(' | ')} |\n${r.note ? `|   ${r.note} |\n` : ''}`);
+}
+
+await main();
