@@ -9,9 +9,10 @@ import { systemClock, type Clock } from './clock.js';
 import type { Logger } from './log.js';
 import type { WorkerPool } from './model.js';
 import { StateStore } from './state.js';
-import { runCycle, runRecheck, newObservations, type CycleContext, type CycleReport, type Observations } from './cycle.js';
+import { runCycle, runRecheck, runPurgeNow, holdersOfCaches, saveState, newObservations, type CycleContext, type CycleReport, type Observations } from './cycle.js';
 import { resolveSources, type CacheSources } from './caches/inventory.js';
-import { createUsageProbe } from './caches/inuse.js';
+import { createUsageProbe, type Holder } from './caches/inuse.js';
+import { acquireLease, releaseLease, liveLeases, type Lease } from './leases.js';
 import { PurgeCacheClient } from './upstream/client.js';
 import { TrashRunner } from './trash-runner.js';
 
@@ -36,13 +37,44 @@ export interface LastCycle {
 
 type CycleListener = (report: CycleReport, durationMs: number) => void;
 
+/** What an operation is: a cycle against the service, a recheck of deferred purges, or a local purge (the local API). */
+export type OperationKind = 'cycle' | 'recheck' | 'purge';
+
+/**
+ * One unit of work on the caches and the state. Operations run one at a time,
+ * in the order they got their turn; `started` turns true when one begins.
+ */
+export interface Operation {
+  readonly id: number;
+  readonly kind: OperationKind;
+  /** For a purge: the cache it is about. */
+  readonly name?: string;
+  started: boolean;
+  readonly promise: Promise<CycleReport>;
+}
+
+export interface OperationListener {
+  started?(op: Operation): void;
+  progress?(op: Operation, line: string): void;
+  /** Every finished operation's report (cycles, rechecks and purges): for metrics. */
+  finished?(op: Operation, report: CycleReport, durationMs: number): void;
+}
+
 export class Agent {
-  private inFlight: Promise<CycleReport> | null = null;
-  private queued: Promise<CycleReport> | null = null;
+  /** The operation running now, if any. */
+  private current: Operation | null = null;
+  /** A cycle waiting for its turn: later syncs join it. */
+  private queuedCycle: Operation | null = null;
+  /** Purges waiting for their turn, by cache name: concurrent purges of one cache join the waiting one. */
+  private readonly waitingPurges = new Map<string, Operation>();
+  /** Every operation not yet finished (close() waits for them). */
+  private readonly unfinished = new Set<Operation>();
+  private nextOpId = 1;
   readonly observed: Observations = newObservations();
   lastCycle: LastCycle | null = null;
   lastSuccessAt: number | null = null;
   private readonly listeners: CycleListener[] = [];
+  private readonly opListeners: OperationListener[] = [];
 
   private constructor(
     readonly settings: Settings,
@@ -85,19 +117,55 @@ export class Agent {
     return this.ctx.state;
   }
 
-  /** Change the state outside a cycle (leases); saved at once. */
+  /** Change the state outside a cycle (leases); saved at once, never racing a cycle's own save. */
   async updateState(change: (state: CycleContext['state']) => CycleContext['state']): Promise<void> {
-    const next = change(this.ctx.state);
-    if (this.store) await this.store.save(next);
-    this.ctx.state = next;
+    await saveState(this.ctx, change);
+  }
+
+  /** Create or extend `owner`'s lease on a cache (see src/leases.ts); expired leases are forgotten on the way. */
+  async acquireLease(cacheName: string, owner: string, ttlMs: number): Promise<Lease> {
+    let lease: Lease | undefined;
+    await this.updateState((state) => {
+      const now = this.clock.now();
+      const next = acquireLease(liveLeases(state.leases, now), cacheName, owner, ttlMs, now);
+      lease = next.lease;
+      return { ...state, leases: next.leases };
+    });
+    return lease!;
+  }
+
+  /** Drop `owner`'s lease on a cache, noting the cache's last use (for eviction); false when it held none (or it had expired). */
+  async releaseLease(cacheName: string, owner: string): Promise<boolean> {
+    let released = false;
+    await this.updateState((state) => {
+      const now = this.clock.now();
+      const next = releaseLease(liveLeases(state.leases, now), cacheName, owner);
+      released = next.released;
+      return { ...state, leases: next.leases, ...(released ? { lastUsed: { ...state.lastUsed, [cacheName]: now } } : {}) };
+    });
+    return released;
+  }
+
+  /** Who holds each of these caches now (processes, locks, live leases), by path; caches nobody holds are absent. */
+  holdersOf(caches: readonly { name: string; path: string }[]): Promise<Map<string, Holder[]>> {
+    return holdersOfCaches(this.ctx, caches, this.clock.now());
   }
 
   onCycle(listener: CycleListener): void {
     this.listeners.push(listener);
   }
 
+  onOperation(listener: OperationListener): void {
+    this.opListeners.push(listener);
+  }
+
   get cycleInFlight(): Promise<CycleReport> | null {
-    return this.inFlight;
+    return this.current?.kind === 'cycle' ? this.current.promise : null;
+  }
+
+  /** The operation running now, if any. */
+  get running(): Operation | null {
+    return this.current;
   }
 
   /**
@@ -107,51 +175,107 @@ export class Agent {
    * request filed during the cycle in flight may have missed its query.
    */
   sync(opts: { join: boolean; progress?: (line: string) => void } = { join: true }): Promise<CycleReport> {
-    if (this.inFlight) {
-      if (opts.join) return this.inFlight;
-      this.queued ??= this.inFlight.then(
-        () => this.startCycle(opts.progress),
-        () => this.startCycle(opts.progress),
-      );
-      return this.queued;
+    const op = this.syncOperation(opts);
+    const progress = opts.progress;
+    if (progress) {
+      const listener: OperationListener = { progress: (o, line) => o === op && progress(line) };
+      this.opListeners.push(listener);
+      const remove = (): void => void this.opListeners.splice(this.opListeners.indexOf(listener), 1);
+      op.promise.then(remove, remove);
     }
-    return this.startCycle(opts.progress);
+    return op.promise;
   }
 
-  /** Retry deferred purges now, unless a cycle is running (it does the same work). */
+  /** sync(), returning the operation that serves it: the cycle in flight (join), the waiting one, or a new one. */
+  syncOperation(opts: { join: boolean } = { join: true }): Operation {
+    if (opts.join && this.current?.kind === 'cycle') return this.current;
+    // A cycle still waiting for its turn has not queried yet: it serves both kinds of request.
+    if (this.queuedCycle) return this.queuedCycle;
+    const op = this.enqueue('cycle', undefined, () => this.runCycleNow());
+    if (!op.started) this.queuedCycle = op;
+    return op;
+  }
+
+  /**
+   * Purge one local cache now, under the same rules as a purge request (in-use
+   * caches are deferred). A purge of the same cache that is still waiting for
+   * its turn serves this one too, so concurrent requests perform one purge.
+   */
+  purgeNow(name: string): Operation {
+    const waiting = this.waitingPurges.get(name);
+    if (waiting) return waiting;
+    const op = this.enqueue('purge', name, async () => {
+      const report = await runPurgeNow(this.ctx, [name]);
+      if (report.purged.length > 0 && !this.settings.dryRun) this.trash.kick();
+      return report;
+    });
+    if (!op.started) this.waitingPurges.set(name, op);
+    return op;
+  }
+
+  /** Retry deferred purges now, unless something else is running (a cycle does the same work). */
   async recheck(): Promise<CycleReport | null> {
-    if (this.inFlight || this.ctx.state.pending.length === 0) return null;
-    const run = this.guard(() => runRecheck(this.ctx));
-    const report = await run;
+    if (this.current || this.queuedCycle || this.ctx.state.pending.length === 0) return null;
+    const report = await this.enqueue('recheck', undefined, () => runRecheck(this.ctx)).promise;
     if (report.purged.length > 0) this.trash.kick();
     return report;
   }
 
-  private startCycle(progress?: (line: string) => void): Promise<CycleReport> {
-    this.queued = null;
-    return this.guard(async () => {
-      const started = this.clock.now();
+  /**
+   * Give `work` its turn: at once when nothing runs, else after everything
+   * that got its turn before. The check and the claim happen in one
+   * synchronous step, so two operations never overlap.
+   */
+  private enqueue(kind: OperationKind, name: string | undefined, work: () => Promise<CycleReport>): Operation {
+    let settle!: { resolve: (report: CycleReport) => void; reject: (err: unknown) => void };
+    const promise = new Promise<CycleReport>((resolve, reject) => (settle = { resolve, reject }));
+    // The promise exists before the operation can start, so listeners told of its start may use it.
+    const op: Operation = { id: this.nextOpId++, kind, ...(name !== undefined ? { name } : {}), started: false, promise };
+    const begin = (): void => {
+      this.current = op;
+      op.started = true;
+      if (this.queuedCycle === op) this.queuedCycle = null;
+      if (name !== undefined && this.waitingPurges.get(name) === op) this.waitingPurges.delete(name);
       const mono = this.clock.monotonic();
-      this.ctx.progress = progress;
-      try {
-        const report = await runCycle(this.ctx);
-        const durationMs = this.clock.monotonic() - mono;
-        this.recordCycle(report, started, durationMs);
-        // Every cycle gives the trash a turn: deletions that failed before are retried.
-        if (!this.settings.dryRun) this.trash.kick();
-        return report;
-      } finally {
-        this.ctx.progress = undefined;
-      }
-    });
+      for (const l of this.opListeners) l.started?.(op);
+      this.ctx.progress = (line) => {
+        for (const l of this.opListeners) l.progress?.(op, line);
+      };
+      work()
+        .then((report) => {
+          const durationMs = this.clock.monotonic() - mono;
+          for (const l of this.opListeners) l.finished?.(op, report, durationMs);
+          return report;
+        })
+        .finally(() => {
+          this.ctx.progress = undefined;
+          if (this.current === op) this.current = null;
+          this.unfinished.delete(op);
+        })
+        .then(settle.resolve, settle.reject);
+    };
+    this.unfinished.add(op);
+    if (!this.current) {
+      begin();
+    } else {
+      // Wait for the turn; several waiters may wake together, and the first to look claims it.
+      void (async () => {
+        while (this.current) await this.current.promise.catch(() => {});
+        begin();
+      })();
+    }
+    return op;
   }
 
-  private guard(run: () => Promise<CycleReport>): Promise<CycleReport> {
-    const promise = run().finally(() => {
-      if (this.inFlight === promise) this.inFlight = null;
-    });
-    this.inFlight = promise;
-    return promise;
+  private async runCycleNow(): Promise<CycleReport> {
+    const started = this.clock.now();
+    const mono = this.clock.monotonic();
+    const report = await runCycle(this.ctx);
+    const durationMs = this.clock.monotonic() - mono;
+    this.recordCycle(report, started, durationMs);
+    // Every cycle gives the trash a turn: deletions that failed before are retried.
+    if (!this.settings.dryRun) this.trash.kick();
+    return report;
   }
 
   private recordCycle(report: CycleReport, started: number, durationMs: number): void {
@@ -172,10 +296,10 @@ export class Agent {
     for (const listener of this.listeners) listener(report, durationMs);
   }
 
-  /** Wait for the cycle in flight (and a queued one), then release the state lock. */
+  /** Wait for the operation in flight (and those waiting for their turn), then release the state lock. */
   async close(): Promise<void> {
-    while (this.inFlight || this.queued) {
-      await (this.queued ?? this.inFlight)?.catch(() => {});
+    while (this.unfinished.size > 0) {
+      await Promise.allSettled([...this.unfinished].map((op) => op.promise));
     }
     await this.trash.stop();
     await this.store?.close();

@@ -19,6 +19,7 @@ import { cachesCommand } from './commands/caches-command.js';
 import { requestCommand, requestsCommand, pingCommand } from './commands/upstream-commands.js';
 import { serveCommand } from './commands/serve-command.js';
 import { demoCommand } from './commands/demo-command.js';
+import { statusCommand, syncCommand, purgeCommand, leaseAcquireCommand, leaseReleaseCommand } from './commands/api-commands.js';
 
 type Action = (...args: any[]) => Promise<number>;
 
@@ -88,6 +89,31 @@ export function buildProgram(): Command {
     .option('--data <file>', 'keep requests in this JSON file (default: in memory)')
     .option('--clients <file>', 'verify Hawk against this {clientId: {accessToken, scopes}} file (default: open access)')
     .action(action(serveCommand));
+  // The running agent, through its local API (src/api/).
+  withSettings(program.command('status').description("show the running agent's state through its local API"))
+    .option('--json', 'print JSON')
+    .action(action(statusCommand));
+  withSettings(program.command('sync').description('make the running agent sync with the service now'))
+    .option('--wait', "follow the cycle's output until it ends; exit 1 if it failed")
+    .option('--json', 'print JSON')
+    .action(action(syncCommand));
+  withSettings(program.command('purge').description('make the running agent purge a local cache now, under the rules of a purge request (--dry-run: list what would go)'))
+    .argument('<cacheName>', 'the cache to purge')
+    .option('--wait', "follow the purge's output until it ends; exit 1 if it failed")
+    .option('--json', 'print JSON')
+    .action(action(purgeCommand));
+  const lease = program.command('lease').description('hold or release a lease on a cache: while a lease is live, the agent does not purge the cache');
+  withSettings(lease.command('acquire').description('create or extend a lease (through the running agent, or in the state file when none runs)'))
+    .argument('<cacheName>', 'the cache')
+    .requiredOption('--owner <id>', 'who holds the lease (a task id, a worker slot, ...)')
+    .option('--ttl <duration>', 'how long the lease lasts unless extended again', '10m')
+    .option('--json', 'print JSON')
+    .action(action(leaseAcquireCommand));
+  withSettings(lease.command('release').description('release a lease early'))
+    .argument('<cacheName>', 'the cache')
+    .requiredOption('--owner <id>', 'who holds the lease')
+    .option('--json', 'print JSON')
+    .action(action(leaseReleaseCommand));
   program
     .command('demo')
     .description('the `npm start` demo: the daemon against an embedded service, with demo caches under ./.demo')

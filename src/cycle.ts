@@ -23,6 +23,7 @@ import {
   nextPending,
   nextFirstSeen,
   sinceFor,
+  queryMark,
   advanceCursor,
   gapExceeded,
   clockOffsetMs,
@@ -33,7 +34,7 @@ import {
 } from './plan.js';
 import { listCaches, type CacheSources, type CacheDir } from './caches/inventory.js';
 import { encodeCacheName } from './caches/names.js';
-import { applyPurge } from './purge.js';
+import { applyPurges } from './purge.js';
 import type { PurgeCacheClient } from './upstream/client.js';
 import type { UsageProbe, Holder } from './caches/inuse.js';
 import { leaseHolders } from './leases.js';
@@ -85,6 +86,8 @@ export interface CycleContext {
   progress?: (line: string) => void;
   /** Filled in by cycles, read by status and metrics. */
   observed: Observations;
+  /** The state write in progress (saveState): writes never overlap. */
+  writes?: Promise<void>;
 }
 
 export interface Observations {
@@ -113,7 +116,7 @@ export class CycleFailedError extends Error {
 export async function runCycle(ctx: CycleContext): Promise<CycleReport> {
   const { settings, clock, logger } = ctx;
   const queryStart = clock.now();
-  const sinceMs = sinceFor(ctx.state.cursor, settings.skewMargin);
+  const sinceMs = sinceFor(ctx.state.cursor, settings.skewMargin, queryStart);
   const report: CycleReport = {
     since: sinceMs === null ? null : new Date(sinceMs).toISOString(),
     queriedAt: new Date(queryStart).toISOString(),
@@ -128,11 +131,12 @@ export async function runCycle(ctx: CycleContext): Promise<CycleReport> {
   const purgeAll = gapExceeded(ctx.state.cursor, queryStart, settings.maxGap) && reportGap(ctx, queryStart);
 
   let requests: ValidRequest[];
+  let offset: number | null = null;
   try {
     const monoStart = clock.monotonic();
     const result = await ctx.client.purgeRequests(ctx.pool, sinceMs === null ? undefined : new Date(sinceMs));
     const elapsed = clock.monotonic() - monoStart;
-    if (result.serverDate !== null) noteClockOffset(ctx, clockOffsetMs(result.serverDate, queryStart, queryStart + elapsed));
+    if (result.serverDate !== null) noteClockOffset(ctx, (offset = clockOffsetMs(result.serverDate, queryStart, queryStart + elapsed)));
     requests = result.requests.map((r) => ({ cacheName: r.cacheName, beforeMs: Date.parse(r.before) }));
     report.requests = requests.length;
   } catch (err) {
@@ -148,9 +152,30 @@ export async function runCycle(ctx: CycleContext): Promise<CycleReport> {
 
   if (!settings.dryRun && ctx.store) {
     // The cursor moves only now: every request of this query is purged or pending.
-    const state = { ...ctx.state, cursor: advanceCursor(ctx.state.cursor, queryStart) };
+    // On the service's clock when ours runs ahead of it (queryMark).
+    const state = { ...ctx.state, cursor: advanceCursor(ctx.state.cursor, queryMark(queryStart, offset, settings.skewMargin)) };
     await persist(ctx, state);
   }
+  return report;
+}
+
+/**
+ * Purge the named local caches now, without asking the service (the local
+ * API's DELETE /v1/caches/{name}). The same safety rules as a purge request:
+ * it is planned as a request for each name with `before` = now, in-use caches
+ * are deferred (and recorded as pending), and pending purges are retried on
+ * the way, as a recheck does.
+ */
+export async function runPurgeNow(ctx: CycleContext, names: readonly string[]): Promise<CycleReport> {
+  const now = ctx.clock.now();
+  const report: CycleReport = { since: null, queriedAt: new Date(now).toISOString(), requests: 0, purged: [], failed: [], deferred: [] };
+  if (ctx.settings.dryRun) report.dryRun = true;
+  await applyRequests(ctx, names.map((cacheName) => ({ cacheName, beforeMs: now })), report, { purgeAll: false });
+  for (const name of names) {
+    const touched = [...report.purged, ...report.failed, ...report.deferred].some((e) => e.name === name);
+    if (!touched) ctx.progress?.(`nothing to purge: no cache named ${JSON.stringify(name)} is on this worker now`);
+  }
+  if (!ctx.settings.dryRun && ctx.store) await persist(ctx, ctx.state);
   return report;
 }
 
@@ -202,11 +227,7 @@ async function applyRequests(ctx: CycleContext, requests: ValidRequest[], report
       ctx.progress?.(`would purge ${candidate.cache.name} (${candidate.cache.path})`);
     }
   } else {
-    for (const candidate of decision.purge) {
-      const outcome = await applyPurge(candidate, { logger });
-      outcomes.push(outcome);
-      await faultPoint('after-rename');
-    }
+    outcomes.push(...(await applyPurges(decision.purge, { logger })));
   }
 
   for (const outcome of outcomes) recordOutcome(ctx, outcome, report);
@@ -227,15 +248,20 @@ function survivors(caches: CacheDir[], outcomes: Outcome[]): CacheDir[] {
 }
 
 async function holdersFor(ctx: CycleContext, candidates: Candidate[], now: number): Promise<Map<string, Holder[]>> {
-  const result = new Map<string, Holder[]>();
-  if (candidates.length === 0) return result;
   // In-use checks run only for the caches a decision names, never for every cache.
-  const probed = await ctx.usage.holdersOf(candidates.map((c) => c.cache.path));
+  return holdersOfCaches(ctx, candidates.map((c) => c.cache), now);
+}
+
+/** Who holds each of these caches (processes, locks, live leases), keyed by path; caches nobody holds are absent. */
+export async function holdersOfCaches(ctx: CycleContext, caches: readonly { name: string; path: string }[], now: number): Promise<Map<string, Holder[]>> {
+  const result = new Map<string, Holder[]>();
+  if (caches.length === 0) return result;
+  const probed = await ctx.usage.holdersOf(caches.map((c) => c.path));
   const useLeases = ctx.settings.inUseChecks.includes('leases');
-  for (const candidate of candidates) {
-    const list = [...(probed.get(candidate.cache.path) ?? [])];
-    if (useLeases) list.push(...leaseHolders(ctx.state.leases, candidate.cache.name, now));
-    if (list.length > 0) result.set(candidate.cache.path, list);
+  for (const cache of caches) {
+    const list = [...(probed.get(cache.path) ?? [])];
+    if (useLeases) list.push(...leaseHolders(ctx.state.leases, cache.name, now));
+    if (list.length > 0) result.set(cache.path, list);
   }
   return result;
 }
@@ -282,9 +308,25 @@ function recordOutcome(ctx: CycleContext, outcome: Outcome, report: CycleReport)
   }
 }
 
+/** A cycle's save: it owns every field but those leases change (leases, lastUsed), which may have changed meanwhile (updateState). */
 async function persist(ctx: CycleContext, state: AgentState): Promise<void> {
-  await ctx.store!.save(state);
-  ctx.state = state;
+  await saveState(ctx, (current) => ({ ...state, leases: current.leases, lastUsed: current.lastUsed }));
+}
+
+/**
+ * Change and save the state, one write at a time. Leases change outside
+ * cycles (the local API, `lease`, exec), so each write applies its change to
+ * the latest state: a cycle's save never drops a lease taken meanwhile, and two
+ * writers never race on the state file. In a dry run (no store) only memory changes.
+ */
+export function saveState(ctx: CycleContext, change: (current: AgentState) => AgentState): Promise<void> {
+  const run = (ctx.writes ?? Promise.resolve()).then(async () => {
+    const next = change(ctx.state);
+    if (ctx.store) await ctx.store.save(next);
+    ctx.state = next;
+  });
+  ctx.writes = run.catch(() => {});
+  return run;
 }
 
 function noteUnrepresentable(ctx: CycleContext, requests: ValidRequest[]): void {
@@ -313,6 +355,11 @@ function noteClockJump(ctx: CycleContext, now: number): void {
   const latest = ctx.state.latestClock;
   if (latest !== null && now < latest - 60_000) {
     ctx.logger.warn({ now: new Date(now).toISOString(), latestSeen: new Date(latest).toISOString() }, `the wall clock jumped back by ${formatDuration(Math.round((latest - now) / 1000) * 1000)}; the cursor stays where it was`);
+  }
+  const cursor = ctx.state.cursor;
+  if (cursor !== null && now < cursor) {
+    // sinceFor: queries made while the clock ran ahead may have skipped requests.
+    ctx.logger.warn({ now: new Date(now).toISOString(), cursor: new Date(cursor).toISOString() }, 'the cursor is ahead of the wall clock (it ran fast): asking for every open purge request (no since) so none is missed');
   }
 }
 

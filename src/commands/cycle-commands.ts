@@ -3,6 +3,7 @@ import { Agent } from '../agent.js';
 import { runDaemon } from '../daemon.js';
 import type { CycleReport } from '../cycle.js';
 import { commandContext, printJson } from './context.js';
+import { resolveApiServerConfig, startApi, type RunningApi } from '../api/index.js';
 
 /** One cycle, then exit: 0 when it completed, 1 when the query or a purge failed. */
 export async function onceCommand(flags: Record<string, unknown>): Promise<number> {
@@ -31,9 +32,18 @@ function summary(report: CycleReport): string {
   return lines.join('\n');
 }
 
-/** The daemon, until SIGTERM or SIGINT. */
+/** The daemon, with its local API, until SIGTERM or SIGINT. */
 export async function runCommand(flags: Record<string, unknown>): Promise<number> {
   const ctx = await commandContext(flags);
+  // API settings are checked before the agent takes the state lock: a bad one exits 2 at once.
+  const apiConfig = await resolveApiServerConfig(ctx.settings);
   const agent = await Agent.start(ctx.settings, { logger: ctx.logger });
-  return runDaemon(agent, ctx.logger);
+  let api: RunningApi;
+  try {
+    api = await startApi(agent, { ...apiConfig, logger: ctx.logger });
+  } catch (err) {
+    await agent.close();
+    throw err;
+  }
+  return runDaemon(agent, ctx.logger, { onStop: () => api.close() });
 }

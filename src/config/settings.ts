@@ -113,6 +113,14 @@ export const SETTINGS: SettingSpec[] = [
   { key: 'inUseChecks', flag: '--in-use-checks <list>', env: ['PURGE_CACHE_AGENT_IN_USE_CHECKS'], describe: `which signs of use defer a purge, comma-separated: ${IN_USE_CHECKS.join(', ')}`, defaultText: 'locks,processes,leases', parse: p.parseList(',', p.parseEnum(IN_USE_CHECKS)) },
   { key: 'deleteRate', flag: '--delete-rate <files/s>', env: ['PURGE_CACHE_AGENT_DELETE_RATE'], describe: 'limit trash deletion to this many files per second (0 = unlimited)', defaultText: '0', parse: p.parseNonNegativeInt },
   { key: 'deletePriority', flag: '--delete-priority <priority>', env: ['PURGE_CACHE_AGENT_DELETE_PRIORITY'], describe: 'CPU and I/O priority of trash deletion: idle (nice 19, idle I/O class) or normal', defaultText: 'idle', parse: p.parseEnum(DELETE_PRIORITIES) },
+  { key: 'minFree', flag: '--min-free <size|percent>', env: ['PURGE_CACHE_AGENT_MIN_FREE'], describe: 'evict idle caches, least recently used first, when free space on a filesystem holding a cache root falls below this (bytes such as 20G, or a percentage such as 10%)', defaultText: 'off', parse: p.parseSizeOrPercent },
+  { key: 'maxSize', flag: '--max-size <size>', env: ['PURGE_CACHE_AGENT_MAX_SIZE'], describe: "evict idle caches, least recently used first, when a cache root's caches total more than this (such as 200G)", defaultText: 'off', parse: p.parseBytes },
+  { key: 'maxUnused', flag: '--max-unused <duration>', env: ['PURGE_CACHE_AGENT_MAX_UNUSED'], describe: 'evict idle caches unused for longer than this (such as 14d)', defaultText: 'off', parse: p.parseDurationSetting },
+  { key: 'apiSocket', flag: '--api-socket <path>', env: ['PURGE_CACHE_AGENT_API_SOCKET'], describe: "the local API's unix socket: `run` listens on it (mode 0660); status, sync, purge and lease talk to it", defaultText: '$RUNTIME_DIRECTORY/api.sock when systemd sets RUNTIME_DIRECTORY, else <state dir>/api.sock', parse: p.parseString },
+  { key: 'listen', flag: '--listen <host:port>', env: ['PURGE_CACHE_AGENT_LISTEN'], describe: 'also serve the local API on TCP, for sidecars and probes; its /v1 routes then need the API token (refused on a non-loopback address without one)', defaultText: 'off', parse: listenAddress },
+  { key: 'apiTokenFile', flag: '--api-token-file <file>', env: ['PURGE_CACHE_AGENT_API_TOKEN_FILE'], describe: 'file holding the bearer token for the local API over TCP: `run` asks TCP clients for it, and clients (with --api) send it', defaultText: 'none', parse: p.parseString },
+  { key: 'apiToken', env: ['PURGE_CACHE_AGENT_API_TOKEN'], secret: true, describe: 'the bearer token itself, instead of --api-token-file (environment or config file only: flags show in ps)', defaultText: 'none', parse: p.parseString },
+  { key: 'api', flag: '--api <url>', env: ['PURGE_CACHE_AGENT_API'], describe: "for status, sync, purge and lease: reach the agent's local API over TCP at this URL (http://HOST:PORT) instead of its socket", defaultText: 'the unix socket', parse: p.parseUrl },
 ];
 
 /** The resolved settings, with defaults applied. */
@@ -137,6 +145,17 @@ export interface Settings {
   inUseChecks: (typeof IN_USE_CHECKS)[number][];
   deleteRate: number;
   deletePriority: (typeof DELETE_PRIORITIES)[number];
+  /** Eviction limits (src/evict.ts); absent = off. */
+  minFree?: SizeOrPercent;
+  maxSize?: number;
+  maxUnused?: number;
+  /** The local API (src/api/): where it listens, and how TCP clients authenticate. */
+  apiSocket?: string;
+  listen?: { host: string; port: number };
+  apiTokenFile?: string;
+  apiToken?: string;
+  /** Clients only: the agent's API over TCP. */
+  api?: string;
 }
 
 export const DEFAULTS: Omit<Settings, 'rootUrl' | 'proxyUrl' | 'workerPoolId' | 'provisionerId' | 'workerType' | 'credentials'> = {

@@ -1,0 +1,97 @@
+/**
+ * Prometheus metrics (GET /metrics), in a registry of the API's own — never
+ * prom-client's global one, so nothing else in the process can pollute it and
+ * two agents in one process (tests) don't collide.
+ *
+ * Counters are fed by the agent as work happens (cycles, purges, trash
+ * deletion); gauges are read from the agent when scraped.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Agent } from '../agent.js';
+import { liveLeases } from '../leases.js';
+import { VERSION } from '../version.js';
+import type { TrashBacklog } from './backlog.js';
+
+export interface Metrics {
+  registry: Registry;
+  text(): Promise<string>;
+  contentType: string;
+}
+
+export function createMetrics(agent: Agent, backlog: TrashBacklog): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+
+  const cycles = new Counter({ name: 'purge_cache_agent_cycles_total', help: 'Cycles run, by outcome (success: the service answered and every purge was carried out or deferred)', labelNames: ['outcome'] as const, registers });
+  // Both outcomes exist from the start, so rate() and alerts work before the first failure.
+  cycles.inc({ outcome: 'success' }, 0);
+  cycles.inc({ outcome: 'failure' }, 0);
+  const duration = new Histogram({
+    name: 'purge_cache_agent_cycle_duration_seconds',
+    help: 'How long a cycle took (query, plan, renames, state save)',
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+    registers,
+  });
+  const requestsSeen = new Counter({ name: 'purge_cache_agent_requests_seen_total', help: 'Purge requests returned by the service, summed over cycles', registers });
+  const purged = new Counter({ name: 'purge_cache_agent_caches_purged_total', help: 'Cache directories purged (renamed into the trash), by cycles, rechecks and the local API', registers });
+  const reclaimed = new Counter({ name: 'purge_cache_agent_bytes_reclaimed_total', help: 'Bytes freed by deleting the trash', registers });
+  const failures = new Counter({ name: 'purge_cache_agent_purge_failures_total', help: 'Purges that failed (they are retried)', registers });
+
+  new Gauge({
+    name: 'purge_cache_agent_deferred_purges',
+    help: 'Purges decided but not yet carried out: caches in use, and failed purges awaiting a retry',
+    registers,
+    collect() {
+      this.set(agent.state.pending.length);
+    },
+  });
+  new Gauge({
+    name: 'purge_cache_agent_last_success_timestamp_seconds',
+    help: 'Start of the last cycle in which the service answered (Unix time); 0 before the first',
+    registers,
+    collect() {
+      this.set(agent.lastSuccessAt === null ? 0 : agent.lastSuccessAt / 1000);
+    },
+  });
+  new Gauge({
+    name: 'purge_cache_agent_clock_offset_seconds',
+    help: "The service's clock minus this worker's, from the last response's Date header (0 until known)",
+    registers,
+    collect() {
+      this.set((agent.observed.clockOffsetMs ?? 0) / 1000);
+    },
+  });
+  new Gauge({
+    name: 'purge_cache_agent_trash_bytes',
+    help: 'Bytes waiting in the trash for background deletion (a lower bound when the count ran out of time)',
+    registers,
+    async collect() {
+      this.set((await backlog.current()).bytes);
+    },
+  });
+  new Gauge({
+    name: 'purge_cache_agent_leases',
+    help: 'Live leases on caches',
+    registers,
+    collect() {
+      this.set(liveLeases(agent.state.leases, agent.clock.now()).length);
+    },
+  });
+  new Gauge({ name: 'purge_cache_agent_info', help: 'Always 1; the labels describe the agent', labelNames: ['version'] as const, registers }).set({ version: VERSION }, 1);
+
+  agent.onCycle((report, durationMs) => {
+    cycles.inc({ outcome: agent.lastCycle?.outcome ?? (report.error === undefined && report.failed.length === 0 ? 'success' : 'failure') });
+    duration.observe(durationMs / 1000);
+    requestsSeen.inc(report.requests);
+  });
+  agent.onOperation({
+    finished(_op, report) {
+      if (!report.dryRun) purged.inc(report.purged.length);
+      failures.inc(report.failed.length);
+    },
+  });
+  agent.trash.onReport((report) => reclaimed.inc(report.bytes));
+
+  return { registry, text: () => registry.metrics(), contentType: registry.contentType };
+}

@@ -1,0 +1,186 @@
+/**
+ * Commands that talk to the running agent through its local API: status,
+ * sync, purge and lease. Each finds the agent (its socket, or --api), prints
+ * what happened — following a task's output with --wait — and exits non-zero
+ * when the task failed or no agent answered (saying where it looked).
+ *
+ * `lease` also works without a running agent: it then changes the state file
+ * directly, under the state lock.
+ */
+import path from 'node:path';
+import { StateLockedError, TaskFailedError, UsageError, AgentUnreachableError } from '../errors.js';
+import { parseDuration } from '../duration.js';
+import { acquireLease, liveLeases, releaseLease, validateOwner, validateTtl } from '../leases.js';
+import { StateStore, STATE_FILE } from '../state.js';
+import { connectToAgent, NoAgentError, type ApiClient, type LeaseView } from '../api/client.js';
+import type { TaskView } from '../api/tasks.js';
+import { commandContext, printJson, type CommandContext } from './context.js';
+
+async function withAgent<T>(ctx: CommandContext, run: (client: ApiClient) => Promise<T>): Promise<T> {
+  const client = await connectToAgent(ctx.settings);
+  try {
+    return await run(client);
+  } finally {
+    await client.close();
+  }
+}
+
+/** Follow a task to its end, printing its output; a failed task is an error (exit 1). */
+async function followTask(ctx: CommandContext, client: ApiClient, id: string, json: boolean): Promise<TaskView> {
+  const view = await client.follow(id, json ? undefined : (line) => ctx.out(line));
+  if (json) printJson(ctx, view);
+  if (view.code !== 0) throw new TaskFailedError(`task ${id} failed: ${view.error || `exit code ${view.code}`}`);
+  return view;
+}
+
+export async function statusCommand(flags: Record<string, unknown>): Promise<number> {
+  const ctx = await commandContext(flags);
+  const status = await withAgent(ctx, (client) => client.status());
+  if (flags.json) printJson(ctx, status);
+  else ctx.out(formatStatus(status));
+  return 0;
+}
+
+function formatStatus(s: Record<string, any>): string {
+  const lines: string[] = [];
+  const config = s.config ?? {};
+  lines.push(`purge-cache-agent ${s.version}, pid ${s.pid}, up ${s.uptimeSeconds}s`);
+  lines.push(`  api:          ${s.api?.socket}${s.api?.tcp ? ` and ${s.api.tcp}` : ''}`);
+  lines.push(`  worker pool:  ${config.workerPoolId ?? `${config.provisionerId}/${config.workerType}`}   schedule: ${config.schedule}${config.dryRun ? '   DRY RUN' : ''}`);
+  lines.push(`  ready:        ${s.ready?.ready ? 'yes' : `no — ${s.ready?.reason}`}`);
+  const c = s.lastCycle;
+  lines.push(
+    c
+      ? `  last cycle:   ${c.at} ${c.outcome}: ${c.requests} request(s), purged ${c.purged}, deferred ${c.deferred}, failed ${c.failed} (${c.durationMs} ms)${c.error ? ` — ${c.error}` : ''}`
+      : '  last cycle:   none yet',
+  );
+  lines.push(`  cursor:       ${s.cursor ?? 'none (the next query asks for every open request)'}`);
+  if (s.running) lines.push(`  running now:  ${s.running.kind}${s.running.name !== undefined ? ` ${JSON.stringify(s.running.name)}` : ''}`);
+  lines.push(`  clock offset: ${s.clockOffsetMs === null ? 'unknown' : `${(s.clockOffsetMs / 1000).toFixed(1)}s`}`);
+  const t = s.trash ?? {};
+  lines.push(`  trash:        ${t.backlogBytes} bytes waiting${t.backlogPartial ? ' (at least; still counting)' : ''}, ${t.deletedSinceStart?.bytes ?? 0} bytes reclaimed since start`);
+  lines.push(`  pending:      ${s.pending?.length ?? 0}`);
+  for (const p of s.pending ?? []) lines.push(`    ${JSON.stringify(p.name)}  ${p.path}  (${p.reason} since ${p.since}${p.lastError ? `: ${p.lastError}` : ''})`);
+  lines.push(`  leases:       ${s.leases?.length ?? 0}`);
+  for (const l of s.leases ?? []) lines.push(`    ${JSON.stringify(l.cacheName)}  held by ${JSON.stringify(l.owner)} until ${l.expiresAt}`);
+  return lines.join('\n');
+}
+
+export async function syncCommand(flags: Record<string, unknown>): Promise<number> {
+  const ctx = await commandContext(flags);
+  return withAgent(ctx, async (client) => {
+    const { task_id: id } = await client.sync();
+    if (!flags.wait) {
+      if (flags.json) printJson(ctx, { task_id: id });
+      else ctx.out(`sync started: task ${id} (follow it with: purge-cache-agent sync --wait, or GET /v1/tasks/${id})`);
+      return 0;
+    }
+    if (!flags.json) ctx.out(`sync: task ${id}`);
+    await followTask(ctx, client, id, Boolean(flags.json));
+    return 0;
+  });
+}
+
+export async function purgeCommand(cacheName: string, flags: Record<string, unknown>): Promise<number> {
+  const ctx = await commandContext(flags);
+  const dryRun = ctx.settings.dryRun;
+  return withAgent(ctx, async (client) => {
+    const answer = await client.purge(cacheName, { dryRun });
+    if (dryRun || answer.task_id === null) {
+      if (flags.json) printJson(ctx, answer);
+      else for (const p of answer.paths ?? []) ctx.out(`would purge ${JSON.stringify(cacheName)}: ${p}`);
+      return 0;
+    }
+    if (!flags.wait) {
+      if (flags.json) printJson(ctx, answer);
+      else ctx.out(`purge of ${JSON.stringify(cacheName)} started: task ${answer.task_id}`);
+      return 0;
+    }
+    if (!flags.json) ctx.out(`purge of ${JSON.stringify(cacheName)}: task ${answer.task_id}`);
+    await followTask(ctx, client, answer.task_id, Boolean(flags.json));
+    return 0;
+  });
+}
+
+function leaseInput(flags: Record<string, unknown>, withTtl: boolean): { owner: string; ttlMs: number } {
+  const owner = String(flags.owner ?? '');
+  const ownerProblem = validateOwner(owner);
+  if (ownerProblem) throw new UsageError(`invalid --owner: ${ownerProblem}`);
+  if (!withTtl) return { owner, ttlMs: 0 };
+  const ttlText = String(flags.ttl ?? '10m');
+  const ttlMs = parseDuration(ttlText);
+  const ttlProblem = ttlMs === undefined ? 'expected a duration such as 90s, 10m or 1h' : validateTtl(ttlMs);
+  if (ttlProblem) throw new UsageError(`invalid --ttl ${ttlText}: ${ttlProblem}`);
+  return { owner, ttlMs: ttlMs! };
+}
+
+/**
+ * Run `viaApi` against the running agent; when no agent is running at all
+ * (no socket, or a stale one), run `offline` on the state file under its lock
+ * instead. An agent that holds the lock but did not answer is an error.
+ */
+async function leaseOperation<T>(ctx: CommandContext, viaApi: (client: ApiClient) => Promise<T>, offline: (store: StateStore) => Promise<T>): Promise<{ value: T; offline: boolean }> {
+  let client: ApiClient;
+  try {
+    client = await connectToAgent(ctx.settings);
+  } catch (err) {
+    if (!(err instanceof NoAgentError) || ctx.settings.api || !err.attempts.every((a) => a.absent)) throw err;
+    let store: StateStore;
+    try {
+      store = await StateStore.open(ctx.settings.stateDir, { logger: ctx.logger, waitMs: 3_000 });
+    } catch (lockErr) {
+      if (lockErr instanceof StateLockedError) {
+        throw new AgentUnreachableError(`${err.message}; but an agent (pid ${lockErr.holderPid ?? 'unknown'}) holds the state directory ${ctx.settings.stateDir}, so the state file cannot be changed directly either`);
+      }
+      throw lockErr;
+    }
+    try {
+      return { value: await offline(store), offline: true };
+    } finally {
+      await store.close();
+    }
+  }
+  try {
+    return { value: await viaApi(client), offline: false };
+  } finally {
+    await client.close();
+  }
+}
+
+export async function leaseAcquireCommand(cacheName: string, flags: Record<string, unknown>): Promise<number> {
+  const ctx = await commandContext(flags);
+  const { owner, ttlMs } = leaseInput(flags, true);
+  const { value: lease, offline } = await leaseOperation<LeaseView>(
+    ctx,
+    (client) => client.acquireLease(cacheName, owner, ttlMs / 1000),
+    async (store) => {
+      const now = Date.now();
+      const next = acquireLease(liveLeases(store.state.leases, now), cacheName, owner, ttlMs, now);
+      await store.save({ ...store.state, leases: next.leases });
+      const l = next.lease;
+      return { cacheName: l.cacheName, owner: l.owner, expiresAt: new Date(l.expiresAt).toISOString(), ttlSeconds: l.ttlSeconds };
+    },
+  );
+  if (flags.json) printJson(ctx, lease);
+  else ctx.out(`lease on ${JSON.stringify(lease.cacheName)} held by ${JSON.stringify(lease.owner)} until ${lease.expiresAt}${offline ? ` (no agent running: written to ${path.join(ctx.settings.stateDir, STATE_FILE)})` : ''}`);
+  return 0;
+}
+
+export async function leaseReleaseCommand(cacheName: string, flags: Record<string, unknown>): Promise<number> {
+  const ctx = await commandContext(flags);
+  const { owner } = leaseInput(flags, false);
+  const { value: released, offline } = await leaseOperation<boolean>(
+    ctx,
+    (client) => client.releaseLease(cacheName, owner),
+    async (store) => {
+      const now = Date.now();
+      const next = releaseLease(liveLeases(store.state.leases, now), cacheName, owner);
+      // As the agent does: a released lease marks the cache's last use (eviction reads it).
+      await store.save({ ...store.state, leases: next.leases, ...(next.released ? { lastUsed: { ...store.state.lastUsed, [cacheName]: now } } : {}) });
+      return next.released;
+    },
+  );
+  if (flags.json) printJson(ctx, { cacheName, owner, released });
+  else ctx.out(released ? `released the lease of ${JSON.stringify(owner)} on ${JSON.stringify(cacheName)}${offline ? ' (no agent running: state file changed directly)' : ''}` : `${JSON.stringify(owner)} held no live lease on ${JSON.stringify(cacheName)}; nothing to release`);
+  return 0;
+}

@@ -1,0 +1,347 @@
+/**
+ * Every route of the local API, over the real unix socket and over TCP on
+ * 127.0.0.1, with and without the token, against the `run` daemon as a child
+ * process.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { makeFixture, exists, readState, type Fixture } from '../helpers/fixture.js';
+import { encodeCacheName } from '../../src/caches/names.js';
+import { call, bearer, startDaemon, tokenFile, firstCycle, finishedTask, eventually, TOKEN, type Daemon, type Target } from './helpers.js';
+
+let fx: Fixture;
+let d: Daemon;
+
+beforeAll(async () => {
+  fx = await makeFixture();
+  for (const name of ['plain', 'a/b', '..', 'sized', 'leased', 'doomed', 'dry']) await fx.makeCache(name);
+  await fx.makeCache('sized', { 'one.bin': 'x'.repeat(1000), 'sub/two.bin': 'y'.repeat(24) });
+  d = await startDaemon(fx, { args: ['--api-token-file', await tokenFile(fx)] });
+  await firstCycle(d);
+});
+afterAll(async () => {
+  const result = await d?.stop();
+  expect(result?.code, result?.stderr).toBe(0);
+  await fx?.close();
+});
+
+const auth = bearer(TOKEN);
+/** The same request over both transports: the socket needs no token, TCP gets the right one. */
+const both = (): [string, Target, Record<string, string>][] => [
+  ['unix socket', d.socket, {}],
+  ['TCP', d.tcp, auth],
+];
+
+describe('transport and access', () => {
+  it('listens on a unix socket with mode 0660, at <state dir>/api.sock by default', async () => {
+    expect(d.socket.socketPath).toBe(path.join(fx.stateDir, 'api.sock'));
+    const st = await stat(d.socket.socketPath);
+    expect(st.isSocket()).toBe(true);
+    expect(st.mode & 0o777).toBe(0o660);
+  });
+
+  it('serves /healthz, /readyz and /metrics without a token on both transports', async () => {
+    for (const target of [d.socket, d.tcp]) {
+      expect((await call(target, 'GET', '/healthz')).json).toEqual({ status: 'ok' });
+      const ready = await call(target, 'GET', '/readyz');
+      expect(ready.status, ready.text).toBe(200);
+      const metrics = await call(target, 'GET', '/metrics');
+      expect(metrics.status).toBe(200);
+      expect(metrics.headers['content-type']).toMatch(/^text\/plain/);
+    }
+  });
+
+  it('requires the bearer token for every /v1 route over TCP, and not over the socket', async () => {
+    const routes: [string, string, string?][] = [
+      ['GET', '/v1/status'],
+      ['GET', '/v1/caches'],
+      ['DELETE', '/v1/caches/plain'],
+      ['POST', '/v1/sync', '{}'],
+      ['GET', '/v1/tasks/whatever'],
+      ['PUT', '/v1/caches/plain/leases/me', '{"ttlSeconds":60}'],
+      ['DELETE', '/v1/caches/plain/leases/me'],
+      ['GET', '/v1/no-such-route'],
+    ];
+    const wrong: Record<string, string>[] = [
+      {},
+      { authorization: 'Bearer ' },
+      { authorization: 'Bearer x' }, // far too short
+      { authorization: `Bearer ${TOKEN}${TOKEN}` }, // too long
+      { authorization: `Bearer ${TOKEN.slice(0, -1)}X` }, // same length, wrong
+      { authorization: `Basic ${Buffer.from(`u:${TOKEN}`).toString('base64')}` },
+      { authorization: TOKEN },
+    ];
+    for (const [method, url, body] of routes) {
+      for (const headers of wrong) {
+        const reply = await call(d.tcp, method, url, { headers, ...(body ? { body } : {}) });
+        expect(reply.status, `${method} ${url} with ${JSON.stringify(headers)}`).toBe(401);
+        expect(reply.json.code).toBe('AuthenticationFailed');
+        expect(typeof reply.json.message).toBe('string');
+        expect(reply.headers['www-authenticate']).toMatch(/^Bearer/);
+      }
+    }
+    // The plain cache is still there: nothing above was carried out.
+    expect(await exists(path.join(fx.root, 'plain'))).toBe(true);
+    expect((await call(d.tcp, 'GET', '/v1/status', { headers: auth })).status).toBe(200);
+    expect((await call(d.tcp, 'GET', '/v1/status', { headers: { authorization: `bearer   ${TOKEN}` } })).status).toBe(200);
+    expect((await call(d.socket, 'GET', '/v1/status')).status).toBe(200);
+  });
+
+  it('never shows the token, in status or in logs', async () => {
+    for (const [, target, headers] of both()) {
+      const reply = await call(target, 'GET', '/v1/status', { headers });
+      expect(reply.text).not.toContain(TOKEN);
+      expect(reply.json.api.tokenRequired).toBe(true);
+    }
+    expect(d.child.output.stderr).not.toContain(TOKEN);
+  });
+});
+
+describe('errors are JSON {code, message}', () => {
+  const expectError = (reply: { status: number; json: any; headers: Record<string, unknown> }, status: number, code: string) => {
+    expect(reply.status).toBe(status);
+    expect(reply.headers['content-type']).toMatch(/^application\/json/);
+    expect(reply.json).toEqual({ code, message: expect.any(String) });
+  };
+
+  it('400 for malformed JSON, unknown fields, bad values and unknown query parameters', async () => {
+    for (const [, target, headers] of both()) {
+      expectError(await call(target, 'PUT', '/v1/caches/plain/leases/me', { headers, body: '{"ttlSeconds":' }), 400, 'MalformedPayload');
+      expectError(await call(target, 'PUT', '/v1/caches/plain/leases/me', { headers, body: '{"ttlSeconds":60,"extra":1}' }), 400, 'InputValidationError');
+      expectError(await call(target, 'PUT', '/v1/caches/plain/leases/me', { headers, body: '{"ttlSeconds":"60"}' }), 400, 'InputValidationError');
+      expectError(await call(target, 'PUT', '/v1/caches/plain/leases/me', { headers, body: '{"ttlSeconds":0}' }), 400, 'InputValidationError');
+      expectError(await call(target, 'PUT', '/v1/caches/plain/leases/me', { headers, body: '[]' }), 400, 'InputValidationError');
+      expectError(await call(target, 'POST', '/v1/sync', { headers, body: '{"now":true}' }), 400, 'InputValidationError');
+      expectError(await call(target, 'GET', '/v1/caches?sise=1', { headers }), 400, 'InvalidRequestArguments');
+      expectError(await call(target, 'GET', '/v1/caches?size=maybe', { headers }), 400, 'InvalidRequestArguments');
+      expectError(await call(target, 'GET', '/v1/tasks/x?wait=soon', { headers }), 400, 'InvalidRequestArguments');
+      expectError(await call(target, 'GET', '/v1/caches/%E0%A4%A', { headers }), 400, 'InvalidRequestArguments');
+      expectError(await call(target, 'PUT', `/v1/caches/plain/leases/${encodeURIComponent('bad\nowner')}`, { headers, body: '{}' }), 400, 'InvalidRequestArguments');
+    }
+  });
+
+  it('404 for unknown routes, caches and tasks', async () => {
+    for (const [, target, headers] of both()) {
+      expectError(await call(target, 'GET', '/v1/nothing', { headers }), 404, 'ResourceNotFound');
+      expectError(await call(target, 'GET', '/', { headers }), 404, 'ResourceNotFound');
+      expectError(await call(target, 'DELETE', '/v1/caches/not-here', { headers }), 404, 'ResourceNotFound');
+      expectError(await call(target, 'DELETE', '/v1/caches/not-here?dry_run=1', { headers }), 404, 'ResourceNotFound');
+      expectError(await call(target, 'GET', '/v1/tasks/00000000-0000-0000-0000-000000000000', { headers }), 404, 'ResourceNotFound');
+      expectError(await call(target, 'DELETE', '/v1/caches/plain/leases/nobody', { headers }), 404, 'ResourceNotFound');
+    }
+    expectError(await call(d.tcp, 'GET', '/nothing'), 404, 'ResourceNotFound');
+  });
+
+  it('405 with an Allow header for a wrong method', async () => {
+    for (const [, target, headers] of both()) {
+      const a = await call(target, 'POST', '/v1/status', { headers, body: '{}' });
+      expectError(a, 405, 'MethodNotAllowed');
+      expect(a.headers.allow).toBe('GET, HEAD');
+      const b = await call(target, 'GET', '/v1/sync', { headers });
+      expectError(b, 405, 'MethodNotAllowed');
+      expect(b.headers.allow).toBe('POST');
+      const c = await call(target, 'POST', '/v1/caches/plain/leases/me', { headers, body: '{}' });
+      expectError(c, 405, 'MethodNotAllowed');
+      expect(c.headers.allow).toBe('PUT, DELETE');
+      const e = await call(target, 'GET', '/v1/caches/plain', { headers });
+      expect(e.headers.allow).toBe('DELETE');
+    }
+    const probe = await call(d.tcp, 'DELETE', '/healthz');
+    expectError(probe, 405, 'MethodNotAllowed');
+  });
+
+  it('400 for a request that is not HTTP at all', async () => {
+    const { connect } = await import('node:net');
+    const text = await new Promise<string>((resolve, reject) => {
+      const socket = connect({ path: d.socket.socketPath });
+      let data = '';
+      socket.on('data', (chunk) => (data += chunk.toString()));
+      socket.on('end', () => resolve(data));
+      socket.on('error', reject);
+      socket.write('THIS IS NOT HTTP\r\n\r\n');
+    });
+    expect(text).toMatch(/^HTTP\/1\.1 400 /);
+    expect(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4))).toEqual({ code: 'MalformedRequest', message: expect.any(String) });
+  });
+
+  it('413 for a body over the limit, and the connection still answers', async () => {
+    const big = JSON.stringify({ ttlSeconds: 60, pad: 'x'.repeat(100 * 1024) });
+    for (const [, target, headers] of both()) {
+      expectError(await call(target, 'PUT', '/v1/caches/plain/leases/me', { headers, body: big }), 413, 'PayloadTooLarge');
+      expectError(await call(target, 'POST', '/v1/sync', { headers, body: big }), 413, 'PayloadTooLarge');
+    }
+    // Chunked, with no declared length.
+    const chunked = await call(d.socket, 'POST', '/v1/sync', { chunked: true, body: big });
+    expectError(chunked, 413, 'PayloadTooLarge');
+  });
+});
+
+describe('GET /v1/caches', () => {
+  it('lists every cache with its fields', async () => {
+    for (const [, target, headers] of both()) {
+      const reply = await call(target, 'GET', '/v1/caches', { headers });
+      expect(reply.status).toBe(200);
+      const names = reply.json.caches.map((c: { name: string }) => c.name);
+      expect(names).toEqual(expect.arrayContaining(['plain', 'a/b', '..', 'sized']));
+      const ab = reply.json.caches.find((c: { name: string }) => c.name === 'a/b');
+      expect(ab).toEqual({
+        name: 'a/b',
+        path: path.join(fx.root, encodeCacheName('a/b')!),
+        created: expect.any(String),
+        inUse: false,
+        holders: [],
+        pendingPurge: null,
+      });
+      expect(ab.sizeBytes).toBeUndefined();
+    }
+  });
+
+  it('?size=1 counts bytes without following symlinks', async () => {
+    const { symlink } = await import('node:fs/promises');
+    await symlink(fx.outside, path.join(fx.root, 'sized', 'escape'));
+    const reply = await call(d.socket, 'GET', '/v1/caches?size=1');
+    const sized = reply.json.caches.find((c: { name: string }) => c.name === 'sized');
+    // data.txt from makeCache ("contents of sized") + 1000 + 24; the link to `outside` adds nothing.
+    expect(sized.sizeBytes).toBe('contents of sized'.length + 1000 + 24);
+    expect(sized.sizePartial).toBeUndefined();
+  });
+
+  it('shows a lease as a holder', async () => {
+    const put = await call(d.socket, 'PUT', '/v1/caches/leased/leases/worker-1', { body: '{"ttlSeconds":600}' });
+    expect(put.status).toBe(200);
+    const reply = await call(d.tcp, 'GET', '/v1/caches', { headers: auth });
+    const leased = reply.json.caches.find((c: { name: string }) => c.name === 'leased');
+    expect(leased.inUse).toBe(true);
+    expect(leased.holders).toEqual([expect.objectContaining({ kind: 'lease', owner: 'worker-1' })]);
+    expect((await call(d.socket, 'DELETE', '/v1/caches/leased/leases/worker-1')).status).toBe(204);
+  });
+});
+
+describe('DELETE /v1/caches/{name}', () => {
+  it('?dry_run=1 lists the paths and deletes nothing', async () => {
+    for (const [, target, headers] of both()) {
+      const reply = await call(target, 'DELETE', '/v1/caches/dry?dry_run=1', { headers });
+      expect(reply.status).toBe(200);
+      expect(reply.json).toEqual({ name: 'dry', task_id: null, paths: [path.join(fx.root, 'dry')] });
+    }
+    expect(await exists(path.join(fx.root, 'dry'))).toBe(true);
+  });
+
+  it('purges a cache now (202 and a task), names URL-encoded', async () => {
+    for (const [name, target, headers] of [['a/b', d.socket, {}], ['..', d.tcp, auth]] as const) {
+      const dir = path.join(fx.root, encodeCacheName(name)!);
+      expect(await exists(dir)).toBe(true);
+      const encoded = name === '..' ? '%2E%2E' : encodeURIComponent(name);
+      const reply = await call(target, 'DELETE', `/v1/caches/${encoded}`, { headers });
+      expect(reply.status, reply.text).toBe(202);
+      expect(reply.json).toEqual({ name, task_id: expect.any(String) });
+      const task = await finishedTask(target, reply.json.task_id, headers);
+      expect(task.code).toBe(0);
+      expect(task.error).toBe('');
+      expect(task.result.purged).toEqual([expect.objectContaining({ name, path: dir })]);
+      expect(task.output.some((l: string) => l.startsWith('purged '))).toBe(true);
+      expect(await exists(dir)).toBe(false);
+    }
+    // Nothing outside the root moved, and the root's other caches stayed.
+    expect(await readdir(fx.outside)).toContain('precious.txt');
+    expect(await exists(path.join(fx.root, 'plain'))).toBe(true);
+  });
+
+  it('defers a cache in use (a lease), says so in the task, and purges it once released', async () => {
+    expect((await call(d.socket, 'PUT', '/v1/caches/doomed/leases/builder', { body: '{"ttlSeconds":300}' })).status).toBe(200);
+    const reply = await call(d.socket, 'DELETE', '/v1/caches/doomed');
+    expect(reply.status).toBe(202);
+    const task = await finishedTask(d.socket, reply.json.task_id);
+    expect(task.code).toBe(0);
+    expect(task.result.purged).toEqual([]);
+    expect(task.result.deferred).toEqual([expect.objectContaining({ name: 'doomed', reason: expect.stringContaining('builder') })]);
+    expect(task.output.some((l: string) => l.startsWith('deferred doomed'))).toBe(true);
+    expect(await exists(path.join(fx.root, 'doomed'))).toBe(true);
+    const status = await call(d.socket, 'GET', '/v1/status');
+    expect(status.json.pending).toEqual([expect.objectContaining({ name: 'doomed', reason: 'in-use' })]);
+    const listed = (await call(d.socket, 'GET', '/v1/caches')).json.caches.find((c: { name: string }) => c.name === 'doomed');
+    expect(listed.pendingPurge).toEqual(expect.objectContaining({ reason: 'in-use' }));
+
+    expect((await call(d.socket, 'DELETE', '/v1/caches/doomed/leases/builder')).status).toBe(204);
+    // The daemon's recheck (--recheck 250ms) purges it now that nobody holds it.
+    await eventually(async () => ((await exists(path.join(fx.root, 'doomed'))) ? undefined : true), 'the deferred purge');
+  });
+});
+
+describe('leases', () => {
+  it('PUT returns the lease, extends it, and DELETE releases it (204); the state keeps it meanwhile', async () => {
+    for (const [, target, headers] of both()) {
+      const put = await call(target, 'PUT', `/v1/caches/${encodeURIComponent('my cache')}/leases/${encodeURIComponent('task 42')}`, { headers, body: '{"ttlSeconds":120}' });
+      expect(put.status).toBe(200);
+      expect(put.json).toEqual({ cacheName: 'my cache', owner: 'task 42', expiresAt: expect.any(String), ttlSeconds: 120 });
+      expect(Object.keys(put.json).sort()).toEqual(['cacheName', 'expiresAt', 'owner', 'ttlSeconds']);
+      const state = await readState(fx.stateDir);
+      expect(state.leases).toEqual([expect.objectContaining({ cacheName: 'my cache', owner: 'task 42', ttlSeconds: 120 })]);
+      // Extending never shortens.
+      const again = await call(target, 'PUT', `/v1/caches/${encodeURIComponent('my cache')}/leases/${encodeURIComponent('task 42')}`, { headers, body: '{"ttlSeconds":60}' });
+      expect(Date.parse(again.json.expiresAt)).toBeGreaterThanOrEqual(Date.parse(put.json.expiresAt));
+      const status = await call(target, 'GET', '/v1/status', { headers });
+      expect(status.json.leases).toEqual([expect.objectContaining({ cacheName: 'my cache', owner: 'task 42' })]);
+      const del = await call(target, 'DELETE', `/v1/caches/${encodeURIComponent('my cache')}/leases/${encodeURIComponent('task 42')}`, { headers });
+      expect(del.status).toBe(204);
+      expect(del.text).toBe('');
+      expect((await readState(fx.stateDir)).leases).toEqual([]);
+    }
+  });
+
+  it('an empty body takes the default TTL (10 minutes)', async () => {
+    const put = await call(d.socket, 'PUT', '/v1/caches/plain/leases/default-ttl');
+    expect(put.status).toBe(200);
+    expect(put.json.ttlSeconds).toBe(600);
+    expect((await call(d.socket, 'DELETE', '/v1/caches/plain/leases/default-ttl')).status).toBe(204);
+  });
+});
+
+describe('POST /v1/sync and GET /v1/tasks/{id}', () => {
+  it('runs a cycle and reports it as the once --json report', async () => {
+    await fx.request('plain');
+    for (const [, target, headers] of both()) {
+      const reply = await call(target, 'POST', '/v1/sync', { headers });
+      expect(reply.status).toBe(202);
+      expect(reply.json).toEqual({ task_id: expect.any(String), task_state: 'PENDING' });
+      const task = await finishedTask(target, reply.json.task_id, headers);
+      expect(task).toMatchObject({ id: reply.json.task_id, finished: true, code: 0, error: '' });
+      expect(Object.keys(task.result).sort()).toEqual(expect.arrayContaining(['since', 'queriedAt', 'requests', 'purged', 'failed', 'deferred']));
+    }
+    expect(await exists(path.join(fx.root, 'plain'))).toBe(false);
+  });
+
+  it('serves output from `first` on, with the right `last`', async () => {
+    const reply = await call(d.socket, 'POST', '/v1/sync', { body: '{}' });
+    const task = await finishedTask(d.socket, reply.json.task_id);
+    const n = task.output.length;
+    expect(n).toBeGreaterThanOrEqual(3);
+    const all = (await call(d.socket, 'GET', `/v1/tasks/${task.id}`)).json;
+    expect(all.output).toEqual(task.output);
+    expect(all.last).toBe(n);
+    const tail = (await call(d.socket, 'GET', `/v1/tasks/${task.id}?first=1`)).json;
+    expect(tail.output).toEqual(task.output.slice(1));
+    expect(tail.last).toBe(n);
+    const beyond = (await call(d.socket, 'GET', `/v1/tasks/${task.id}?first=${n + 5}&wait=30`)).json;
+    expect(beyond.output).toEqual([]);
+    expect(beyond.last).toBe(n + 5);
+  });
+});
+
+describe('GET /v1/status', () => {
+  it('has the version, configuration (no secrets), last cycle, cursor, pending, leases, clock offset and trash backlog', async () => {
+    const { json } = await call(d.socket, 'GET', '/v1/status');
+    expect(json.version).toMatch(/^\d+\.\d+\.\d+/);
+    expect(json.config).toMatchObject({ workerPoolId: 'test-prov/test-worker', cacheRoots: [fx.root], stateDir: fx.stateDir, credentials: 'anonymous' });
+    expect(json.config.apiToken).toBeUndefined();
+    expect(json.config.apiTokenFile).toBe(path.join(fx.tmp.path, 'api-token'));
+    expect(json.lastCycle).toMatchObject({ outcome: 'success', at: expect.any(String) });
+    expect(json.cursor).toEqual(expect.any(String));
+    expect(json.pending).toEqual([]);
+    expect(Array.isArray(json.leases)).toBe(true);
+    expect(typeof json.clockOffsetMs).toBe('number');
+    expect(json.trash).toMatchObject({ backlogBytes: expect.any(Number), backlogPartial: false });
+    expect(json.ready).toMatchObject({ ready: true });
+  });
+});
