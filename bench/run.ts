@@ -6,10 +6,14 @@
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { cycleAtScale } from './scenarios/cycle.js';
+import { fleet } from './scenarios/fleet.js';
+import { footprint } from './scenarios/footprint.js';
 import type { Result } from './lib.js';
 
 const SCENARIOS: Record<string, () => Promise<Result[]>> = {
   cycle: cycleAtScale,
+  fleet,
+  footprint,
 };
 
 async function main(): Promise<void> {

@@ -14,12 +14,24 @@ import { AgentError, errorMessage } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { scrub } from './secrets.js';
 import { VERSION } from './version.js';
-import { onceCommand, runCommand } from './commands/cycle-commands.js';
-import { cachesCommand } from './commands/caches-command.js';
-import { requestCommand, requestsCommand, pingCommand } from './commands/upstream-commands.js';
-import { serveCommand } from './commands/serve-command.js';
-import { demoCommand } from './commands/demo-command.js';
-import { statusCommand, syncCommand, purgeCommand, leaseAcquireCommand, leaseReleaseCommand } from './commands/api-commands.js';
+
+/**
+ * Each command's code is loaded only when that command runs: the daemon
+ * never loads the embedded service, `status` never loads the upstream client,
+ * and so on — memory a long-running process would otherwise carry for nothing.
+ */
+const commands = {
+  cycle: () => import('./commands/cycle-commands.js'),
+  caches: () => import('./commands/caches-command.js'),
+  upstream: () => import('./commands/upstream-commands.js'),
+  serve: () => import('./commands/serve-command.js'),
+  demo: () => import('./commands/demo-command.js'),
+  api: () => import('./commands/api-commands.js'),
+};
+type Modules = { [K in keyof typeof commands]: Awaited<ReturnType<(typeof commands)[K]>> };
+function lazy<K extends keyof Modules>(module: K, pick: (m: Modules[K]) => Action): Action {
+  return async (...args) => pick((await commands[module]()) as Modules[K])(...args);
+}
 
 type Action = (...args: any[]) => Promise<number>;
 
@@ -69,55 +81,55 @@ export function buildProgram(): Command {
 
   withSettings(program.command('once').description('run one cycle, then exit (0 ok, 1 failed, 2 bad configuration)'))
     .option('--json', 'print the cycle report as JSON on stdout')
-    .action(action(onceCommand));
+    .action(action(lazy('cycle', (m) => m.onceCommand)));
   withSettings(program.command('run').description('run the daemon: a cycle at start, then on the schedule, until SIGTERM/SIGINT'))
-    .action(action(runCommand));
+    .action(action(lazy('cycle', (m) => m.runCommand)));
   withSettings(program.command('caches').description('list the local caches (name, path, created) without contacting the service'))
     .option('--json', 'print JSON')
-    .action(action(cachesCommand));
+    .action(action(lazy('caches', (m) => m.cachesCommand)));
   withSettings(program.command('request').description('file a purge request upstream for a cache of this worker pool'))
     .argument('<cacheName>', 'the cache to purge')
-    .action(action(requestCommand));
+    .action(action(lazy('upstream', (m) => m.requestCommand)));
   withSettings(program.command('requests').description('list the open purge requests for this worker pool'))
     .option('--all', 'list the requests of every worker pool')
     .option('--json', 'print JSON')
-    .action(action(requestsCommand));
-  withSettings(program.command('ping').description('check that the purge-cache service answers')).action(action(pingCommand));
+    .action(action(lazy('upstream', (m) => m.requestsCommand)));
+  withSettings(program.command('ping').description('check that the purge-cache service answers')).action(action(lazy('upstream', (m) => m.pingCommand)));
   withSettings(program.command('serve').description('run the embedded Taskcluster-compatible purge-cache service'))
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0 picks a free one)', '8080')
     .option('--data <file>', 'keep requests in this JSON file (default: in memory)')
     .option('--clients <file>', 'verify Hawk against this {clientId: {accessToken, scopes}} file (default: open access)')
-    .action(action(serveCommand));
+    .action(action(lazy('serve', (m) => m.serveCommand)));
   // The running agent, through its local API (src/api/).
   withSettings(program.command('status').description("show the running agent's state through its local API"))
     .option('--json', 'print JSON')
-    .action(action(statusCommand));
+    .action(action(lazy('api', (m) => m.statusCommand)));
   withSettings(program.command('sync').description('make the running agent sync with the service now'))
     .option('--wait', "follow the cycle's output until it ends; exit 1 if it failed")
     .option('--json', 'print JSON')
-    .action(action(syncCommand));
+    .action(action(lazy('api', (m) => m.syncCommand)));
   withSettings(program.command('purge').description('make the running agent purge a local cache now, under the rules of a purge request (--dry-run: list what would go)'))
     .argument('<cacheName>', 'the cache to purge')
     .option('--wait', "follow the purge's output until it ends; exit 1 if it failed")
     .option('--json', 'print JSON')
-    .action(action(purgeCommand));
+    .action(action(lazy('api', (m) => m.purgeCommand)));
   const lease = program.command('lease').description('hold or release a lease on a cache: while a lease is live, the agent does not purge the cache');
   withSettings(lease.command('acquire').description('create or extend a lease (through the running agent, or in the state file when none runs)'))
     .argument('<cacheName>', 'the cache')
     .requiredOption('--owner <id>', 'who holds the lease (a task id, a worker slot, ...)')
     .option('--ttl <duration>', 'how long the lease lasts unless extended again', '10m')
     .option('--json', 'print JSON')
-    .action(action(leaseAcquireCommand));
+    .action(action(lazy('api', (m) => m.leaseAcquireCommand)));
   withSettings(lease.command('release').description('release a lease early'))
     .argument('<cacheName>', 'the cache')
     .requiredOption('--owner <id>', 'who holds the lease')
     .option('--json', 'print JSON')
-    .action(action(leaseReleaseCommand));
+    .action(action(lazy('api', (m) => m.leaseReleaseCommand)));
   program
     .command('demo')
     .description('the `npm start` demo: the daemon against an embedded service, with demo caches under ./.demo')
-    .action(action(demoCommand));
+    .action(action(lazy('demo', (m) => m.demoCommand)));
   return program;
 }
 

@@ -1,5 +1,5 @@
 import pino, { type Logger, type LevelWithSilent } from 'pino';
-import pretty from 'pino-pretty';
+import { createRequire } from 'node:module';
 import { scrub } from './secrets.js';
 
 export type { Logger };
@@ -38,7 +38,7 @@ export interface LogOptions {
 export function createLogger(options: LogOptions = {}): Logger {
   const usePretty = options.pretty ?? Boolean(process.stderr.isTTY);
   const destination = usePretty
-    ? pretty({ destination: 2, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
+    ? loadPretty()({ destination: 2, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
     : pino.destination({ dest: 2, sync: true });
   return pino(
     {
@@ -49,6 +49,11 @@ export function createLogger(options: LogOptions = {}): Logger {
     },
     destination,
   );
+}
+
+/** pino-pretty is for people at a terminal; a daemon writing to the journal never loads it. */
+function loadPretty(): typeof import('pino-pretty') {
+  return createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
 }
 
 /** A logger that drops everything, for library use and tests that don't read logs. */

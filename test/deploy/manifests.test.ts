@@ -58,7 +58,7 @@ describe('Containerfile', () => {
 
   it('configures the agent through environment variables it reads', () => {
     const env = stageEnv(final);
-    const unknown = Object.keys(env).filter((k) => !AGENT_ENV.has(k) && k !== 'NODE_ENV');
+    const unknown = Object.keys(env).filter((k) => !AGENT_ENV.has(k) && k !== 'NODE_ENV' && k !== 'NODE_OPTIONS');
     expect(unknown).toEqual([]);
     expect(env.PURGE_CACHE_AGENT_STATE_DIR).toBe('/var/lib/purge-cache-agent');
   });
