@@ -9,12 +9,13 @@ import { systemClock, type Clock } from './clock.js';
 import type { Logger } from './log.js';
 import type { WorkerPool } from './model.js';
 import { StateStore } from './state.js';
-import { runCycle, runRecheck, runPurgeNow, holdersOfCaches, saveState, newObservations, type CycleContext, type CycleReport, type Observations } from './cycle.js';
+import { runCycle, runRecheck, runPurgeNow, evict, holdersOfCaches, saveState, newObservations, type CycleContext, type CycleReport, type Observations } from './cycle.js';
 import { resolveSources, type CacheSources } from './caches/inventory.js';
 import { createUsageProbe, type Holder } from './caches/inuse.js';
 import { acquireLease, releaseLease, liveLeases, type Lease } from './leases.js';
 import { PurgeCacheClient } from './upstream/client.js';
 import { TrashRunner } from './trash-runner.js';
+import { minFreeCrossedNow, type EvictedEntry } from './eviction.js';
 
 export interface AgentOptions {
   logger: Logger;
@@ -31,14 +32,22 @@ export interface LastCycle {
   purged: number;
   failed: number;
   deferred: number;
+  evicted: number;
   error?: string;
   durationMs: number;
+}
+
+/** The latest eviction pass that evicted anything (after a cycle, or on low free space). */
+export interface LastEviction {
+  at: string;
+  dryRun: boolean;
+  evicted: EvictedEntry[];
 }
 
 type CycleListener = (report: CycleReport, durationMs: number) => void;
 
 /** What an operation is: a cycle against the service, a recheck of deferred purges, or a local purge (the local API). */
-export type OperationKind = 'cycle' | 'recheck' | 'purge';
+export type OperationKind = 'cycle' | 'recheck' | 'purge' | 'evict';
 
 /**
  * One unit of work on the caches and the state. Operations run one at a time,
@@ -73,6 +82,7 @@ export class Agent {
   readonly observed: Observations = newObservations();
   lastCycle: LastCycle | null = null;
   lastSuccessAt: number | null = null;
+  lastEviction: LastEviction | null = null;
   private readonly listeners: CycleListener[] = [];
   private readonly opListeners: OperationListener[] = [];
 
@@ -222,6 +232,23 @@ export class Agent {
   }
 
   /**
+   * Evict now if free space fell below --min-free since the last cycle (a
+   * statfs per filesystem: cheap enough for every --recheck tick). Skipped
+   * while anything else runs or waits: a cycle ends with an eviction pass.
+   */
+  async evictIfLow(): Promise<CycleReport | null> {
+    if (this.current || this.queuedCycle || !(await minFreeCrossedNow(this.settings, this.sources))) return null;
+    const report = await this.enqueue('evict', undefined, async () => {
+      const now = this.clock.now();
+      const r: CycleReport = { since: null, queriedAt: new Date(now).toISOString(), requests: 0, purged: [], failed: [], deferred: [], evicted: [] };
+      await evict(this.ctx, r);
+      return r;
+    }).promise;
+    if (report.evicted.length > 0 && !this.settings.dryRun) this.trash.kick();
+    return report;
+  }
+
+  /**
    * Give `work` its turn: at once when nothing runs, else after everything
    * that got its turn before. The check and the claim happen in one
    * synchronous step, so two operations never overlap.
@@ -244,6 +271,7 @@ export class Agent {
       work()
         .then((report) => {
           const durationMs = this.clock.monotonic() - mono;
+          if (report.evicted.length > 0) this.lastEviction = { at: new Date(this.clock.now()).toISOString(), dryRun: Boolean(report.dryRun), evicted: report.evicted };
           for (const l of this.opListeners) l.finished?.(op, report, durationMs);
           return report;
         })
@@ -288,6 +316,7 @@ export class Agent {
       purged: report.purged.length,
       failed: report.failed.length,
       deferred: report.deferred.length,
+      evicted: report.evicted.length,
       durationMs: Math.round(durationMs),
       ...(report.error !== undefined ? { error: report.error } : {}),
     };

@@ -39,6 +39,7 @@ import type { PurgeCacheClient } from './upstream/client.js';
 import type { UsageProbe, Holder } from './caches/inuse.js';
 import { leaseHolders } from './leases.js';
 import { formatDuration } from './duration.js';
+import { evictionLimits, runEviction, type EvictedEntry } from './eviction.js';
 
 export interface PurgedEntry {
   name: string;
@@ -65,6 +66,8 @@ export interface CycleReport {
   purged: PurgedEntry[];
   failed: FailedEntry[];
   deferred: DeferredEntry[];
+  /** Caches evicted for space or age after the purges (src/eviction.ts); with --dry-run, what would be. */
+  evicted: EvictedEntry[];
   dryRun?: boolean;
   /** Set when the service could not be queried; nothing was purged on new data and the cursor held. */
   error?: string;
@@ -124,6 +127,7 @@ export async function runCycle(ctx: CycleContext): Promise<CycleReport> {
     purged: [],
     failed: [],
     deferred: [],
+    evicted: [],
   };
   if (settings.dryRun) report.dryRun = true;
   noteClockJump(ctx, queryStart);
@@ -156,7 +160,22 @@ export async function runCycle(ctx: CycleContext): Promise<CycleReport> {
     const state = { ...ctx.state, cursor: advanceCursor(ctx.state.cursor, queryMark(queryStart, offset, settings.skewMargin)) };
     await persist(ctx, state);
   }
+  // Eviction comes after the purges: space a purge already frees is not evicted for.
+  await evict(ctx, report);
   return report;
+}
+
+/**
+ * Evict idle caches when a limit (--min-free, --max-size, --max-unused) is
+ * crossed, through the same lock-and-rename path as purges. Runs after every
+ * cycle, and when the daemon sees free space fall between cycles.
+ */
+export async function evict(ctx: CycleContext, report: CycleReport): Promise<void> {
+  if (!evictionLimits(ctx.settings)) return;
+  const result = await runEviction(ctx, { dryRun: ctx.settings.dryRun });
+  report.evicted.push(...result.evicted);
+  for (const entry of result.evicted) ctx.progress?.(`${ctx.settings.dryRun ? 'would evict' : 'evicted'} ${entry.name} (${entry.reason}, ${entry.bytes} bytes)`);
+  for (const failure of result.failed) report.failed.push({ ...failure, error: `eviction failed: ${failure.error}` });
 }
 
 /**
@@ -168,7 +187,7 @@ export async function runCycle(ctx: CycleContext): Promise<CycleReport> {
  */
 export async function runPurgeNow(ctx: CycleContext, names: readonly string[]): Promise<CycleReport> {
   const now = ctx.clock.now();
-  const report: CycleReport = { since: null, queriedAt: new Date(now).toISOString(), requests: 0, purged: [], failed: [], deferred: [] };
+  const report: CycleReport = { since: null, queriedAt: new Date(now).toISOString(), requests: 0, purged: [], failed: [], deferred: [], evicted: [] };
   if (ctx.settings.dryRun) report.dryRun = true;
   await applyRequests(ctx, names.map((cacheName) => ({ cacheName, beforeMs: now })), report, { purgeAll: false });
   for (const name of names) {
@@ -185,7 +204,7 @@ export async function runPurgeNow(ctx: CycleContext, names: readonly string[]): 
  */
 export async function runRecheck(ctx: CycleContext): Promise<CycleReport> {
   const now = ctx.clock.now();
-  const report: CycleReport = { since: null, queriedAt: new Date(now).toISOString(), requests: 0, purged: [], failed: [], deferred: [] };
+  const report: CycleReport = { since: null, queriedAt: new Date(now).toISOString(), requests: 0, purged: [], failed: [], deferred: [], evicted: [] };
   await applyRequests(ctx, [], report, { purgeAll: false });
   if (!ctx.settings.dryRun && ctx.store) await persist(ctx, ctx.state);
   return report;

@@ -60,8 +60,12 @@ export async function runDaemon(agent: Agent, logger: Logger, hooks: DaemonHooks
     { name: 'purge-cache-agent', noOverlap: false },
   );
 
+  // Every --recheck: retry deferred purges, and evict if free space fell below --min-free.
   const recheck = setInterval(() => {
-    agent.recheck().catch((err) => logger.error({ err: errorMessage(err) }, 'recheck of deferred purges failed'));
+    agent
+      .recheck()
+      .then(() => agent.evictIfLow())
+      .catch((err) => logger.error({ err: errorMessage(err) }, 'recheck of deferred purges or free space failed'));
   }, Math.max(settings.recheck, 250));
 
   const onHup = (): void => {

@@ -18,7 +18,7 @@ import { trashDirsFor } from './caches/trash.js';
 import type { UsageProbe } from './caches/inuse.js';
 import { measureTree } from './api/size.js';
 import { leaseHolders } from './leases.js';
-import { applyPurge } from './purge.js';
+import { applyPurges } from './purge.js';
 import { createdAt, type Candidate } from './plan.js';
 import { planEviction, minFreeCrossed, type EvictableCache, type EvictionLimits, type FilesystemUsage, type EvictionReason } from './evict.js';
 import type { AgentState } from './state.js';
@@ -148,23 +148,32 @@ export async function runEviction(ctx: EvictionContext, opts: { dryRun: boolean 
   for (const unmet of plan.unmet) ctx.logger.warn(unmet, 'eviction limit still crossed: every remaining cache is in use');
 
   const byPath = new Map(caches.map((c) => [c.path, c]));
-  for (const eviction of plan.evict) {
-    if (inUse.has(eviction.cache.path)) continue;
-    const cache = byPath.get(eviction.cache.path)!;
-    const entry = { name: cache.name, path: cache.path, reason: eviction.reason, bytes: eviction.bytes };
-    if (opts.dryRun) {
+  const chosen = plan.evict.filter((e) => !inUse.has(e.cache.path));
+  if (opts.dryRun) {
+    for (const e of chosen) {
+      const entry = { name: e.cache.name, path: e.cache.path, reason: e.reason, bytes: e.bytes };
       ctx.logger.info({ ...entry, dryRun: true }, 'would evict');
       result.evicted.push(entry);
-      continue;
     }
-    const candidate: Candidate = { cache, createdMs: createdAt(cache, ctx.state.firstSeen), beforeMs: now, since: now };
-    const outcome = await applyPurge(candidate, { logger: ctx.logger });
+    return result;
+  }
+  const candidates: Candidate[] = chosen.map((e) => {
+    const cache = byPath.get(e.cache.path)!;
+    return { cache, createdMs: createdAt(cache, ctx.state.firstSeen), beforeMs: now, since: now };
+  });
+  const outcomes = await applyPurges(candidates, { logger: ctx.logger });
+  for (const [i, outcome] of outcomes.entries()) {
+    const e = chosen[i]!;
+    const entry = { name: e.cache.name, path: e.cache.path, reason: e.reason, bytes: e.bytes };
     if (outcome.kind === 'purged') {
       ctx.logger.info(entry, 'evicted cache');
       result.evicted.push(entry);
     } else if (outcome.kind === 'failed') {
-      ctx.logger.error({ ...entry, err: outcome.error }, 'eviction failed');
-      result.failed.push({ name: cache.name, path: cache.path, error: outcome.error });
+      ctx.logger.error({ ...entry, err: outcome.error }, 'eviction failed; retried at the next pass');
+      result.failed.push({ name: entry.name, path: entry.path, error: outcome.error });
+    } else if (outcome.kind === 'deferred') {
+      // A lock taken between the check and the rename: this cache is in use after all.
+      ctx.logger.info(entry, 'eviction skipped: the cache was locked just now');
     }
   }
   return result;

@@ -175,3 +175,29 @@ describe('--min-free on a small filesystem of its own', () => {
     expect(result.evicted.map((e) => e.name)).toEqual(['c0', 'c1']);
   });
 });
+
+describe('through the CLI', () => {
+  it('once --json reports evictions (and a dry run only shows them)', async () => {
+    const { runCli } = await import('./helpers/cli.js');
+    const { makeFixture } = await import('./helpers/fixture.js');
+    const fx = await makeFixture();
+    try {
+      const older = await fx.makeCache('older', { blob: 'x'.repeat(MB) });
+      await new Promise((r) => setTimeout(r, 20));
+      const newer = await fx.makeCache('newer', { blob: 'y'.repeat(MB) });
+      const dry = await runCli(['once', '--json', ...fx.args('--max-size', '1.5M', '--dry-run')]);
+      expect(dry.code, dry.stderr).toBe(0);
+      expect(JSON.parse(dry.stdout).evicted.map((e: { name: string; reason: string }) => [e.name, e.reason])).toEqual([['older', 'max-size']]);
+      expect(await exists(older)).toBe(true);
+      const real = await runCli(['once', '--json', ...fx.args('--max-size', '1.5M')]);
+      expect(real.code, real.stderr).toBe(0);
+      const evicted = JSON.parse(real.stdout).evicted;
+      expect(evicted.map((e: { name: string }) => e.name)).toEqual(['older']);
+      expect(evicted[0].bytes).toBeGreaterThanOrEqual(MB);
+      expect(await exists(older)).toBe(false);
+      expect(await exists(newer)).toBe(true);
+    } finally {
+      await fx.close();
+    }
+  });
+});

@@ -40,6 +40,8 @@ export function createMetrics(agent: Agent, backlog: TrashBacklog): Metrics {
   const purged = new Counter({ name: 'purge_cache_agent_caches_purged_total', help: 'Cache directories purged (renamed into the trash), by cycles, rechecks and the local API', registers });
   const reclaimed = new Counter({ name: 'purge_cache_agent_bytes_reclaimed_total', help: 'Bytes freed by deleting the trash', registers });
   const failures = new Counter({ name: 'purge_cache_agent_purge_failures_total', help: 'Purges that failed (they are retried)', registers });
+  const evictions = new Counter({ name: 'purge_cache_agent_evictions_total', help: 'Idle caches evicted for space or age (--min-free, --max-size, --max-unused), by reason', labelNames: ['reason'], registers });
+  const evictedBytes = new Counter({ name: 'purge_cache_agent_evicted_bytes_total', help: 'Bytes of the caches evicted, by reason (reclaimed as the trash is emptied)', labelNames: ['reason'], registers });
 
   new Gauge({
     name: 'purge_cache_agent_deferred_purges',
@@ -92,6 +94,12 @@ export function createMetrics(agent: Agent, backlog: TrashBacklog): Metrics {
     finished(_op, report) {
       if (!report.dryRun) purged.inc(report.purged.length);
       failures.inc(report.failed.length);
+      if (!report.dryRun) {
+        for (const e of report.evicted) {
+          evictions.inc({ reason: e.reason });
+          evictedBytes.inc({ reason: e.reason }, e.bytes);
+        }
+      }
     },
   });
   agent.trash.onReport((report) => reclaimed.inc(report.bytes));

@@ -155,6 +155,7 @@ const status: Handler = async (r) => {
     ready: { ready: ready.ready, reason: ready.reason, thresholdSeconds: ready.thresholdMs / 1000 },
     running: running ? { kind: running.kind, ...(running.name !== undefined ? { name: running.name } : {}) } : null,
     lastCycle: agent.lastCycle,
+    lastEviction: agent.lastEviction,
     lastSuccessAt: iso(agent.lastSuccessAt),
     cursor: iso(state.cursor),
     nextSince: iso(sinceFor(state.cursor, agent.settings.skewMargin)),
