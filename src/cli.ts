@@ -27,6 +27,7 @@ const commands = {
   serve: () => import('./commands/serve-command.js'),
   demo: () => import('./commands/demo-command.js'),
   api: () => import('./commands/api-commands.js'),
+  exec: () => import('./commands/exec-command.js'),
 };
 type Modules = { [K in keyof typeof commands]: Awaited<ReturnType<(typeof commands)[K]>> };
 function lazy<K extends keyof Modules>(module: K, pick: (m: Modules[K]) => Action): Action {
@@ -38,10 +39,10 @@ type Action = (...args: any[]) => Promise<number>;
 const collect = (value: string, previous?: string[]): string[] => [...(previous ?? []), value];
 
 /** Add the config-file flag and every setting's flag to a command. */
-function withSettings(command: Command): Command {
+function withSettings(command: Command, except: string[] = []): Command {
   command.option('--config <file>', 'YAML or JSON config file (env PURGE_CACHE_AGENT_CONFIG)');
   for (const spec of SETTINGS) {
-    if (!spec.flag) continue;
+    if (!spec.flag || except.includes(spec.key)) continue;
     const option = new Option(spec.flag, spec.describe + (spec.defaultText ? ` (default: ${spec.defaultText})` : ''));
     if (spec.repeatable) option.argParser(collect);
     command.addOption(option);
@@ -77,6 +78,7 @@ export function buildProgram(): Command {
     .description('Apply Taskcluster purge-cache requests to the cache directories of this worker, safely.')
     .version(VERSION, '-V, --version')
     .showHelpAfterError()
+    .enablePositionalOptions()
     .exitOverride();
 
   withSettings(program.command('once').description('run one cycle, then exit (0 ok, 1 failed, 2 bad configuration)'))
@@ -126,6 +128,16 @@ export function buildProgram(): Command {
     .requiredOption('--owner <id>', 'who holds the lease')
     .option('--json', 'print JSON')
     .action(action(lazy('api', (m) => m.leaseReleaseCommand)));
+  // exec's --cache names a cache to use (single caches, NAME=PATH, come from the config file here).
+  withSettings(program.command('exec').description('run a command on the named caches: pending purges first, then held (flock + lease) until it ends'), ['caches'])
+    .option('--cache <name>', 'a cache the command uses (repeatable); its directory is in PURGE_CACHE_AGENT_CACHE_<n>', collect)
+    .option('--sync', 'first run a cycle against the service, so every request filed up to now applies')
+    .option('--wait-timeout <duration>', 'how long to wait for a cache someone else holds', '10m')
+    .option('--lease-ttl <duration>', "the lease's TTL; it is extended every third of it while the command runs", '2m')
+    .option('--owner <id>', 'who holds the leases (default: exec:<hostname>:<pid>)')
+    .argument('<command...>', 'the command and its arguments, after --')
+    .passThroughOptions()
+    .action(action(lazy('exec', (m) => m.execCommand)));
   program
     .command('demo')
     .description('the `npm start` demo: the daemon against an embedded service, with demo caches under ./.demo')

@@ -73,11 +73,10 @@ export interface CycleReport {
   error?: string;
 }
 
-export interface CycleContext {
+/** What work on the local caches needs: no service (rechecks, local purges, eviction). */
+export interface LocalContext {
   settings: Settings;
-  pool: WorkerPool;
   sources: CacheSources;
-  client: PurgeCacheClient;
   usage: UsageProbe;
   clock: Clock;
   logger: Logger;
@@ -91,6 +90,12 @@ export interface CycleContext {
   observed: Observations;
   /** The state write in progress (saveState): writes never overlap. */
   writes?: Promise<void>;
+}
+
+/** A cycle also asks the service. */
+export interface CycleContext extends LocalContext {
+  pool: WorkerPool;
+  client: PurgeCacheClient;
 }
 
 export interface Observations {
@@ -170,7 +175,7 @@ export async function runCycle(ctx: CycleContext): Promise<CycleReport> {
  * crossed, through the same lock-and-rename path as purges. Runs after every
  * cycle, and when the daemon sees free space fall between cycles.
  */
-export async function evict(ctx: CycleContext, report: CycleReport): Promise<void> {
+export async function evict(ctx: LocalContext, report: CycleReport): Promise<void> {
   if (!evictionLimits(ctx.settings)) return;
   const result = await runEviction(ctx, { dryRun: ctx.settings.dryRun });
   report.evicted.push(...result.evicted);
@@ -185,7 +190,7 @@ export async function evict(ctx: CycleContext, report: CycleReport): Promise<voi
  * are deferred (and recorded as pending), and pending purges are retried on
  * the way, as a recheck does.
  */
-export async function runPurgeNow(ctx: CycleContext, names: readonly string[]): Promise<CycleReport> {
+export async function runPurgeNow(ctx: LocalContext, names: readonly string[]): Promise<CycleReport> {
   const now = ctx.clock.now();
   const report: CycleReport = { since: null, queriedAt: new Date(now).toISOString(), requests: 0, purged: [], failed: [], deferred: [], evicted: [] };
   if (ctx.settings.dryRun) report.dryRun = true;
@@ -202,7 +207,7 @@ export async function runPurgeNow(ctx: CycleContext, names: readonly string[]): 
  * Retry pending purges without asking the service (the daemon does this every
  * --recheck): a deferred cache is purged soon after its user lets go.
  */
-export async function runRecheck(ctx: CycleContext): Promise<CycleReport> {
+export async function runRecheck(ctx: LocalContext): Promise<CycleReport> {
   const now = ctx.clock.now();
   const report: CycleReport = { since: null, queriedAt: new Date(now).toISOString(), requests: 0, purged: [], failed: [], deferred: [], evicted: [] };
   await applyRequests(ctx, [], report, { purgeAll: false });
@@ -210,7 +215,7 @@ export async function runRecheck(ctx: CycleContext): Promise<CycleReport> {
   return report;
 }
 
-async function applyRequests(ctx: CycleContext, requests: ValidRequest[], report: CycleReport, opts: { purgeAll: boolean }): Promise<void> {
+async function applyRequests(ctx: LocalContext, requests: ValidRequest[], report: CycleReport, opts: { purgeAll: boolean }): Promise<void> {
   const { settings, logger, clock } = ctx;
   noteUnrepresentable(ctx, requests);
 
@@ -266,13 +271,13 @@ function survivors(caches: CacheDir[], outcomes: Outcome[]): CacheDir[] {
   return removed.size === 0 ? caches : caches.filter((c) => !removed.has(c.path));
 }
 
-async function holdersFor(ctx: CycleContext, candidates: Candidate[], now: number): Promise<Map<string, Holder[]>> {
+async function holdersFor(ctx: LocalContext, candidates: Candidate[], now: number): Promise<Map<string, Holder[]>> {
   // In-use checks run only for the caches a decision names, never for every cache.
   return holdersOfCaches(ctx, candidates.map((c) => c.cache), now);
 }
 
 /** Who holds each of these caches (processes, locks, live leases), keyed by path; caches nobody holds are absent. */
-export async function holdersOfCaches(ctx: CycleContext, caches: readonly { name: string; path: string }[], now: number): Promise<Map<string, Holder[]>> {
+export async function holdersOfCaches(ctx: LocalContext, caches: readonly { name: string; path: string }[], now: number): Promise<Map<string, Holder[]>> {
   const result = new Map<string, Holder[]>();
   if (caches.length === 0) return result;
   const probed = await ctx.usage.holdersOf(caches.map((c) => c.path));
@@ -294,7 +299,7 @@ function purgedEntry(candidate: Candidate): PurgedEntry {
   };
 }
 
-function recordOutcome(ctx: CycleContext, outcome: Outcome, report: CycleReport): void {
+function recordOutcome(ctx: LocalContext, outcome: Outcome, report: CycleReport): void {
   const { logger, observed } = ctx;
   const { cache } = outcome.candidate;
   switch (outcome.kind) {
@@ -328,7 +333,7 @@ function recordOutcome(ctx: CycleContext, outcome: Outcome, report: CycleReport)
 }
 
 /** A cycle's save: it owns every field but those leases change (leases, lastUsed), which may have changed meanwhile (updateState). */
-async function persist(ctx: CycleContext, state: AgentState): Promise<void> {
+async function persist(ctx: LocalContext, state: AgentState): Promise<void> {
   await saveState(ctx, (current) => ({ ...state, leases: current.leases, lastUsed: current.lastUsed }));
 }
 
@@ -338,7 +343,7 @@ async function persist(ctx: CycleContext, state: AgentState): Promise<void> {
  * the latest state: a cycle's save never drops a lease taken meanwhile, and two
  * writers never race on the state file. In a dry run (no store) only memory changes.
  */
-export function saveState(ctx: CycleContext, change: (current: AgentState) => AgentState): Promise<void> {
+export function saveState(ctx: LocalContext, change: (current: AgentState) => AgentState): Promise<void> {
   const run = (ctx.writes ?? Promise.resolve()).then(async () => {
     const next = change(ctx.state);
     if (ctx.store) await ctx.store.save(next);
@@ -348,7 +353,7 @@ export function saveState(ctx: CycleContext, change: (current: AgentState) => Ag
   return run;
 }
 
-function noteUnrepresentable(ctx: CycleContext, requests: ValidRequest[]): void {
+function noteUnrepresentable(ctx: LocalContext, requests: ValidRequest[]): void {
   const singles = new Set(ctx.sources.singles.map((s) => s.name));
   for (const { cacheName } of requests) {
     if (singles.has(cacheName) || ctx.observed.loggedUnrepresentable.has(cacheName)) continue;

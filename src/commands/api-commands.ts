@@ -8,11 +8,12 @@
  * directly, under the state lock.
  */
 import path from 'node:path';
-import { StateLockedError, TaskFailedError, UsageError, AgentUnreachableError } from '../errors.js';
+import { TaskFailedError, UsageError } from '../errors.js';
 import { parseDuration } from '../duration.js';
 import { acquireLease, liveLeases, releaseLease, validateOwner, validateTtl } from '../leases.js';
 import { StateStore, STATE_FILE } from '../state.js';
-import { connectToAgent, NoAgentError, type ApiClient, type LeaseView } from '../api/client.js';
+import { connectToAgent, type ApiClient, type LeaseView } from '../api/client.js';
+import { withAgentOrState } from '../agent-link.js';
 import type { TaskView } from '../api/tasks.js';
 import { commandContext, printJson, type CommandContext } from './context.js';
 
@@ -114,37 +115,8 @@ function leaseInput(flags: Record<string, unknown>, withTtl: boolean): { owner: 
   return { owner, ttlMs: ttlMs! };
 }
 
-/**
- * Run `viaApi` against the running agent; when no agent is running at all
- * (no socket, or a stale one), run `offline` on the state file under its lock
- * instead. An agent that holds the lock but did not answer is an error.
- */
 async function leaseOperation<T>(ctx: CommandContext, viaApi: (client: ApiClient) => Promise<T>, offline: (store: StateStore) => Promise<T>): Promise<{ value: T; offline: boolean }> {
-  let client: ApiClient;
-  try {
-    client = await connectToAgent(ctx.settings);
-  } catch (err) {
-    if (!(err instanceof NoAgentError) || ctx.settings.api || !err.attempts.every((a) => a.absent)) throw err;
-    let store: StateStore;
-    try {
-      store = await StateStore.open(ctx.settings.stateDir, { logger: ctx.logger, waitMs: 3_000 });
-    } catch (lockErr) {
-      if (lockErr instanceof StateLockedError) {
-        throw new AgentUnreachableError(`${err.message}; but an agent (pid ${lockErr.holderPid ?? 'unknown'}) holds the state directory ${ctx.settings.stateDir}, so the state file cannot be changed directly either`);
-      }
-      throw lockErr;
-    }
-    try {
-      return { value: await offline(store), offline: true };
-    } finally {
-      await store.close();
-    }
-  }
-  try {
-    return { value: await viaApi(client), offline: false };
-  } finally {
-    await client.close();
-  }
+  return withAgentOrState(ctx.settings, ctx.logger, viaApi, (local) => offline(local.store));
 }
 
 export async function leaseAcquireCommand(cacheName: string, flags: Record<string, unknown>): Promise<number> {

@@ -1,0 +1,107 @@
+/**
+ * `exec --cache NAME [--cache NAME …] [--sync] -- COMMAND [ARGS…]`: the
+ * one-line integration for any worker. The command runs on caches that no
+ * purge request condemns, and no purge touches them until it ends.
+ *
+ * Exit codes: the command's own (128+N when signal N killed it); 2 for bad
+ * usage or configuration; 125 when exec could not prepare the caches (timed
+ * out waiting, agent errors); 126 when the command can't be run, 127 when it
+ * isn't found — the conventions of env(1) and container runtimes.
+ */
+import { spawn } from 'node:child_process';
+import { hostname } from 'node:os';
+import { constants } from 'node:os';
+import { requireCaches } from '../config/index.js';
+import { parseDuration } from '../duration.js';
+import { AgentError, UsageError, errnoCode, errorMessage } from '../errors.js';
+import { validateOwner } from '../leases.js';
+import { resolveSources } from '../caches/inventory.js';
+import type { DirLock } from '../caches/inuse.js';
+import { claim, locate, type Target } from '../exec/claim.js';
+import { execCoordinator } from '../exec/coordinator.js';
+import { commandContext } from './context.js';
+
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+const EXIT_PREPARE_FAILED = 125;
+
+export async function execCommand(command: string[], flags: Record<string, unknown>): Promise<number> {
+  // exec's --cache takes cache names; single caches come from the config file here.
+  const names = (flags.cache as string[] | undefined) ?? [];
+  const ctx = await commandContext({ ...flags, cache: undefined });
+  if (names.length === 0) throw new UsageError('exec needs at least one --cache NAME');
+  if (command.length === 0) throw new UsageError('exec needs a command after --');
+  requireCaches(ctx.settings);
+  const owner = String(flags.owner ?? `exec:${hostname()}:${process.pid}`);
+  const ownerProblem = validateOwner(owner);
+  if (ownerProblem) throw new UsageError(`invalid --owner: ${ownerProblem}`);
+  const waitMs = duration(flags.waitTimeout, '10m', '--wait-timeout');
+  const leaseTtlMs = duration(flags.leaseTtl, '2m', '--lease-ttl');
+
+  const say = (line: string): void => void process.stderr.write(`purge-cache-agent exec: ${line}\n`);
+  const coordinator = execCoordinator(ctx.settings, ctx.logger);
+  const sources = await resolveSources(ctx.settings.cacheRoots, ctx.settings.caches);
+  const targets: Target[] = [...new Set(names)].map((name) => locate(name, sources));
+  const locks: DirLock[] = [];
+  const leased: string[] = [];
+  const releaseAll = async (): Promise<void> => {
+    await Promise.all(leased.map((name) => coordinator.releaseLease(name, owner).catch((err) => ctx.logger.warn({ cache: name, err: errorMessage(err) }, 'could not release the lease; it expires by itself'))));
+    await Promise.all(locks.map((lock) => lock.release()));
+  };
+
+  try {
+    if (flags.sync) await coordinator.sync();
+    const deadline = Date.now() + waitMs;
+    for (const target of targets) {
+      locks.push(await claim(target, { coordinator, logger: ctx.logger, deadline, say }));
+      await coordinator.acquireLease(target.name, owner, leaseTtlMs);
+      leased.push(target.name);
+    }
+  } catch (err) {
+    await releaseAll();
+    if (err instanceof AgentError && err.exitCode === 2) throw err;
+    say(errorMessage(err));
+    return EXIT_PREPARE_FAILED;
+  }
+
+  const heartbeat = setInterval(() => {
+    for (const name of leased) {
+      coordinator.acquireLease(name, owner, leaseTtlMs).catch((err) => ctx.logger.warn({ cache: name, err: errorMessage(err) }, 'could not extend the lease; the flock still protects the cache'));
+    }
+  }, Math.max(1000, leaseTtlMs / 3));
+
+  try {
+    return await run(command, targets, say);
+  } finally {
+    clearInterval(heartbeat);
+    await releaseAll();
+  }
+}
+
+function duration(raw: unknown, fallback: string, flag: string): number {
+  const text = typeof raw === 'string' ? raw : fallback;
+  const ms = parseDuration(text);
+  if (ms === undefined || ms <= 0) throw new UsageError(`invalid ${flag} ${text}: expected a duration such as 90s, 10m or 1h`);
+  return ms;
+}
+
+/** Run the command with the terminal's stdio, forwarding signals; resolve with its exit code. */
+function run(command: string[], targets: Target[], say: (line: string) => void): Promise<number> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  targets.forEach((t, i) => (env[`PURGE_CACHE_AGENT_CACHE_${i}`] = t.path));
+  env.PURGE_CACHE_AGENT_CACHE_DIRS = JSON.stringify(Object.fromEntries(targets.map((t) => [t.name, t.path])));
+  return new Promise((resolve) => {
+    const child = spawn(command[0]!, command.slice(1), { stdio: 'inherit', env });
+    const forward = (signal: NodeJS.Signals): void => void child.kill(signal);
+    for (const signal of FORWARDED) process.on(signal, forward);
+    const done = (code: number): void => {
+      for (const signal of FORWARDED) process.off(signal, forward);
+      resolve(code);
+    };
+    child.on('error', (err) => {
+      const code = errnoCode(err) === 'ENOENT' ? 127 : 126;
+      say(`cannot run ${command[0]}: ${errorMessage(err)}`);
+      done(code);
+    });
+    child.on('exit', (code, signal) => done(code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0)));
+  });
+}
