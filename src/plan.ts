@@ -126,11 +126,16 @@ export function selectCandidates(input: SelectInput): Selection {
   };
 
   // Pending purges go first: they apply only while the same directory (same
-  // device and inode) is still at that path.
+  // device and inode) is still at that path. Inode numbers are reused once
+  // freed, so a cache its user deleted and recreated while its purge was
+  // deferred can come back with the same key; a birth time after before +
+  // margin proves it is another directory, which this purge never condemned
+  // (test/adversarial/faults-fs.test.ts purged such a fresh cache). Without a
+  // birth time there is no telling, and the purge applies as before.
   const resolvedPending: PendingPurge[] = [];
   for (const entry of pending) {
     const cache = byPath.get(entry.path);
-    if (cache && cache.key === entry.key && cache.name === entry.name) {
+    if (cache && cache.key === entry.key && cache.name === entry.name && isCondemned(cache.birthtimeMs, entry.beforeMs, skewMarginMs)) {
       choose(cache, createdAt(cache, firstSeen), entry.beforeMs, entry.since);
     } else {
       resolvedPending.push(entry);
@@ -231,8 +236,26 @@ export function nextFirstSeen(
  * service's, so a request filed just before our last query is not skipped.
  * Null on a first query: the service then returns everything it still keeps.
  */
-export function sinceFor(cursorMs: number | null, skewMarginMs: number): number | null {
-  return cursorMs === null ? null : cursorMs - skewMarginMs;
+export function sinceFor(cursorMs: number | null, skewMarginMs: number, nowMs?: number): number | null {
+  if (cursorMs === null) return null;
+  // A cursor ahead of the wall clock was set while the clock ran fast, and
+  // queries made then asked for the service's future: requests filed meanwhile
+  // were never returned. Only a full query is sure to see them again
+  // (test/adversarial/faults-time.test.ts).
+  if (nowMs !== undefined && nowMs < cursorMs) return null;
+  return cursorMs - skewMarginMs;
+}
+
+/**
+ * The time a successful query marks as seen. Normally its start on our clock;
+ * but when the service's Date header shows our clock running ahead of the
+ * service's by more than the margin, the service's time, so that the next
+ * `since` (compared on the service's clock) does not skip requests filed in
+ * between. Never later than our own start, so a wrong Date header can only
+ * make the agent ask for more, never for less.
+ */
+export function queryMark(queryStartMs: number, clockOffsetMs: number | null, skewMarginMs: number): number {
+  return clockOffsetMs !== null && clockOffsetMs < -skewMarginMs ? queryStartMs + clockOffsetMs : queryStartMs;
 }
 
 /**

@@ -11,7 +11,7 @@
  *   fresh (a full query without `since`), loudly: refusing to start would stop
  *   all purging on that worker, while a full query only repeats purges.
  */
-import { open, readFile, rename, mkdir, unlink, chmod, type FileHandle } from 'node:fs/promises';
+import { open, readFile, readdir, rename, mkdir, unlink, chmod, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { StateLockedError, StateWriteError, errnoCode, errorMessage } from './errors.js';
@@ -84,6 +84,7 @@ export class StateStore {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const handle = await lockDirectory(dir, options);
     try {
+      await removeStaleTemporaries(dir);
       const state = await loadState(dir, options.logger);
       return new StateStore(dir, handle, options.logger, state);
     } catch (err) {
@@ -160,20 +161,25 @@ function isAlive(pid: number): boolean {
 
 async function loadState(dir: string, logger: Logger, opts = { moveAside: true }): Promise<AgentState> {
   const file = path.join(dir, STATE_FILE);
-  let text: string;
+  let text: string | null = null;
+  let reason = '';
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return emptyState();
-    throw err;
-  }
-  let reason: string;
-  try {
-    const parsed = stateSchema.safeParse(JSON.parse(text));
-    if (parsed.success) return parsed.data;
-    reason = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`).join('; ');
-  } catch (err) {
+    // A directory where the state file should be is as unreadable as garbage in it:
+    // move it aside like any corrupt state, rather than refuse to start (test/adversarial/faults-state.test.ts).
+    if (errnoCode(err) !== 'EISDIR') throw err;
     reason = errorMessage(err);
+  }
+  if (text !== null) {
+    try {
+      const parsed = stateSchema.safeParse(JSON.parse(text));
+      if (parsed.success) return parsed.data;
+      reason = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`).join('; ');
+    } catch (err) {
+      reason = errorMessage(err);
+    }
   }
   if (!opts.moveAside) return emptyState();
   const aside = `${file}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
@@ -183,6 +189,19 @@ async function loadState(dir: string, logger: Logger, opts = { moveAside: true }
     'STATE FILE CORRUPT: moved it aside and starting fresh; the next query asks for every open purge request (no since)',
   );
   return emptyState();
+}
+
+/**
+ * A process killed between writing its temporary state file and renaming it
+ * (writeAtomic) leaves `state.json.tmp-<pid>` behind, and each crash of a
+ * crash loop would add one (test/adversarial/crash.test.ts). Only the lock
+ * holder writes the state, so once we hold the lock any such file is debris.
+ */
+async function removeStaleTemporaries(dir: string): Promise<void> {
+  const prefix = `${STATE_FILE}.tmp-`;
+  for (const name of await readdir(dir)) {
+    if (name.startsWith(prefix)) await unlink(path.join(dir, name)).catch(() => {});
+  }
 }
 
 /** Write a file so that readers see the old or the new content, never a mix: temp file, fsync, rename, fsync dir. */

@@ -89,7 +89,8 @@ describe('selectCandidates', () => {
       { name: 'replaced', path: '/root/replaced', key: '1:old-inode', beforeMs: T, reason: 'in-use', since: T - 5 },
       { name: 'gone', path: '/root/gone', key: '1:gone', beforeMs: T, reason: 'failed', since: T - 5 },
     ];
-    const caches = [cache('same', T + 10 * MARGIN), cache('replaced', T + 10 * MARGIN, '1:new-inode')];
+    // 'same' was born before the request, as the directory a pending purge is about always was.
+    const caches = [cache('same', T - 1000), cache('replaced', T + 10 * MARGIN, '1:new-inode')];
     const sel = selectCandidates({ ...base, caches, requests: [], pending });
     expect(sel.candidates.map((c) => c.cache.name)).toEqual(['same']);
     expect(sel.candidates[0]!.since).toBe(T - 5);

@@ -42,8 +42,10 @@ export interface UpstreamOptions {
 export interface PurgeRequestsResult {
   /** Valid entries for this pool only. */
   requests: PurgeRequest[];
-  /** Entries skipped, each with the reason (also logged). */
+  /** Entries skipped, each with the reason (also logged); at most MAX_INVALID_KEPT of them. */
   invalid: InvalidEntry[];
+  /** How many entries were skipped in all. */
+  invalidCount: number;
   /** The response's Date header in ms, for clock-offset estimation. */
   serverDate: number | null;
   attempts: number;
@@ -102,9 +104,9 @@ export class PurgeCacheClient {
   /** The open purge requests for one pool, `before >= since` when since is given. */
   async purgeRequests(pool: WorkerPool, since?: Date): Promise<PurgeRequestsResult> {
     const { raw, attempts, where } = await this.call('GET', purgeRequestsPath(pool, since), { kind: 'purgeRequests', pool });
-    const { requests, invalid } = validatePurgeRequests(parseJson(raw, where), pool, where);
-    this.logInvalid(invalid, where);
-    return { requests, invalid, serverDate: dateHeader(raw), attempts };
+    const { requests, invalid, invalidCount } = validatePurgeRequests(parseJson(raw, where), pool, where);
+    this.logInvalid(invalid, invalidCount, where);
+    return { requests, invalid, invalidCount, serverDate: dateHeader(raw), attempts };
   }
 
   /** File a purge request: caches named cacheName on this pool's workers are purged. */
@@ -126,7 +128,7 @@ export class PurgeCacheClient {
     do {
       const { raw, where } = await this.call('GET', listPath(token, limit), { kind: 'allPurgeRequests' });
       const page = validateListPage(parseJson(raw, where), where);
-      this.logInvalid(page.invalid, where);
+      this.logInvalid(page.invalid, page.invalidCount, where);
       all.push(...page.requests);
       // Absent is the end; old servers sent "" on the last page.
       token = page.continuationToken || undefined;
@@ -190,15 +192,13 @@ export class PurgeCacheClient {
     }
   }
 
-  private logInvalid(invalid: InvalidEntry[], where: string): void {
+  private logInvalid(invalid: InvalidEntry[], total: number, where: string): void {
     for (const entry of invalid.slice(0, MAX_INVALID_LOG_LINES)) {
       this.logger.warn({ index: entry.index, reason: entry.reason }, `skipping an invalid purge request in the answer to ${where}`);
     }
-    if (invalid.length > MAX_INVALID_LOG_LINES) {
-      this.logger.warn(
-        { skipped: invalid.length - MAX_INVALID_LOG_LINES },
-        `skipping ${invalid.length - MAX_INVALID_LOG_LINES} more invalid purge requests in the answer to ${where}`,
-      );
+    const logged = Math.min(invalid.length, MAX_INVALID_LOG_LINES);
+    if (total > logged) {
+      this.logger.warn({ skipped: total - logged }, `skipping ${total - logged} more invalid purge requests in the answer to ${where}`);
     }
   }
 }

@@ -34,9 +34,15 @@ const entrySchema = z.object({
   before: z.string().refine(isServiceTimestamp, { message: 'not an ISO 8601 date-time with a time zone' }),
 });
 
-const purgeRequestsSchema = z.object({ requests: z.array(z.unknown()) });
+/**
+ * The requests array is checked to be an array, not copied: z.array() would
+ * copy every element, and an answer at the size cap can hold 16 million of them
+ * (each entry is validated on its own below).
+ */
+const entriesArray = z.custom<unknown[]>((value) => Array.isArray(value), { message: 'expected an array' });
+const purgeRequestsSchema = z.object({ requests: entriesArray });
 const listSchema = z.object({
-  requests: z.array(z.unknown()),
+  requests: entriesArray,
   continuationToken: z.string().nullish(),
 });
 const pingSchema = z.object({ alive: z.boolean(), uptime: z.number() });
@@ -64,30 +70,43 @@ function envelope<T>(schema: z.ZodType<T>, body: unknown, where: string, expecte
   return result.data;
 }
 
+/**
+ * Invalid entries kept (with their reasons) per answer; the rest are only
+ * counted. A 32 MiB answer of `0,0,0,…` holds 16 million entries: keeping a
+ * reason object for each took the daemon to 1.7 GB (test/adversarial/responses.test.ts).
+ */
+export const MAX_INVALID_KEPT = 1000;
+
 function validateEntries(
   entries: unknown[],
   accept: (r: PurgeRequest) => string | undefined,
-): { requests: PurgeRequest[]; invalid: InvalidEntry[] } {
+): { requests: PurgeRequest[]; invalid: InvalidEntry[]; invalidCount: number } {
   const requests: PurgeRequest[] = [];
   const invalid: InvalidEntry[] = [];
+  let invalidCount = 0;
+  // The reason is worked out only for entries that are kept.
+  const skip = (index: number, reason: () => string): void => {
+    invalidCount++;
+    if (invalid.length < MAX_INVALID_KEPT) invalid.push({ index, reason: reason() });
+  };
   entries.forEach((entry, index) => {
     if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
-      invalid.push({ index, reason: 'entry is not an object' });
+      skip(index, () => 'entry is not an object');
       return;
     }
     const result = entrySchema.safeParse(entry);
     if (!result.success) {
-      invalid.push({ index, reason: describeIssues(result.error.issues) });
+      skip(index, () => describeIssues(result.error.issues));
       return;
     }
     // A fresh object: unknown fields of hostile input go no further.
     const { provisionerId, workerType, cacheName, before } = result.data;
     const request = { provisionerId, workerType, cacheName, before };
     const refusal = accept(request);
-    if (refusal) invalid.push({ index, reason: refusal });
+    if (refusal) skip(index, () => refusal);
     else requests.push(request);
   });
-  return { requests, invalid };
+  return { requests, invalid, invalidCount };
 }
 
 export function validatePurgeRequests(body: unknown, pool: WorkerPool, where: string) {

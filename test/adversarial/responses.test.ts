@@ -1,0 +1,335 @@
+/**
+ * Hostile answers from the purge-cache service (issue 6, "Responses"), served
+ * by a real server on 127.0.0.1 to the daemon (`run`, the built CLI): each one
+ * gets a clear log line, the cycle fails or skips the bad entry, nothing is
+ * deleted on the strength of invalid data, the daemon stays up, and its memory
+ * stays bounded. The one-byte-a-second server needs a short per-attempt
+ * deadline, which only the client exposes: that case runs in-process, and the
+ * daemon is only shown to stay responsive meanwhile.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { PurgeCacheClient } from '../../src/upstream/index.js';
+import { UpstreamNetworkError } from '../../src/errors.js';
+import { encodeCacheName } from '../../src/caches/names.js';
+import { startCli, logLines, finished } from '../helpers/cli.js';
+import { hashTree, exists, readState, POOL, POOL_PARTS } from '../helpers/fixture.js';
+import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+import { call } from '../api/helpers.js';
+import { isRunning, memoryOf, record, until } from './support.js';
+
+const BEFORE = new Date(Date.now() + 3_600_000).toISOString();
+const entry = (cacheName: unknown, over: Record<string, unknown> = {}) => ({ ...POOL_PARTS, cacheName, before: BEFORE, ...over });
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** Stream `total` bytes (or until the client goes away when total is Infinity), after `prefix`. */
+function stream(res: ServerResponse, prefix: string, total: number, headers: Record<string, string> = {}): void {
+  res.writeHead(200, { 'content-type': 'application/json', ...headers });
+  res.write(prefix);
+  const chunk = Buffer.alloc(256 * 1024, ' ');
+  let sent = prefix.length;
+  const pump = (): void => {
+    while (!res.destroyed && sent < total) {
+      sent += chunk.length;
+      if (!res.write(chunk)) return void res.once('drain', pump);
+    }
+    if (!res.destroyed) res.end(']}');
+  };
+  pump();
+}
+
+const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+};
+
+interface Mode {
+  name: string;
+  /** What the log must say (msg or err/reason fields). */
+  logs: RegExp;
+  /** The cycle must fail (the cursor holds) rather than skip entries. */
+  fails: boolean;
+  handler: Handler;
+  /** Caches this mode may legitimately purge (valid entries). */
+  purges?: string[];
+}
+
+const VICTIMS = ['victim', 'a/b', '..', 'hundredk-target', 'lured'];
+/** A cache whose name carries a forged log line: purged (its request is valid), and logged escaped. */
+const FORGER = 'forger\n{"level":50,"msg":"FORGED LINE"}\n';
+const lure = { hits: 0 };
+
+function modes(lureUrl: string): Mode[] {
+  const all = VICTIMS.map((v) => entry(v));
+  return [
+    { name: 'not JSON (an HTML sign-in page)', fails: true, logs: /is not JSON/, handler: (_q, r) => { r.writeHead(200, { 'content-type': 'text/html' }); r.end('<html><title>Sign in</title>victim</html>'); } },
+    { name: 'truncated JSON', fails: true, logs: /is not JSON/, handler: (_q, r) => json(r, 200, JSON.stringify({ requests: all }).slice(0, 150)) },
+    { name: 'JSON followed by garbage', fails: true, logs: /is not JSON/, handler: (_q, r) => json(r, 200, JSON.stringify({ requests: all }) + '{"requests":[]}') },
+    { name: 'an empty 200 body', fails: true, logs: /is not JSON/, handler: (_q, r) => json(r, 200, '') },
+    { name: '1,000,000 nested arrays', fails: true, logs: /is not JSON|is not an object/, handler: (_q, r) => json(r, 200, '['.repeat(1_000_000) + ']'.repeat(1_000_000)) },
+    { name: 'wrong envelope: requests is an object', fails: true, logs: /is not an object with a "requests" array/, handler: (_q, r) => json(r, 200, { requests: { 0: entry('victim') } }) },
+    { name: 'wrong envelope: null', fails: true, logs: /is not an object with a "requests" array/, handler: (_q, r) => json(r, 200, 'null') },
+    { name: 'wrong envelope: a top-level array of requests', fails: true, logs: /is not an object with a "requests" array/, handler: (_q, r) => json(r, 200, all) },
+    { name: 'wrong envelope: requests hidden in __proto__', fails: true, logs: /is not an object with a "requests" array/, handler: (_q, r) => json(r, 200, `{"__proto__":{"requests":${JSON.stringify(all)}}}`) },
+    {
+      name: 'wrong types in every field',
+      fails: false,
+      logs: /skipping an invalid purge request/,
+      handler: (_q, r) =>
+        json(r, 200, {
+          requests: [entry(42), entry(['victim']), entry({ toString: 'victim' }), entry(null), entry('victim', { before: 0 }), entry('victim', { before: null }), entry('victim', { provisionerId: 7 }), entry('victim', { workerType: ['x'] }), 'victim', 7, null, ['victim', BEFORE]],
+        }),
+    },
+    {
+      name: 'missing fields',
+      fails: false,
+      logs: /skipping an invalid purge request/,
+      handler: (_q, r) => {
+        const { cacheName: _c, ...noName } = entry('victim');
+        const { before: _b, ...noBefore } = entry('victim');
+        const { provisionerId: _p, ...noProv } = entry('victim');
+        const { workerType: _w, ...noType } = entry('victim');
+        json(r, 200, { requests: [noName, noBefore, noProv, noType, {}] });
+      },
+    },
+    {
+      name: 'a cacheName hidden in __proto__',
+      fails: false,
+      logs: /skipping an invalid purge request/,
+      handler: (_q, r) => json(r, 200, `{"requests":[{"provisionerId":"${POOL_PARTS.provisionerId}","workerType":"${POOL_PARTS.workerType}","before":"${BEFORE}","__proto__":{"cacheName":"victim"}}]}`),
+    },
+    {
+      name: 'invalid before',
+      fails: false,
+      logs: /before: not an ISO 8601 date-time/,
+      handler: (_q, r) =>
+        json(r, 200, {
+          requests: ['yesterday', '', 'NaN', 'Infinity', '2024-13-45T99:00:00Z', '2024-05-01T12:00:00', '+275760-09-13T00:00:00.000Z', '-000001-01-01T00:00:00Z', '1714564800', '2024-05-01T12:00:00Z\n', ' 2024-05-01T12:00:00Z'].map((b) => entry('victim', { before: b })),
+        }),
+    },
+    {
+      name: 'requests for other worker pools',
+      fails: false,
+      logs: /for worker pool .*, not test-prov\/test-worker/,
+      handler: (_q, r) =>
+        json(r, 200, {
+          requests: [entry('victim', { workerType: 'other' }), entry('a/b', { provisionerId: 'elsewhere' }), entry('..', { provisionerId: 'test-prov/test-worker', workerType: '' }), entry('victim', { provisionerId: 'TEST-PROV' })],
+        }),
+    },
+    {
+      name: 'cache names that try to forge log lines',
+      fails: false,
+      logs: /purged cache/,
+      purges: [FORGER],
+      handler: (_q, r) => json(r, 200, { requests: [entry(FORGER), entry('\u001b[2J\rFORGED')] }),
+    },
+    {
+      name: 'a 5 MB cache name',
+      fails: false,
+      logs: /cannot exist on disk/,
+      handler: (_q, r) => json(r, 200, { requests: [entry('v'.repeat(5 * 1024 * 1024))] }),
+    },
+    { name: 'a hostile Date header', fails: false, logs: /clock differs from the purge-cache service's/, handler: (_q, r) => json(r, 200, { requests: [] }, { date: 'Tue, 01 Jan 2999 00:00:00 GMT' }) },
+    ...[301, 302, 303, 307, 308].map((status) => ({
+      name: `a ${status} redirect to a server that would purge`,
+      fails: true,
+      logs: new RegExp(`redirect \\(${status}\\).*not followed`),
+      handler: ((_q, r) => {
+        r.writeHead(status, { location: `${lureUrl}/api/purge-cache/v1/purge-cache/${POOL}` });
+        r.end();
+      }) as Handler,
+    })),
+    { name: 'a 50 MB body with its Content-Length', fails: true, logs: /larger than 33554432 bytes/, handler: (_q, r) => stream(r, `{"requests":[${JSON.stringify(entry('victim'))},`, 50 * 1024 * 1024, { 'content-length': String(50 * 1024 * 1024 + 2) }) },
+    { name: 'a 50 MB chunked body', fails: true, logs: /larger than 33554432 bytes/, handler: (_q, r) => stream(r, `{"requests":[${JSON.stringify(entry('victim'))},`, 50 * 1024 * 1024) },
+    { name: 'an endless body', fails: true, logs: /larger than 33554432 bytes/, handler: (_q, r) => stream(r, `{"requests":[${JSON.stringify(entry('victim'))},`, Infinity) },
+    {
+      name: 'a 500 with an endless error body (retried, then given up)',
+      fails: true,
+      logs: /gave up after 6 attempts/,
+      handler: (_q, r) => {
+        r.writeHead(500, { 'content-type': 'application/json' });
+        const chunk = Buffer.alloc(256 * 1024, ' ');
+        const pump = (): void => {
+          while (!r.destroyed) if (!r.write(chunk)) return void r.once('drain', pump);
+        };
+        pump();
+      },
+    },
+    {
+      name: '16 million tiny invalid entries (32 MB, just under the cap)',
+      fails: false,
+      logs: /skipping \d+ more invalid purge requests/,
+      handler: (_q, r) => {
+        const n = Math.floor((32 * 1024 * 1024 - 64) / 2);
+        json(r, 200, `{"requests":[${'0,'.repeat(n - 1)}0]}`);
+      },
+    },
+    {
+      name: '100,000 valid requests (12 MB)',
+      fails: false,
+      logs: /purged cache/,
+      purges: ['hundredk-target'],
+      handler: (_q, r) => json(r, 200, { requests: [...Array.from({ length: 99_999 }, (_, i) => entry(`cache-name-number-${i}-not-on-this-worker`)), entry('hundredk-target')] }),
+    },
+  ];
+}
+
+let tmp: TempDir;
+let server: Server;
+let lureServer: Server;
+let current: Handler = (_q, r) => json(r, 200, { requests: [] });
+let queries = 0;
+
+beforeAll(async () => {
+  tmp = await makeTempDir('pca-adv-resp-');
+  server = createServer((req, res) => {
+    queries++;
+    current(req, res);
+  });
+  lureServer = createServer((_req, res) => {
+    lure.hits++;
+    json(res, 200, { requests: [entry('lured')] });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => lureServer.listen(0, '127.0.0.1', r));
+});
+afterAll(async () => {
+  for (const s of [server, lureServer]) {
+    s.closeAllConnections();
+    await new Promise<void>((r) => s.close(() => r()));
+  }
+  await tmp.cleanup();
+});
+
+const url = (s: Server) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+const cyclesDone = (stderr: string) => logLines(stderr).filter((l) => l.msg === 'cycle finished').length;
+
+describe('hostile answers to the daemon', () => {
+  it('every hostile answer: a clear log line, nothing deleted on invalid data, the daemon stays up, memory bounded', async (ctx) => {
+    const root = path.join(tmp.path, 'caches');
+    const stateDir = path.join(tmp.path, 'state');
+    for (const v of [...VICTIMS, FORGER]) {
+      await mkdir(path.join(root, encodeCacheName(v)!), { recursive: true });
+      await writeFile(path.join(root, encodeCacheName(v)!, 'data'), v);
+    }
+    const cases = modes(url(lureServer));
+    const daemon = startCli(['run', '--root-url', url(server), '--worker-pool-id', POOL, '--cache-root', root, '--state-dir', stateDir, '--schedule', '0 0 1 1 *', '--jitter', '0', '--log-level', 'debug', '--in-use-checks', 'locks']);
+    const outcomes: string[] = [];
+    let peak = 0;
+    try {
+      await until(() => cyclesDone(daemon.output.stderr) >= 1 || !isRunning(daemon), 'the first cycle');
+      expect(isRunning(daemon), daemon.output.stderr.slice(-2000)).toBe(true);
+      for (const mode of cases) {
+        // The trash of an earlier (valid) purge empties in the background: let it finish first.
+        await until(async () => (await readdir(path.join(root, '.purge-cache-agent-trash')).catch(() => [])).length === 0, 'the trash to empty');
+        const treeBefore = await hashTree(root);
+        const cursorBefore = (await readState(stateDir)).cursor;
+        const offset = daemon.output.stderr.length;
+        const done = cyclesDone(daemon.output.stderr);
+        current = mode.handler;
+        daemon.kill('SIGHUP');
+        await until(() => cyclesDone(daemon.output.stderr) > done || !isRunning(daemon), `the cycle for "${mode.name}"`, 60_000);
+        current = (_q, r) => json(r, 200, { requests: [] });
+        const lines = logLines(daemon.output.stderr.slice(offset));
+        const text = lines.map((l) => Object.values(l).map(String).join(' ')).join('\n');
+        expect(isRunning(daemon), `${mode.name}: the daemon died\n${daemon.output.stderr.slice(-3000)}`).toBe(true);
+        expect(text, mode.name).toMatch(mode.logs);
+        // No line is longer than a bounded preview of what the service sent.
+        for (const l of lines) expect(JSON.stringify(l).length, `${mode.name}: a log line of ${JSON.stringify(l).length} bytes`).toBeLessThan(64 * 1024);
+        expect(lines.some((l) => l.msg === 'FORGED LINE' || String(l.msg).startsWith('FORGED')), mode.name).toBe(false);
+        const finishedLine = lines.find((l) => l.msg === 'cycle finished')!;
+        if (mode.fails) {
+          expect(finishedLine.error, mode.name).toBeTruthy();
+          expect((await readState(stateDir)).cursor, `${mode.name}: the cursor moved on a failed query`).toBe(cursorBefore);
+          expect(await hashTree(root), `${mode.name}: the caches changed`).toBe(treeBefore);
+        } else {
+          expect(finishedLine.error, mode.name).toBeUndefined();
+        }
+        for (const v of VICTIMS) {
+          const should = mode.purges?.includes(v) ?? false;
+          expect(await exists(path.join(root, encodeCacheName(v)!)), `${mode.name}: ${v}`).toBe(!should);
+        }
+        if (!mode.purges) expect(await hashTree(root), `${mode.name}: the caches changed`).toBe(treeBefore);
+        peak = Math.max(peak, (await memoryOf(daemon.pid!)).peakMiB);
+        outcomes.push(mode.name);
+      }
+      expect(lure.hits).toBe(0);
+      // The cap (32 MiB) bounds what is read, so memory is bounded whatever the service sends. The worst
+      // answer under the cap is 16 million tiny entries: JSON.parse alone needs ~256 MiB for that array
+      // (it took 1.7 GB before invalid entries were only counted past the first 1000).
+      expect(peak).toBeLessThan(800);
+      // The local API still answers after all of it.
+      const health = await call({ socketPath: path.join(stateDir, 'api.sock') }, 'GET', '/healthz');
+      expect(health.status).toBe(200);
+    } finally {
+      if (isRunning(daemon)) daemon.kill('SIGTERM');
+      await finished(daemon, 60_000).catch(() => daemon.kill('SIGKILL'));
+    }
+    record(ctx, { cases: outcomes.length, unit: 'hostile answers', detail: `${queries} queries served; peak RSS of the daemon ${peak} MiB; ${outcomes.join('; ')}` });
+  }, 300_000);
+
+  it('a server that sends one byte a second: the attempt deadline fires (client in-process), and the daemon stays responsive meanwhile', async (ctx) => {
+    const slow: Handler = (_q, r) => {
+      r.writeHead(200, { 'content-type': 'application/json' });
+      const body = JSON.stringify({ requests: [entry('victim')] });
+      let i = 0;
+      const timer = setInterval(() => {
+        if (r.destroyed || i >= body.length) {
+          clearInterval(timer);
+          if (!r.destroyed) r.end();
+          return;
+        }
+        r.write(body[i++]!);
+      }, 1000);
+      r.on('close', () => clearInterval(timer));
+    };
+    const stall: Handler = () => {
+      /* never answers: headers never come */
+    };
+    let tried = 0;
+    for (const [name, handler] of [['body one byte a second', slow], ['headers never sent', stall]] as const) {
+      current = handler;
+      const seen = queries;
+      const client = new PurgeCacheClient({ rootUrl: url(server), timeoutMs: 1500, maxRetries: 1, baseDelayMs: 10 });
+      const err = await client.purgeRequests(POOL_PARTS).then(
+        () => null,
+        (e: unknown) => e as Error,
+      );
+      expect(err, name).toBeInstanceOf(UpstreamNetworkError);
+      expect(err!.message).toContain('did not answer');
+      expect(err!.message).toContain('within 1500 ms');
+      expect(queries - seen).toBe(2);
+      tried++;
+    }
+
+    // The daemon (30 s deadline, not settable from the CLI) with a cycle stuck on the trickle: its API still answers.
+    current = slow;
+    const root = path.join(tmp.path, 'caches-slow');
+    const stateDir = path.join(tmp.path, 'state-slow');
+    await mkdir(path.join(root, 'victim'), { recursive: true });
+    const seen = queries;
+    const daemon = startCli(['run', '--root-url', url(server), '--worker-pool-id', POOL, '--cache-root', root, '--state-dir', stateDir, '--schedule', '0 0 1 1 *', '--jitter', '0']);
+    try {
+      await until(() => queries > seen || !isRunning(daemon), 'the daemon to query');
+      const socket = { socketPath: path.join(stateDir, 'api.sock') };
+      await until(() => exists(socket.socketPath), 'the API socket');
+      expect((await call(socket, 'GET', '/healthz')).status).toBe(200);
+      const status = await call(socket, 'GET', '/v1/status');
+      expect(status.status).toBe(200);
+      expect(status.json.running).toEqual({ kind: 'cycle' });
+      expect(isRunning(daemon)).toBe(true);
+      expect(await exists(path.join(root, 'victim'))).toBe(true);
+    } finally {
+      // SIGTERM would wait for the cycle in flight (up to 30 s an attempt): this test only needed it alive.
+      daemon.kill('SIGKILL');
+      await finished(daemon).catch(() => {});
+      current = (_q, r) => json(r, 200, { requests: [] });
+    }
+    record(ctx, { cases: tried + 1, unit: 'slow servers', detail: 'one byte a second and headers never sent, each failing within the attempt deadline after 1 retry; the daemon stuck in such a cycle still answers /healthz and /v1/status' });
+  }, 120_000);
+});
