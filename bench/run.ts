@@ -8,9 +8,11 @@ import os from 'node:os';
 import { cycleAtScale } from './scenarios/cycle.js';
 import { fleet } from './scenarios/fleet.js';
 import { footprint } from './scenarios/footprint.js';
+import { visibility } from './scenarios/visibility.js';
 import type { Result } from './lib.js';
 
 const SCENARIOS: Record<string, () => Promise<Result[]>> = {
+  visibility,
   cycle: cycleAtScale,
   fleet,
   footprint,

@@ -83,6 +83,7 @@ export class Agent {
   lastCycle: LastCycle | null = null;
   lastSuccessAt: number | null = null;
   lastEviction: LastEviction | null = null;
+  private stopping = new AbortController();
   private readonly listeners: CycleListener[] = [];
   private readonly opListeners: OperationListener[] = [];
 
@@ -105,11 +106,15 @@ export class Agent {
     const { logger } = options;
     const clock = options.clock ?? systemClock;
     const sources = await resolveSources(settings.cacheRoots, settings.caches);
+    // Aborted by close(): a query stuck on a slow service is abandoned rather than
+    // awaited through all its retries (minutes) — safe, since the cursor holds.
+    const stopping = new AbortController();
     const client = new PurgeCacheClient({
       rootUrl: settings.rootUrl,
       proxyUrl: settings.proxyUrl,
       credentials: settings.credentials,
       logger,
+      signal: stopping.signal,
     });
     const checks = settings.inUseChecks;
     const usage = createUsageProbe({ sources: { locks: checks.includes('locks'), processes: checks.includes('processes') }, logger });
@@ -119,6 +124,7 @@ export class Agent {
     const trash = new TrashRunner(sources, settings, logger);
     const ctx: CycleContext = { settings, pool, sources, client, usage, clock, logger, store, state, observed: newObservations() };
     const agent = new Agent(settings, pool, sources, client, store, ctx, trash, logger, clock);
+    agent.stopping = stopping;
     ctx.observed = agent.observed;
     return agent;
   }
@@ -327,6 +333,7 @@ export class Agent {
 
   /** Wait for the operation in flight (and those waiting for their turn), then release the state lock. */
   async close(): Promise<void> {
+    this.stopping.abort();
     while (this.unfinished.size > 0) {
       await Promise.allSettled([...this.unfinished].map((op) => op.promise));
     }

@@ -158,7 +158,7 @@ const status: Handler = async (r) => {
     lastEviction: agent.lastEviction,
     lastSuccessAt: iso(agent.lastSuccessAt),
     cursor: iso(state.cursor),
-    nextSince: iso(sinceFor(state.cursor, agent.settings.skewMargin)),
+    nextSince: iso(sinceFor(state.cursor, agent.settings.skewMargin, agent.clock.now())),
     pending: state.pending.map((p) => ({
       name: p.name,
       path: p.path,

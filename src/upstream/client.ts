@@ -13,7 +13,7 @@ import { prepareCredentials, hawkAuthorization, type Credentials, type SigningCr
 import { describeRefusal, type CallKind } from './refusal.js';
 import { parseJson, validateListPage, validatePing, validatePurgeRequests, type InvalidEntry } from './response.js';
 import { backoffDelay, defaultSleep, isRetryableStatus, MAX_DELAY_MS, retryAfterMs } from './retry.js';
-import { sendOnce, type RawResponse } from './transport.js';
+import { sendOnce, ABANDONED, type RawResponse } from './transport.js';
 import { apiBase, checkPool, describeUrl, listPath, poolPath, purgeRequestsPath, PING_PATH } from './urls.js';
 
 export type { Credentials };
@@ -37,6 +37,8 @@ export interface UpstreamOptions {
   random?: () => number;
   sleep?: (ms: number) => Promise<void>;
   dispatcher?: Dispatcher;
+  /** Aborting it abandons every call in flight and every retry (the agent is stopping). */
+  signal?: AbortSignal;
 }
 
 export interface PurgeRequestsResult {
@@ -74,6 +76,7 @@ export class PurgeCacheClient {
   private readonly random: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly dispatcher: Dispatcher | undefined;
+  private readonly signal: AbortSignal | undefined;
 
   constructor(opts: UpstreamOptions) {
     if (opts.proxyUrl) {
@@ -99,6 +102,7 @@ export class PurgeCacheClient {
     this.random = opts.random ?? Math.random;
     this.sleep = opts.sleep ?? defaultSleep;
     this.dispatcher = opts.dispatcher;
+    this.signal = opts.signal;
   }
 
   /** The open purge requests for one pool, `before >= since` when since is given. */
@@ -163,7 +167,7 @@ export class PurgeCacheClient {
         if (this.signing) headers.authorization = hawkAuthorization(this.signing, url, method);
         const raw = await sendOnce(
           { method, url, headers, body },
-          { timeoutMs: this.timeoutMs, maxResponseBytes: this.maxResponseBytes, dispatcher: this.dispatcher },
+          { timeoutMs: this.timeoutMs, maxResponseBytes: this.maxResponseBytes, dispatcher: this.dispatcher, signal: this.signal },
         );
         this.logger.debug({ method, url: describeUrl(url), status: raw.status, attempt }, 'purge-cache service answered');
         if (raw.status >= 200 && raw.status < 300) return { raw, attempts: attempt, where };
@@ -178,7 +182,7 @@ export class PurgeCacheClient {
         if (!(err instanceof UpstreamNetworkError)) throw err;
         failure = err;
       }
-      if (attempt > this.maxRetries) {
+      if (attempt > this.maxRetries || this.signal?.aborted) {
         failure.message += ` (gave up after ${attempt} attempt${attempt === 1 ? '' : 's'})`;
         throw failure;
       }
@@ -188,7 +192,10 @@ export class PurgeCacheClient {
       }
       const delay = Math.max(backoffDelay(attempt, this.baseDelayMs, this.random), asked ?? 0);
       this.logger.warn({ attempt, delayMs: Math.round(delay), err: failure.message }, `retrying ${where}`);
-      await this.sleep(delay);
+      const stop = abandoned(this.signal);
+      await Promise.race([this.sleep(delay), stop.promise]);
+      stop.dispose();
+      if (this.signal?.aborted) throw new UpstreamNetworkError(`${where}: ${ABANDONED}`);
     }
   }
 
@@ -201,6 +208,17 @@ export class PurgeCacheClient {
       this.logger.warn({ skipped: total - logged }, `skipping ${total - logged} more invalid purge requests in the answer to ${where}`);
     }
   }
+}
+
+/** Resolves when `signal` aborts (never, without one), to cut a retry's wait short; dispose() unhooks it. */
+function abandoned(signal: AbortSignal | undefined): { promise: Promise<void>; dispose(): void } {
+  let onAbort = (): void => {};
+  const promise = new Promise<void>((resolve) => {
+    onAbort = () => resolve();
+    if (signal?.aborted) resolve();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  return { promise, dispose: () => signal?.removeEventListener('abort', onAbort) };
 }
 
 function dateHeader(raw: RawResponse): number | null {

@@ -31,12 +31,18 @@ export interface TransportOptions {
   timeoutMs: number;
   maxResponseBytes: number;
   dispatcher: Dispatcher | undefined;
+  /** Abandons the attempt at once (the agent is stopping). */
+  signal?: AbortSignal | undefined;
 }
+
+export const ABANDONED = 'abandoned: the agent is stopping (the cursor holds, so nothing is missed)';
 
 export async function sendOnce(out: Outgoing, opts: TransportOptions): Promise<RawResponse> {
   const where = `${out.method} ${describeUrl(out.url)}`;
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), opts.timeoutMs);
+  const abandon = (): void => controller.abort();
+  opts.signal?.addEventListener('abort', abandon, { once: true });
   try {
     const res = await request(out.url, {
       method: out.method,
@@ -57,6 +63,7 @@ export async function sendOnce(out: Outgoing, opts: TransportOptions): Promise<R
     const body = await readCapped(res.body, ok ? opts.maxResponseBytes : ERROR_BODY_LIMIT, ok, headers, where);
     return { status: res.statusCode, headers, body };
   } catch (err) {
+    if (opts.signal?.aborted) throw new UpstreamNetworkError(`${where}: ${ABANDONED}`);
     if (controller.signal.aborted) {
       throw new UpstreamNetworkError(
         `the purge-cache service did not answer ${where} within ${opts.timeoutMs} ms; ` +
@@ -71,6 +78,7 @@ export async function sendOnce(out: Outgoing, opts: TransportOptions): Promise<R
     );
   } finally {
     clearTimeout(timer);
+    opts.signal?.removeEventListener('abort', abandon);
   }
 }
 

@@ -51,4 +51,25 @@ describe('run', () => {
       daemon.kill('SIGKILL');
     }
   });
+
+  it('stops promptly on SIGTERM even while its query hangs on a service that never answers', async () => {
+    const { createServer } = await import('node:http');
+    const silent = createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const { port } = silent.address() as { port: number };
+    const daemon = startCli(['run', ...fx.args('--log-level', 'debug'), '--root-url', `http://127.0.0.1:${port}`]);
+    try {
+      await waitForOutput(daemon, (o) => o.stderr.includes('purge-cache-agent started'));
+      await new Promise((r) => setTimeout(r, 300));
+      daemon.kill('SIGTERM');
+      // The query's own deadline is 30 s, with 5 retries: finishing inside the default 30 s wait proves it was abandoned.
+      const result = await finished(daemon);
+      expect(result.code).toBe(0);
+      expect(result.stderr).toContain('abandoned: the agent is stopping');
+    } finally {
+      daemon.kill('SIGKILL');
+      silent.closeAllConnections();
+      silent.close();
+    }
+  });
 });
