@@ -9,10 +9,14 @@ import { cycleAtScale } from './scenarios/cycle.js';
 import { fleet } from './scenarios/fleet.js';
 import { footprint } from './scenarios/footprint.js';
 import { visibility } from './scenarios/visibility.js';
+import { reclaim } from './scenarios/reclaim.js';
+import { gentleness } from './scenarios/gentleness.js';
 import type { Result } from './lib.js';
 
 const SCENARIOS: Record<string, () => Promise<Result[]>> = {
   visibility,
+  reclaim,
+  gentleness,
   cycle: cycleAtScale,
   fleet,
   footprint,

@@ -3,12 +3,18 @@
  * renames; this is where the space comes back. Runs are kicked after every
  * purge and at start (to finish what a crash left behind); a kick during a
  * run schedules one more run, so nothing renamed meanwhile is left waiting.
+ *
+ * With --delete-priority idle (the default) the deleting happens in a child
+ * process at nice 19 and in the idle I/O class (src/caches/trash-worker.ts):
+ * builds on the same machine get the CPU and the disk first, and the daemon's
+ * own event loop and memory stay out of it. `normal` deletes in process.
  */
 import type { Settings } from './config/index.js';
 import type { Logger } from './log.js';
 import { errorMessage } from './errors.js';
 import type { CacheSources } from './caches/inventory.js';
-import { trashDirsFor, emptyTrash } from './caches/trash.js';
+import { trashDirsFor, emptyTrash, trashEntries } from './caches/trash.js';
+import { emptyTrashInChild } from './caches/trash-worker.js';
 import type { DeleteReport } from './caches/delete.js';
 
 export type TrashListener = (report: DeleteReport) => void;
@@ -57,11 +63,11 @@ export class TrashRunner {
     do {
       this.again = false;
       try {
-        const report = await emptyTrash(trashDirsFor(this.sources), {
-          rateLimit: this.settings.deleteRate,
-          signal: this.controller.signal,
-          logger: this.logger,
-        });
+        const options = { rateLimit: this.settings.deleteRate, signal: this.controller.signal, logger: this.logger };
+        const dirs = trashDirsFor(this.sources);
+        // Most kicks find the trash empty: one readdir instead of a child process.
+        if ((await trashEntries(dirs)).length === 0) continue;
+        const report = this.settings.deletePriority === 'idle' ? await emptyTrashInChild(dirs, options) : await emptyTrash(dirs, options);
         this.record(report);
       } catch (err) {
         this.logger.error({ err: errorMessage(err) }, 'emptying the trash failed; it will be retried after the next purge or at the next start');

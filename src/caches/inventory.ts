@@ -1,12 +1,16 @@
 /**
  * Which caches exist: the immediate subdirectories of each root (names
  * decoded, see names.ts) and the configured single caches. Read-only.
+ *
+ * Cost: one readdir per root and one lstat per candidate, 32 at a time, so
+ * 10,000 caches take one pass; findCaches looks only at the names a response
+ * asks for (their encoded and literal directory names), never listing.
  */
 import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { errnoCode, errorMessage } from '../errors.js';
 import { decodeDirName, dirNamesFor, isAgentEntry } from './names.js';
-import { cacheDirProblem, keyOf, resolveRoot, resolveSinglePath } from './safety.js';
+import { assertSourcesSafe, cacheDirProblem, keyOf, resolveRoot, resolveSinglePath } from './safety.js';
 import { mapLimit } from './concurrency.js';
 
 export interface CacheSources {
@@ -44,7 +48,9 @@ const STAT_CONCURRENCY = 32;
 export async function resolveSources(roots: readonly string[], singles: readonly { name: string; path: string }[]): Promise<CacheSources> {
   const resolvedRoots = [...new Set(await Promise.all(roots.map(resolveRoot)))];
   const resolvedSingles = await Promise.all(singles.map(async (s) => ({ name: s.name, path: await resolveSinglePath(s.path) })));
-  return { roots: resolvedRoots, singles: resolvedSingles };
+  const sources = { roots: resolvedRoots, singles: resolvedSingles };
+  assertSourcesSafe(sources);
+  return sources;
 }
 
 /** Every cache of every root and every single cache that exists. */
@@ -53,18 +59,25 @@ export async function listCaches(sources: CacheSources): Promise<Inventory> {
   const candidates: { name: string; path: string; root: string | null; parentDev: bigint }[] = [];
   for (const root of sources.roots) {
     let rootDev: bigint;
-    let entries: import('node:fs').Dirent[];
+    let entries: import('node:fs').Dirent<Buffer>[];
     try {
       rootDev = (await lstat(root, { bigint: true })).dev;
-      entries = await readdir(root, { withFileTypes: true });
+      // Raw bytes: a name that isn't UTF-8 would come back with U+FFFD in it, a path to some other entry.
+      entries = await readdir(root, { withFileTypes: true, encoding: 'buffer' });
     } catch (err) {
       problems.push({ path: root, error: `cannot read cache root: ${errorMessage(err)}` });
       continue;
     }
     for (const entry of entries) {
       // Hidden entries are the agent's; symlinks and files are never caches.
-      if (isAgentEntry(entry.name) || !entry.isDirectory()) continue;
-      candidates.push({ name: decodeDirName(entry.name), path: path.join(root, entry.name), root, parentDev: rootDev });
+      if (!entry.isDirectory()) continue;
+      const dirName = entry.name.toString('utf8');
+      if (isAgentEntry(dirName)) continue;
+      if (!Buffer.from(dirName, 'utf8').equals(entry.name)) {
+        problems.push({ path: path.join(root, dirName), error: `not used as a cache: its name is not valid UTF-8 (bytes ${entry.name.toString('hex')}); rename it` });
+        continue;
+      }
+      candidates.push({ name: decodeDirName(dirName), path: path.join(root, dirName), root, parentDev: rootDev });
     }
   }
   const singles = await singleCandidates(sources.singles, problems);
@@ -138,5 +151,8 @@ async function statCandidates(
       return null;
     }
   });
-  return { caches: results.filter((c): c is CacheDir => c !== null), problems };
+  // One directory is one cache, even if two candidates reached it.
+  const byKey = new Map<string, CacheDir>();
+  for (const c of results) if (c !== null && !byKey.has(c.key)) byKey.set(c.key, c);
+  return { caches: [...byKey.values()], problems };
 }

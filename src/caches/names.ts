@@ -14,6 +14,9 @@
  * literally, so workers that name directories plainly keep working.
  */
 
+/** The agent's trash, in each root and beside single caches (see trash.ts): hidden, so never a cache. */
+export const TRASH_DIR_NAME = '.purge-cache-agent-trash';
+
 /** NAME_MAX on Linux filesystems. */
 export const MAX_DIR_NAME_BYTES = 255;
 

@@ -15,10 +15,13 @@
  * 4. Just before a rename, the path is checked again and must still be the
  *    directory (device and inode) the decision was made about.
  * 5. Deletion never follows a symlink (links are unlinked as links) and never
- *    crosses into another filesystem (src/caches/delete.ts checks each
- *    directory's device against the top's).
+ *    crosses into another filesystem or mount (src/caches/delete.ts acts on
+ *    one name inside a directory it holds open, and checks each directory's
+ *    device and mount against the top's parent's).
  * 6. A root itself is never renamed or deleted; trash directories live inside
- *    roots (or beside single caches) and are only ever emptied.
+ *    roots (or beside single caches) and are only ever emptied. So roots and
+ *    single caches must not nest in a way that would put a root inside
+ *    something purgeable (assertSourcesSafe, at start).
  * 7. Locks are honoured: the rename happens under an exclusive flock on the
  *    cache directory (src/purge.ts), so users holding a lock are never cut off.
  */
@@ -26,6 +29,9 @@ import { lstat, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { BigIntStats } from 'node:fs';
 import { ConfigError, UnsafePathError, errnoCode } from '../errors.js';
+import { TRASH_DIR_NAME } from './names.js';
+import type { CacheSources } from './inventory.js';
+import { isInside } from './proc.js';
 
 /** Identity of a directory: device and inode, exactly (bigint stats: 64-bit inodes lose nothing). */
 export function keyOf(st: BigIntStats): string {
@@ -87,4 +93,31 @@ export async function recheckCacheDir(cachePath: string, expectedKey: string | u
     throw new UnsafePathError(`refusing to purge ${cachePath}: it was replaced by another directory since it was judged`, cachePath);
   }
   return st;
+}
+
+/**
+ * Rule 6 at start: no purge may take a root with it (nor anything that is not
+ * a cache: the filesystem root is refused as a root). A root inside another
+ * root lies inside one of the outer root's caches; a single cache at or above
+ * a root would take the root along; a single cache inside a trash would be
+ * emptied with it. Throws ConfigError naming both paths.
+ */
+export function assertSourcesSafe(sources: CacheSources): void {
+  for (const inner of sources.roots) {
+    // Every top-level directory (/usr, /home) would be a cache, one request away from deletion.
+    if (inner === '/') throw new ConfigError('cache root / is the filesystem root; --cache-root takes a directory that holds only caches', 'cacheRoots');
+    const outer = sources.roots.find((r) => r !== inner && isInside(inner, r));
+    if (outer !== undefined) {
+      throw new ConfigError(`cache root ${inner} lies inside cache root ${outer}: purging a cache of ${outer} could delete it; configure cache roots that don't nest`, 'cacheRoots');
+    }
+  }
+  for (const single of sources.singles) {
+    const root = sources.roots.find((r) => isInside(r, single.path));
+    if (root !== undefined) {
+      throw new ConfigError(`single cache ${single.name}=${single.path} contains the cache root ${root}: purging it would delete the root; point --cache at a directory outside every root`, 'caches');
+    }
+    if (single.path.split('/').includes(TRASH_DIR_NAME)) {
+      throw new ConfigError(`single cache ${single.name}=${single.path} lies in the agent's trash (${TRASH_DIR_NAME}); point --cache elsewhere`, 'caches');
+    }
+  }
 }

@@ -10,9 +10,10 @@ import { randomBytes } from 'node:crypto';
 import { AgentError, UnsafePathError, errnoCode, errorMessage } from '../errors.js';
 import type { CacheDir, CacheSources } from './inventory.js';
 import { recheckCacheDir } from './safety.js';
-import { deleteTree, addReports, emptyReport, type DeleteOptions, type DeleteReport } from './delete.js';
+import { TRASH_DIR_NAME } from './names.js';
+import { deleteContents, addReports, emptyReport, type DeleteOptions, type DeleteReport } from './delete.js';
 
-export const TRASH_DIR_NAME = '.purge-cache-agent-trash';
+export { TRASH_DIR_NAME };
 
 /** The cache was gone (removed by someone else) when we came to purge it. */
 export class CacheVanishedError extends AgentError {
@@ -109,12 +110,17 @@ export async function trashEntries(trashDirs: readonly string[]): Promise<string
   return out;
 }
 
-/** Delete everything in the trash dirs; the trash dirs themselves stay. */
+/**
+ * Delete everything in the trash dirs. The trash dirs themselves stay: they
+ * keep their mode (0700), and a purge never has to recreate one. A trash dir
+ * that is missing has nothing to delete; one that is a symlink or a mount
+ * point is left alone and reported.
+ */
 export async function emptyTrash(trashDirs: readonly string[], opts: DeleteOptions = {}): Promise<DeleteReport> {
   const report = emptyReport();
-  for (const entry of await trashEntries(trashDirs)) {
+  for (const dir of new Set(trashDirs)) {
     if (opts.signal?.aborted) break;
-    addReports(report, await deleteTree(entry, opts));
+    addReports(report, await deleteContents(dir, opts));
   }
   return report;
 }

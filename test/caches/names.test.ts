@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { encodeCacheName, decodeDirName, dirNamesFor, isCanonical, MAX_DIR_NAME_BYTES } from '../../src/caches/names.js';
+import { encodeCacheName, decodeDirName, dirNamesFor, isAgentEntry, isCanonical, isLegalCacheDirName, MAX_DIR_NAME_BYTES } from '../../src/caches/names.js';
 
 describe('the encoding table', () => {
   it.each([
@@ -91,6 +91,56 @@ describe('properties over hostile names', () => {
           expect(dir.includes('/')).toBe(false);
           expect(dir.startsWith('.')).toBe(false);
         }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+describe('more properties', () => {
+  const anyUnicode = fc.string({ unit: 'binary', maxLength: 30 });
+
+  it('never lets a lone surrogate through: it would be stored as U+FFFD, a different name', () => {
+    const surrogate = fc.integer({ min: 0xd800, max: 0xdfff }).map((c) => String.fromCharCode(c));
+    fc.assert(
+      fc.property(fc.string({ maxLength: 5 }), surrogate, fc.string({ maxLength: 5 }), (a, s, b) => {
+        const name = a + s + b;
+        if (!name.isWellFormed()) expect(encodeCacheName(name)).toBeNull();
+      }),
+    );
+  });
+
+  it('keeps NFC and NFD spellings apart: they are different names, and each round-trips', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 10 }), (s) => {
+        const nfc = s.normalize('NFC');
+        const nfd = s.normalize('NFD');
+        const [dc, dd] = [encodeCacheName(nfc), encodeCacheName(nfd)];
+        if (dc !== null) expect(decodeDirName(dc)).toBe(nfc);
+        if (dd !== null) expect(decodeDirName(dd)).toBe(nfd);
+        if (nfc !== nfd && dc !== null) expect(dc).not.toBe(dd);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('never produces a hidden entry, a NUL or a slash, whatever the input', () => {
+    fc.assert(
+      fc.property(anyUnicode, (name) => {
+        const dir = encodeCacheName(name);
+        if (dir === null) return;
+        expect(isAgentEntry(dir)).toBe(false);
+        expect(dir).not.toMatch(/[\0/]/);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('decodes every directory name to something that finds it again', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: fc.constantFrom('a', 'Z', '0', '.', '-', '_', '%', '2', 'E', 'F', 'f', ' ', 'é'), minLength: 1, maxLength: 12 }), (dirName) => {
+        if (!isLegalCacheDirName(dirName)) return;
+        expect(dirNamesFor(decodeDirName(dirName))).toContain(dirName);
       }),
       { numRuns: 2000 },
     );

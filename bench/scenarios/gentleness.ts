@@ -1,0 +1,75 @@
+/**
+ * Gentleness: how much a file-heavy workload beside the agent (a stand-in for
+ * a build: create, write, stat, read and delete many small files) slows down
+ * while a purge's trash is being deleted — at normal priority, at the
+ * daemon's default low priority (nice 19, idle I/O class, in a child), and
+ * low priority plus --delete-rate. Issue 7 asks for the slowdown with and
+ * without those settings.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { emptyTrashInChild } from '../../src/caches/trash-worker.js';
+import { makeTree, median, round, scratch, type Result } from '../lib.js';
+
+const TREE_FILES = 200_000;
+const TREE_DIRS = 2_000;
+const DELETE = fileURLToPath(new URL('../../src/caches/delete.js', import.meta.url));
+
+/** The workload, as its own process at normal priority; prints its duration in ms. */
+const WORKLOAD = `
+const fs = require('node:fs'); const path = require('node:path');
+const dir = process.argv[1]; fs.mkdirSync(dir, { recursive: true });
+const data = Buffer.alloc(4096, 7); const start = performance.now();
+for (let round = 0; round < 6; round++) {
+  for (let i = 0; i < 2000; i++) { const f = path.join(dir, 'o' + i); fs.writeFileSync(f, data); fs.statSync(f); }
+  for (let i = 0; i < 2000; i++) { const f = path.join(dir, 'o' + i); fs.readFileSync(f); fs.unlinkSync(f); }
+}
+let x = 0; for (let i = 0; i < 3e7; i++) x = (x + i * 7) % 1000003;
+console.log(performance.now() - start + (x < 0 ? 1 : 0));
+`;
+
+function workload(dir: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', WORKLOAD, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('close', (code) => (code === 0 ? resolve(Number(out)) : reject(new Error(`workload exited ${code}`))));
+  });
+}
+
+/** Deletion at normal priority, in its own process like the child, for a fair comparison. */
+function deleteAtNormalPriority(trash: string): Promise<void> {
+  const code = `import(${JSON.stringify(DELETE)}).then((m) => m.deleteContents(${JSON.stringify(trash)}))`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', code], { stdio: 'ignore' });
+    child.on('close', (c) => (c === 0 ? resolve() : reject(new Error(`deleter exited ${c}`))));
+  });
+}
+
+export async function gentleness(): Promise<Result[]> {
+  const dir = await scratch('gentle');
+  const work = path.join(dir.path, 'work');
+  const trash = path.join(dir.path, 'trash');
+  try {
+    const alone: number[] = [];
+    for (let i = 0; i < 3; i++) alone.push(await workload(work));
+    const base = median(alone);
+
+    const beside = async (label: string, startDeletion: () => Promise<unknown>): Promise<Result> => {
+      await makeTree(path.join(trash, 'entry'), TREE_DIRS, TREE_FILES, 16);
+      spawnSync('sync');
+      const deletion = startDeletion();
+      const took = await workload(work);
+      await deletion;
+      return { scenario: `gentleness: workload beside a purge's deletion, ${label}`, value: round(took), unit: 'ms', reference: round(base), ratio: round(took / base, 2), note: 'reference: the workload alone (median of 3)' };
+    };
+    return [
+      await beside('normal priority', () => deleteAtNormalPriority(trash)),
+      await beside('nice 19 + idle I/O (the default)', () => emptyTrashInChild([trash])),
+      await beside('nice 19 + idle I/O + --delete-rate 20000', () => emptyTrashInChild([trash], { rateLimit: 20_000 })),
+    ];
+  } finally {
+    spawnSync('rm', ['-rf', dir.path]);
+  }
+}
