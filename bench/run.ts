@@ -3,7 +3,7 @@
  * machine. Prints a table (scenario, this project, reference, ratio) and
  * writes bench/results.json. Run a subset with `npm run bench -- cycle fleet`.
  */
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { cycleAtScale } from './scenarios/cycle.js';
 import { fleet } from './scenarios/fleet.js';
@@ -25,18 +25,22 @@ const SCENARIOS: Record<string, () => Promise<Result[]>> = {
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
   const names = wanted.length > 0 ? wanted : Object.keys(SCENARIOS);
-  const results: Result[] = [];
+  const file = new URL('../../bench/results.json', import.meta.url);
+  // A run of some scenarios keeps the others' latest results.
+  const previous = await readFile(file, 'utf8').then((t) => (JSON.parse(t) as { results: (Result & { group?: string })[] }).results, () => [] as (Result & { group?: string })[]);
+  const results: (Result & { group: string })[] = previous.filter((r): r is Result & { group: string } => r.group !== undefined && !names.includes(r.group));
   for (const name of names) {
     const run = SCENARIOS[name];
     if (!run) throw new Error(`unknown scenario ${name}; known: ${Object.keys(SCENARIOS).join(', ')}`);
     process.stderr.write(`bench: ${name}...\n`);
     for (const result of await run()) {
-      results.push(result);
+      results.push({ group: name, ...result });
       printRow(result);
     }
   }
+  results.sort((a, b) => Object.keys(SCENARIOS).indexOf(a.group) - Object.keys(SCENARIOS).indexOf(b.group));
   const machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, kernel: os.release() };
-  await writeFile(new URL('../../bench/results.json', import.meta.url), JSON.stringify({ date: new Date().toISOString(), machine, results }, null, 2) + '\n');
+  await writeFile(file, JSON.stringify({ date: new Date().toISOString(), machine, results }, null, 2) + '\n');
   process.stdout.write(`\nmachine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}, Linux ${machine.kernel}\nwrote bench/results.json\n`);
 }
 

@@ -48,10 +48,17 @@ export class TrashRunner {
     });
   }
 
-  /** Kick, and resolve once the trash is empty (or a run failed to empty it). */
-  async drain(): Promise<void> {
+  /** What the latest run could not delete (retried on the next run). */
+  private lastFailures: { path: string; error: string }[] = [];
+
+  /**
+   * Kick, and resolve once the trash is empty — or a run failed to empty it:
+   * then with what it could not delete (`once` reports those).
+   */
+  async drain(): Promise<{ path: string; error: string }[]> {
     this.kick();
     while (this.running) await this.running;
+    return this.lastFailures;
   }
 
   async stop(): Promise<void> {
@@ -62,6 +69,7 @@ export class TrashRunner {
   private async loop(): Promise<void> {
     do {
       this.again = false;
+      this.lastFailures = [];
       try {
         const options = { rateLimit: this.settings.deleteRate, signal: this.controller.signal, logger: this.logger };
         const dirs = trashDirsFor(this.sources);
@@ -76,6 +84,7 @@ export class TrashRunner {
   }
 
   private record(report: DeleteReport): void {
+    this.lastFailures = report.failures;
     this.totals.files += report.files;
     this.totals.bytes += report.bytes;
     this.totals.failures += report.failures.length;

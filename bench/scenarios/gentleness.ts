@@ -51,23 +51,36 @@ export async function gentleness(): Promise<Result[]> {
   const dir = await scratch('gentle');
   const work = path.join(dir.path, 'work');
   const trash = path.join(dir.path, 'trash');
-  try {
-    const alone: number[] = [];
-    for (let i = 0; i < 3; i++) alone.push(await workload(work));
-    const base = median(alone);
-
-    const beside = async (label: string, startDeletion: () => Promise<unknown>): Promise<Result> => {
-      await makeTree(path.join(trash, 'entry'), TREE_DIRS, TREE_FILES, 16);
-      spawnSync('sync');
-      const deletion = startDeletion();
-      const took = await workload(work);
-      await deletion;
-      return { scenario: `gentleness: workload beside a purge's deletion, ${label}`, value: round(took), unit: 'ms', reference: round(base), ratio: round(took / base, 2), note: 'reference: the workload alone (median of 3)' };
+  /**
+   * Each mode is compared with the workload alone measured right before it,
+   * under the same conditions (the tree just made and synced): on a shared VM
+   * disk, conditions drift too much between scenarios for one early baseline.
+   */
+  const pair = async (startDeletion: () => Promise<unknown>): Promise<{ alone: number; beside: number }> => {
+    await makeTree(path.join(trash, 'entry'), TREE_DIRS, TREE_FILES, 16);
+    spawnSync('sync');
+    const alone = await workload(work);
+    const deletion = startDeletion();
+    const beside = await workload(work);
+    await deletion;
+    spawnSync('sync');
+    return { alone, beside };
+  };
+  const mode = async (label: string, startDeletion: () => Promise<unknown>): Promise<Result> => {
+    const pairs = [await pair(startDeletion), await pair(startDeletion)];
+    const ratio = median(pairs.map((p) => p.beside / p.alone));
+    return {
+      scenario: `gentleness: workload slowdown beside a purge's deletion, ${label}`,
+      value: round(ratio, 2),
+      unit: '×',
+      note: `workload beside / alone, median of 2 pairs: ${pairs.map((p) => `${round(p.beside)} / ${round(p.alone)} ms`).join('; ')}`,
     };
+  };
+  try {
     return [
-      await beside('normal priority', () => deleteAtNormalPriority(trash)),
-      await beside('nice 19 + idle I/O (the default)', () => emptyTrashInChild([trash])),
-      await beside('nice 19 + idle I/O + --delete-rate 20000', () => emptyTrashInChild([trash], { rateLimit: 20_000 })),
+      await mode('normal priority', () => deleteAtNormalPriority(trash)),
+      await mode('nice 19 + idle I/O (the default)', () => emptyTrashInChild([trash])),
+      await mode('nice 19 + idle I/O + --delete-rate 20000', () => emptyTrashInChild([trash], { rateLimit: 20_000 })),
     ];
   } finally {
     spawnSync('rm', ['-rf', dir.path]);

@@ -213,14 +213,16 @@ const ops = {
   rmdir({ dirFd, name }) {
     try { fs.rmdirSync(at(dirFd, name)); return {}; } catch (e) { return { fail: failure(e) }; }
   },
-  // Open the parent of directory 'fd', and check it is the one we came down through.
-  up({ fd, dev, ino }) {
+  // Open the parent of directory 'fd', check it is the one we came down through, and remove 'name' (that directory) from it.
+  rmdirUp({ fd, name, dev, ino }) {
     let pfd;
     try { pfd = fs.openSync(at(fd, '..'), O_RDONLY | O_DIRECTORY); } catch (e) { return { fail: failure(e) }; }
     const id = identity(pfd);
-    if (id.dev === dev && id.ino === ino) return { fd: pfd };
-    fs.closeSync(pfd);
-    return { fail: { code: 'EMOVED', message: 'the directory was moved away while it was being deleted' } };
+    if (id.dev !== dev || id.ino !== ino) {
+      fs.closeSync(pfd);
+      return { fail: { code: 'EMOVED', message: 'the directory was moved away while it was being deleted' } };
+    }
+    try { fs.rmdirSync(at(pfd, name)); return { fd: pfd }; } catch (e) { return { fd: pfd, rmdirFail: failure(e) }; }
   },
 };
 parentPort.on('message', ({ id, op, args }) => {
@@ -248,7 +250,7 @@ interface OpResults {
   open: { fail: Failure } | OpenResult;
   unlink: { removed: number; bytes: number; fails: (Failure & { name: string })[] };
   rmdir: { fail?: Failure };
-  up: { fail: Failure } | { fd: number };
+  rmdirUp: { fail: Failure } | { fd: number; rmdirFail?: Failure };
 }
 type Op = keyof OpResults;
 
@@ -661,57 +663,53 @@ class Walk {
       this.childDone(parent);
       return;
     }
+    parent.using++;
     if (parent.fd !== null) {
-      this.rmdir(parent, dir);
+      this.urgent.push({
+        op: 'rmdir',
+        args: { dirFd: parent.fd, name: dir.name },
+        cost: 1,
+        done: (r) => this.removed(parent, dir, (r as OpResults['rmdir']).fail),
+      });
       return;
     }
-    // The parent was closed while its subdirectories were at work: reopen it from here, and check it is the same one.
-    parent.using++;
+    // The parent was closed while its subdirectories were at work: reopen it from here (checking it is the same one), and remove `dir` from it.
     this.urgent.push({
-      op: 'up',
-      args: { fd: dir.fd, dev: parent.dev, ino: parent.ino },
-      cost: 0,
+      op: 'rmdirUp',
+      args: { fd: dir.fd, name: dir.name, dev: parent.dev, ino: parent.ino },
+      cost: 1,
       done: (r) => {
-        parent.using--;
-        const up = r as OpResults['up'];
-        if ('fail' in up) {
-          // Gone (someone else deleted it meanwhile) is no failure; its parent stays for the next run either way.
-          if (up.fail.code !== 'ENOENT') this.fail(this.logical(parent), up.fail);
-          this.release(dir);
-          this.keep(parent);
-          this.childDone(parent);
-          return;
+        const up = r as OpResults['rmdirUp'];
+        if ('fd' in up) {
+          if (parent.fd === null) {
+            parent.fd = up.fd;
+            this.open.add(parent);
+          } else void close(up.fd);
+          return this.removed(parent, dir, up.rmdirFail);
         }
-        if (parent.fd === null) {
-          parent.fd = up.fd;
-          this.open.add(parent);
-        } else void close(up.fd);
-        this.rmdir(parent, dir);
+        // Gone (someone else deleted it meanwhile) is no failure; its parent stays for the next run either way.
+        if (up.fail.code !== 'ENOENT') this.fail(this.logical(parent), up.fail);
+        parent.using--;
+        this.release(dir);
+        this.keep(parent);
+        this.childDone(parent);
       },
     });
   }
 
-  private rmdir(parent: Dir, dir: Dir): void {
-    parent.using++;
-    this.urgent.push({
-      op: 'rmdir',
-      args: { dirFd: parent.fd, name: dir.name },
-      cost: 1,
-      done: async (r) => {
-        parent.using--;
-        this.release(dir);
-        const { fail } = r as OpResults['rmdir'];
-        if (!fail) {
-          this.report.dirs++;
-          // Crash tests (src/fault.ts) kill the process here: in the middle of emptying the trash.
-          await faultPoint('trash-delete');
-        } else if (fail.code !== 'ENOENT') {
-          this.fail(this.logical(dir), fail);
-          this.keep(parent);
-        }
-        this.childDone(parent);
-      },
-    });
+  /** `dir` was removed from `parent` (or that failed). */
+  private async removed(parent: Dir, dir: Dir, fail: Failure | undefined): Promise<void> {
+    parent.using--;
+    this.release(dir);
+    if (!fail) {
+      this.report.dirs++;
+      // Crash tests (src/fault.ts) kill the process here: in the middle of emptying the trash.
+      await faultPoint('trash-delete');
+    } else if (fail.code !== 'ENOENT') {
+      this.fail(this.logical(dir), fail);
+      this.keep(parent);
+    }
+    this.childDone(parent);
   }
 
   private childDone(parent: Dir): void {

@@ -492,20 +492,9 @@ function dirLock(handle: FileHandle, key: string): DirLock {
  * The caller should check that the path still has `key` before renaming.
  */
 export async function tryLockForRename(cachePath: string, opts: { logger?: Logger } = {}): Promise<DirLock | 'busy'> {
-  const { handle, key } = await openDir(cachePath);
-  try {
-    if ((await tryFlock(handle.fd, 'exclusive')) === 'busy') {
-      await handle.close();
-      return 'busy';
-    }
-  } catch (err) {
-    if (!(err instanceof FlockUnavailableError)) {
-      await handle.close();
-      throw err;
-    }
-    noFlock(opts.logger);
-  }
-  return dirLock(handle, key);
+  const [result] = await tryLockManyForRename([cachePath], opts);
+  if (result instanceof Error) throw result;
+  return result!;
 }
 
 /**

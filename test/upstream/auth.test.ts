@@ -6,7 +6,7 @@ import { ConfigError, UpstreamHttpError } from '../../src/errors.js';
 import { createTemporaryCredentials, startService, type RunningService } from '../../src/service/index.js';
 import { PurgeCacheClient } from '../../src/upstream/index.js';
 import { scrub } from '../../src/secrets.js';
-import { captureLogger, json, listen, POOL, type TestServer } from './servers.js';
+import { captureLogger, json, listen, POOL, type TestServer, caught } from './servers.js';
 
 const ADMIN = { clientId: 'admin', accessToken: 'admin-access-token-0123456789' };
 const WORKER = { clientId: 'worker', accessToken: 'worker-access-token-0123456789' };
@@ -21,15 +21,6 @@ beforeAll(async () => {
   await new PurgeCacheClient({ rootUrl: svc.url, credentials: ADMIN }).purgeCache(POOL, 'c1');
 });
 afterAll(() => svc.close());
-
-async function caught(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a failure');
-}
 
 describe('Hawk signing against serve', () => {
   it('works with plain credentials', async () => {

@@ -2,28 +2,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { UpstreamHttpError, UpstreamNetworkError, UpstreamResponseError } from '../../src/errors.js';
 import { PurgeCacheClient } from '../../src/upstream/index.js';
-import { captureLogger, entry, json, listen, POOL, recordingSleep, type TestServer } from './servers.js';
+import { captureLogger, entry, json, listen, POOL, recordingSleep, serve, closeServers, caught } from './servers.js';
 
-let servers: TestServer[] = [];
-afterEach(async () => {
-  await Promise.all(servers.map((s) => s.close()));
-  servers = [];
-});
-
-async function serve(handler: Parameters<typeof listen>[0]): Promise<TestServer> {
-  const s = await listen(handler);
-  servers.push(s);
-  return s;
-}
-
-async function caught(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a failure');
-}
+afterEach(closeServers);
 
 const noSleep = recordingSleep().sleep;
 

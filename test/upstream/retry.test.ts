@@ -2,28 +2,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { UpstreamHttpError, UpstreamNetworkError } from '../../src/errors.js';
 import { PurgeCacheClient } from '../../src/upstream/index.js';
 import { backoffDelay, isRetryableStatus, MAX_DELAY_MS, retryAfterMs } from '../../src/upstream/retry.js';
-import { captureLogger, entry, json, listen, POOL, recordingSleep, type TestServer } from './servers.js';
+import { captureLogger, entry, json, listen, POOL, recordingSleep, serve, closeServers, caught } from './servers.js';
 
-let servers: TestServer[] = [];
-afterEach(async () => {
-  await Promise.all(servers.map((s) => s.close()));
-  servers = [];
-});
-
-async function serve(handler: Parameters<typeof listen>[0]): Promise<TestServer> {
-  const s = await listen(handler);
-  servers.push(s);
-  return s;
-}
-
-async function caught(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a failure');
-}
+afterEach(closeServers);
 
 describe('backoff policy', () => {
   it('doubles from the base, with ±25 % jitter, at most 30 s', () => {
@@ -135,10 +116,9 @@ describe('retries', () => {
   });
 
   it('names the origin and path of a service that cannot be reached', async () => {
-    const s = await serve(() => undefined);
+    const s = await listen(() => undefined);
     const url = s.url;
     await s.close();
-    servers = [];
     const { sleep } = recordingSleep();
     const err = await caught(new PurgeCacheClient({ rootUrl: url, sleep, maxRetries: 2 }).purgeRequests(POOL, new Date(0)));
     expect(err).toBeInstanceOf(UpstreamNetworkError);

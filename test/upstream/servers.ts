@@ -78,3 +78,27 @@ export const POOL = { provisionerId: 'prov', workerType: 'wt' } as const;
 export function entry(cacheName: string, overrides: Record<string, unknown> = {}) {
   return { provisionerId: POOL.provisionerId, workerType: POOL.workerType, cacheName, before: '2024-05-01T12:00:00.000Z', ...overrides };
 }
+
+/** Servers a test file started, closed after each test by closeServers(). */
+const started: TestServer[] = [];
+
+/** listen(), remembered for closeServers(). */
+export async function serve(handler: Parameters<typeof listen>[0]): Promise<TestServer> {
+  const s = await listen(handler);
+  started.push(s);
+  return s;
+}
+
+export async function closeServers(): Promise<void> {
+  await Promise.all(started.splice(0).map((s) => s.close()));
+}
+
+/** The error a promise rejects with; fails the test if it resolves. */
+export async function caught(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected a failure');
+}
