@@ -76,7 +76,8 @@ describe('SIGKILL at every fault point', () => {
       try {
         await setUp(fx, DOOMED, 2);
         const outsideHash = await hashTree(fx.outside);
-        const crashed = await runCli(['once', '--json', ...fx.args('--in-use-checks', 'locks')], {
+        // In-process deletion, so the agent itself is killed mid-deletion (the default runs it in a child process).
+        const crashed = await runCli(['once', '--json', ...fx.args('--in-use-checks', 'locks', '--delete-priority', 'normal')], {
           env: { PURGE_CACHE_AGENT_TEST_KILL_AT: String(k), PURGE_CACHE_AGENT_TEST_FAULT_LOG: '1' },
           timeoutMs: 60_000,
         });
@@ -118,7 +119,7 @@ describe('SIGKILL at every fault point', () => {
       try {
         await setUp(fx, doomed, 1);
         const outsideHash = await hashTree(fx.outside);
-        const daemon = startCli(['run', ...fx.args('--schedule', '0 0 1 1 *', '--jitter', '0', '--in-use-checks', 'locks', '--log-level', 'debug')], {
+        const daemon = startCli(['run', ...fx.args('--schedule', '0 0 1 1 *', '--jitter', '0', '--in-use-checks', 'locks', '--delete-priority', 'normal', '--log-level', 'debug')], {
           env: { PURGE_CACHE_AGENT_TEST_KILL_AT: String(k), PURGE_CACHE_AGENT_TEST_FAULT_LOG: '1' },
         });
         const done = finished(daemon, 120_000);
