@@ -157,3 +157,15 @@ describe('the settings table', () => {
     for (const spec of SETTINGS) expect(spec.describe.length).toBeGreaterThan(10);
   });
 });
+
+describe('the README', () => {
+  it('shows the settings table generated from the code (run `npm run docs` after changing a setting)', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const { settingsTable, SETTINGS_START, SETTINGS_END } = await import('../src/config/docs.js');
+    const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
+    const start = readme.indexOf(SETTINGS_START);
+    const end = readme.indexOf(SETTINGS_END);
+    expect(start).toBeGreaterThan(0);
+    expect(readme.slice(start + SETTINGS_START.length, end).trim()).toBe(settingsTable());
+  });
+});
