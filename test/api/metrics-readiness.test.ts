@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeFixture, exists, type Fixture } from '../helpers/fixture.js';
 import { call, startDaemon, startGate, eventually, firstCycle, finishedTask, metrics, sample, type Daemon, type Gate } from './helpers.js';
 import path from 'node:path';
+import { REQUIRED_METRICS } from '../helpers/metrics.js';
 
 let fx: Fixture;
 let gate: Gate;
@@ -27,24 +28,11 @@ afterEach(async () => {
   if (result) expect(result.code, result.stderr).toBe(0);
 });
 
-const METRIC_NAMES = [
-  'purge_cache_agent_cycles_total',
-  'purge_cache_agent_cycle_duration_seconds',
-  'purge_cache_agent_requests_seen_total',
-  'purge_cache_agent_caches_purged_total',
-  'purge_cache_agent_bytes_reclaimed_total',
-  'purge_cache_agent_purge_failures_total',
-  'purge_cache_agent_deferred_purges',
-  'purge_cache_agent_last_success_timestamp_seconds',
-  'purge_cache_agent_clock_offset_seconds',
-  'purge_cache_agent_trash_bytes',
-];
-
 describe('GET /metrics', () => {
   it('exposes every metric, with the right types, and the default process metrics', async () => {
     d = await startDaemon(fx, { serviceUrl: gate.url });
     const m = await metrics(d.tcp);
-    for (const name of METRIC_NAMES) expect(m.has(name), name).toBe(true);
+    for (const name of REQUIRED_METRICS) expect(m.has(name), name).toBe(true);
     expect(m.get('purge_cache_agent_cycles_total')!.type).toBe('COUNTER');
     expect(m.get('purge_cache_agent_cycle_duration_seconds')!.type).toBe('HISTOGRAM');
     expect(m.get('purge_cache_agent_deferred_purges')!.type).toBe('GAUGE');

@@ -13,6 +13,7 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import YAML from 'yaml';
 import { SETTINGS } from '../../src/config/index.js';
 import { REPO_ROOT } from '../helpers/tmp.js';
+import { REQUIRED_METRICS } from '../helpers/metrics.js';
 
 export const repoFile = (rel: string): string => path.join(REPO_ROOT, rel);
 export const readRepoFile = (rel: string): string => readFileSync(repoFile(rel), 'utf8');
@@ -269,18 +270,7 @@ export async function exportedMetricNames(): Promise<Set<string>> {
 }
 
 /** The metrics of issue 4 that the dashboard and alerts are built on. */
-export const AGENT_METRICS = [
-  'purge_cache_agent_cycles_total',
-  'purge_cache_agent_cycle_duration_seconds',
-  'purge_cache_agent_requests_seen_total',
-  'purge_cache_agent_caches_purged_total',
-  'purge_cache_agent_bytes_reclaimed_total',
-  'purge_cache_agent_purge_failures_total',
-  'purge_cache_agent_deferred_purges',
-  'purge_cache_agent_last_success_timestamp_seconds',
-  'purge_cache_agent_clock_offset_seconds',
-  'purge_cache_agent_trash_bytes',
-] as const;
+export const AGENT_METRICS = REQUIRED_METRICS;
 
 /** PromQL identifiers that are not the agent's metrics: Prometheus's own series. */
 const PROMETHEUS_SERIES = new Set(['up']);
