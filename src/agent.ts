@@ -9,7 +9,7 @@ import { systemClock, type Clock } from './clock.js';
 import type { Logger } from './log.js';
 import type { WorkerPool } from './model.js';
 import { StateStore } from './state.js';
-import { runCycle, runRecheck, runPurgeNow, evict, holdersOfCaches, saveState, newObservations, type CycleContext, type CycleReport, type Observations } from './cycle.js';
+import { runCycle, runRecheck, runPurgeNow, evict, localReport, holdersOfCaches, saveState, newObservations, type CycleContext, type CycleReport, type Observations } from './cycle.js';
 import { resolveSources, type CacheSources } from './caches/inventory.js';
 import { createUsageProbe, type Holder } from './caches/inuse.js';
 import { acquireLease, releaseLease, liveLeases, type Lease } from './leases.js';
@@ -246,7 +246,7 @@ export class Agent {
     if (this.current || this.queuedCycle || !(await minFreeCrossedNow(this.settings, this.sources))) return null;
     const report = await this.enqueue('evict', undefined, async () => {
       const now = this.clock.now();
-      const r: CycleReport = { since: null, queriedAt: new Date(now).toISOString(), requests: 0, purged: [], failed: [], deferred: [], evicted: [] };
+      const r = localReport(now);
       await evict(this.ctx, r);
       return r;
     }).promise;

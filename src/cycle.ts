@@ -120,6 +120,11 @@ export class CycleFailedError extends Error {
   }
 }
 
+/** The report of work that asks the service nothing (a recheck, a local purge, an eviction pass). */
+export function localReport(nowMs: number): CycleReport {
+  return { since: null, queriedAt: new Date(nowMs).toISOString(), requests: 0, purged: [], failed: [], deferred: [], evicted: [] };
+}
+
 /** One full cycle against the service. Resolves with the report; the report's `error` is set when the query failed. */
 export async function runCycle(ctx: CycleContext): Promise<CycleReport> {
   const { settings, clock, logger } = ctx;
@@ -192,7 +197,7 @@ export async function evict(ctx: LocalContext, report: CycleReport): Promise<voi
  */
 export async function runPurgeNow(ctx: LocalContext, names: readonly string[]): Promise<CycleReport> {
   const now = ctx.clock.now();
-  const report: CycleReport = { since: null, queriedAt: new Date(now).toISOString(), requests: 0, purged: [], failed: [], deferred: [], evicted: [] };
+  const report: CycleReport = localReport(now);
   if (ctx.settings.dryRun) report.dryRun = true;
   await applyRequests(ctx, names.map((cacheName) => ({ cacheName, beforeMs: now })), report, { purgeAll: false });
   for (const name of names) {
@@ -209,7 +214,7 @@ export async function runPurgeNow(ctx: LocalContext, names: readonly string[]): 
  */
 export async function runRecheck(ctx: LocalContext): Promise<CycleReport> {
   const now = ctx.clock.now();
-  const report: CycleReport = { since: null, queriedAt: new Date(now).toISOString(), requests: 0, purged: [], failed: [], deferred: [], evicted: [] };
+  const report: CycleReport = localReport(now);
   await applyRequests(ctx, [], report, { purgeAll: false });
   if (!ctx.settings.dryRun && ctx.store) await persist(ctx, ctx.state);
   return report;

@@ -10,6 +10,7 @@
  * caches the plan picks.
  */
 import { statfs, lstat } from 'node:fs/promises';
+import path from 'node:path';
 import type { Settings } from './config/index.js';
 import type { Logger } from './log.js';
 import type { Clock } from './clock.js';
@@ -62,7 +63,7 @@ export async function filesystemUsage(sources: CacheSources, opts: { withTrash: 
   const byFs = new Map<string, FilesystemUsage>();
   const trashByFs = new Map<string, string[]>();
   for (const trash of trashDirsFor(sources)) {
-    const parent = trash.slice(0, trash.lastIndexOf('/')) || '/';
+    const parent = path.dirname(trash);
     let dev: string;
     try {
       dev = String((await lstat(parent, { bigint: true })).dev);
