@@ -128,7 +128,7 @@ async function lockDirectory(dir: string, options: OpenOptions): Promise<FileHan
         result = holder !== null && holder !== process.pid && isAlive(holder) ? 'busy' : 'locked';
       }
       if (result === 'locked') break;
-      if (Date.now() >= deadline) throw new StateLockedError(dir, await readHolderPid(lockPath));
+      if (Date.now() >= deadline) throw new StateLockedError(dir, await holderPid(lockPath));
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     await handle.truncate(0);
@@ -139,6 +139,21 @@ async function lockDirectory(dir: string, options: OpenOptions): Promise<FileHan
     await handle.close();
     throw err;
   }
+}
+
+/**
+ * The holder's pid, as it wrote it into the lock file. A holder writes it
+ * right after taking the lock, so an agent that lost the race by a moment may
+ * find the file still empty: give the holder a little time before saying
+ * "unknown".
+ */
+async function holderPid(lockPath: string): Promise<number | null> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const pid = await readHolderPid(lockPath);
+    if (pid !== null) return pid;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return null;
 }
 
 async function readHolderPid(lockPath: string): Promise<number | null> {

@@ -126,13 +126,15 @@ async function statCandidates(
   problems: InventoryProblem[],
   opts: { missingIsFine?: boolean } = {},
 ): Promise<Inventory> {
-  const results = await mapLimit(candidates, STAT_CONCURRENCY, async (candidate): Promise<CacheDir | null> => {
+  // Problems are kept by candidate, so they are reported in a stable order however the lstats finish.
+  const found: (InventoryProblem | undefined)[] = new Array(candidates.length);
+  const results = await mapLimit(candidates, STAT_CONCURRENCY, async (candidate, index): Promise<CacheDir | null> => {
     try {
       const st = await lstat(candidate.path, { bigint: true });
       const problem = cacheDirProblem(st, candidate.parentDev);
       if (problem) {
         // A symlink or file in place of a single cache, or a mount point: say so, never touch it.
-        if (candidate.root === null || !st.isSymbolicLink()) problems.push({ path: candidate.path, error: `not used as a cache: it ${problem}` });
+        if (candidate.root === null || !st.isSymbolicLink()) found[index] = { path: candidate.path, error: `not used as a cache: it ${problem}` };
         return null;
       }
       const birth = Number(st.birthtimeMs);
@@ -147,12 +149,13 @@ async function statCandidates(
     } catch (err) {
       // Gone since the listing (or never there, for single caches and lookups): not a cache now.
       if (errnoCode(err) === 'ENOENT' || (opts.missingIsFine && errnoCode(err) === 'ENOTDIR')) return null;
-      problems.push({ path: candidate.path, error: errorMessage(err) });
+      found[index] = { path: candidate.path, error: errorMessage(err) };
       return null;
     }
   });
   // One directory is one cache, even if two candidates reached it.
   const byKey = new Map<string, CacheDir>();
   for (const c of results) if (c !== null && !byKey.has(c.key)) byKey.set(c.key, c);
+  for (const problem of found) if (problem) problems.push(problem);
   return { caches: [...byKey.values()], problems };
 }
