@@ -9,7 +9,7 @@ import { systemClock, type Clock } from './clock.js';
 import type { Logger } from './log.js';
 import type { WorkerPool } from './model.js';
 import { StateStore } from './state.js';
-import { runCycle, runRecheck, runPurgeNow, evict, localReport, holdersOfCaches, saveState, newObservations, type CycleContext, type CycleReport, type Observations } from './cycle.js';
+import { runCycle, runRecheck, runPurgeNow, evict, localReport, holdersOfCaches, saveState, newObservations, adoptIdentity, type CycleContext, type CycleReport, type Observations } from './cycle.js';
 import { resolveSources, type CacheSources } from './caches/inventory.js';
 import { createUsageProbe, type Holder } from './caches/inuse.js';
 import { acquireLease, releaseLease, liveLeases, type Lease } from './leases.js';
@@ -126,6 +126,7 @@ export class Agent {
     const agent = new Agent(settings, pool, sources, client, store, ctx, trash, logger, clock);
     agent.stopping = stopping;
     ctx.observed = agent.observed;
+    adoptIdentity(ctx);
     return agent;
   }
 
@@ -229,9 +230,13 @@ export class Agent {
     return op;
   }
 
-  /** Retry deferred purges now, unless something else is running (a cycle does the same work). */
+  /**
+   * Retry deferred purges, and apply what an unreadable location owes, now —
+   * unless something else is running (a cycle does the same work).
+   */
   async recheck(): Promise<CycleReport | null> {
-    if (this.current || this.queuedCycle || this.ctx.state.pending.length === 0) return null;
+    const owed = this.observed.locations.some((l) => l.instance === null);
+    if (this.current || this.queuedCycle || (this.ctx.state.pending.length === 0 && !owed)) return null;
     const report = await this.enqueue('recheck', undefined, () => runRecheck(this.ctx)).promise;
     if (report.purged.length > 0) this.trash.kick();
     return report;

@@ -17,7 +17,7 @@ import { z } from 'zod';
 import { StateLockedError, StateWriteError, errnoCode, errorMessage } from './errors.js';
 import { tryFlock, FlockUnavailableError } from './flock.js';
 import type { Logger } from './log.js';
-import type { PendingPurge } from './plan.js';
+import type { PendingPurge } from './core/judge.js';
 import { faultPoint } from './fault.js';
 
 const pendingSchema = z.object({
@@ -38,24 +38,57 @@ const leaseSchema = z.object({
   acquiredAt: z.number(),
 });
 
+const recordSchema = z.object({
+  cacheName: z.string(),
+  beforeMs: z.number(),
+  receivedAt: z.number(),
+  judged: z.array(z.string()),
+  purged: z.number(),
+  appliedAt: z.number().nullable(),
+});
+
+const identitySchema = z.object({
+  service: z.string(),
+  workerPool: z.string(),
+  locations: z.array(z.string()),
+});
+
 const stateSchema = z.object({
-  version: z.literal(1),
+  version: z.literal(2),
+  /** What the cursor was taken for (src/core/cursor.ts); null when unknown. */
+  identity: identitySchema.nullable(),
   /** Local start time (ms) of the last successful, applied query. */
   cursor: z.number().nullable(),
   /** The latest wall-clock time the agent has seen: detects the clock jumping back. */
   latestClock: z.number().nullable(),
   firstSeen: z.record(z.string(), z.number()),
   pending: z.array(pendingSchema),
+  /** The purge requests received and which locations judged them (src/core/records.ts). */
+  records: z.array(recordSchema),
   leases: z.array(leaseSchema),
   /** When each cache (by name) was last released by a lease or exec: eviction's notion of last use. */
   lastUsed: z.record(z.string(), z.number()).default({}),
 });
 
+/**
+ * The first version had no identity and no records. It is read as a state
+ * whose cursor was taken for something unknown, so the first query after an
+ * upgrade is a full one, and every request it returns is recorded afresh.
+ */
+const versionOneSchema = stateSchema.extend({ version: z.literal(1), identity: z.null().default(null), records: z.array(recordSchema).default([]) });
+
 export type AgentState = z.infer<typeof stateSchema>;
 export type StoredPending = PendingPurge;
 
 export function emptyState(): AgentState {
-  return { version: 1, cursor: null, latestClock: null, firstSeen: {}, pending: [], leases: [], lastUsed: {} };
+  return { version: 2, identity: null, cursor: null, latestClock: null, firstSeen: {}, pending: [], records: [], leases: [], lastUsed: {} };
+}
+
+function parseState(value: unknown): ReturnType<typeof stateSchema.safeParse> {
+  const parsed = stateSchema.safeParse(value);
+  if (parsed.success) return parsed;
+  const old = versionOneSchema.safeParse(value);
+  return old.success ? { success: true, data: { ...old.data, version: 2 } } : parsed;
 }
 
 export const STATE_FILE = 'state.json';
@@ -189,7 +222,7 @@ async function loadState(dir: string, logger: Logger, opts = { moveAside: true }
   }
   if (text !== null) {
     try {
-      const parsed = stateSchema.safeParse(JSON.parse(text));
+      const parsed = parseState(JSON.parse(text));
       if (parsed.success) return parsed.data;
       reason = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`).join('; ');
     } catch (err) {

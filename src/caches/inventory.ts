@@ -12,6 +12,8 @@ import { errnoCode, errorMessage } from '../errors.js';
 import { decodeDirName, dirNamesFor, isAgentEntry } from './names.js';
 import { assertSourcesSafe, cacheDirProblem, keyOf, resolveRoot, resolveSinglePath } from './safety.js';
 import { mapLimit } from './concurrency.js';
+import { singleLocationId } from '../core/cursor.js';
+import type { LocationRead } from '../core/records.js';
 
 export interface CacheSources {
   /** Resolved (realpath) roots. */
@@ -40,6 +42,23 @@ export interface InventoryProblem {
 export interface Inventory {
   caches: CacheDir[];
   problems: InventoryProblem[];
+  /**
+   * How each configured location read. A location that could not be read is
+   * not the same as an empty one: its caches still owe every request.
+   */
+  locations: LocationRead[];
+}
+
+interface Candidate {
+  name: string;
+  path: string;
+  root: string | null;
+  parentDev: bigint;
+  location: LocationRead;
+}
+
+function instanceOf(st: { dev: bigint; ino: bigint }): string {
+  return `${st.dev}:${st.ino}`;
 }
 
 /** lstat calls in flight at once: enough to keep the thread pool busy, few enough not to hog it. */
@@ -56,16 +75,23 @@ export async function resolveSources(roots: readonly string[], singles: readonly
 /** Every cache of every root and every single cache that exists. */
 export async function listCaches(sources: CacheSources): Promise<Inventory> {
   const problems: InventoryProblem[] = [];
-  const candidates: { name: string; path: string; root: string | null; parentDev: bigint }[] = [];
+  const locations: LocationRead[] = [];
+  const candidates: Candidate[] = [];
   for (const root of sources.roots) {
     let rootDev: bigint;
     let entries: import('node:fs').Dirent<Buffer>[];
+    let location: LocationRead;
     try {
-      rootDev = (await lstat(root, { bigint: true })).dev;
+      const st = await lstat(root, { bigint: true });
+      rootDev = st.dev;
       // Raw bytes: a name that isn't UTF-8 would come back with U+FFFD in it, a path to some other entry.
       entries = await readdir(root, { withFileTypes: true, encoding: 'buffer' });
+      location = { id: root, instance: instanceOf(st) };
+      locations.push(location);
     } catch (err) {
-      problems.push({ path: root, error: `cannot read cache root: ${errorMessage(err)}` });
+      const error = `cannot read cache root: ${errorMessage(err)}`;
+      problems.push({ path: root, error });
+      locations.push({ id: root, instance: null, error });
       continue;
     }
     for (const entry of entries) {
@@ -77,55 +103,69 @@ export async function listCaches(sources: CacheSources): Promise<Inventory> {
         problems.push({ path: path.join(root, dirName), error: `not used as a cache: its name is not valid UTF-8 (bytes ${entry.name.toString('hex')}); rename it` });
         continue;
       }
-      candidates.push({ name: decodeDirName(dirName), path: path.join(root, dirName), root, parentDev: rootDev });
+      candidates.push({ name: decodeDirName(dirName), path: path.join(root, dirName), root, parentDev: rootDev, location });
     }
   }
-  const singles = await singleCandidates(sources.singles, problems);
-  return statCandidates([...candidates, ...singles], problems);
+  const singles = await singleCandidates(sources.singles, problems, locations);
+  return statCandidates([...candidates, ...singles], problems, locations);
 }
 
 /** Only the caches with the given names (roots looked up by encoded name, no listing). */
 export async function findCaches(sources: CacheSources, names: Iterable<string>): Promise<Inventory> {
   const wanted = new Set(names);
   const problems: InventoryProblem[] = [];
-  const candidates: { name: string; path: string; root: string | null; parentDev: bigint }[] = [];
+  const locations: LocationRead[] = [];
+  const candidates: Candidate[] = [];
   for (const root of sources.roots) {
     let rootDev: bigint;
+    let location: LocationRead;
     try {
-      rootDev = (await lstat(root, { bigint: true })).dev;
+      const st = await lstat(root, { bigint: true });
+      rootDev = st.dev;
+      location = { id: root, instance: instanceOf(st) };
+      locations.push(location);
     } catch (err) {
-      problems.push({ path: root, error: `cannot read cache root: ${errorMessage(err)}` });
+      const error = `cannot read cache root: ${errorMessage(err)}`;
+      problems.push({ path: root, error });
+      locations.push({ id: root, instance: null, error });
       continue;
     }
     for (const name of wanted) {
-      for (const dirName of dirNamesFor(name)) candidates.push({ name, path: path.join(root, dirName), root, parentDev: rootDev });
+      for (const dirName of dirNamesFor(name)) candidates.push({ name, path: path.join(root, dirName), root, parentDev: rootDev, location });
     }
   }
   const singles = await singleCandidates(
     sources.singles.filter((s) => wanted.has(s.name)),
     problems,
+    locations,
   );
-  return statCandidates([...candidates, ...singles], problems, { missingIsFine: true });
+  return statCandidates([...candidates, ...singles], problems, locations, { missingIsFine: true });
 }
 
-async function singleCandidates(singles: CacheSources['singles'], problems: InventoryProblem[]) {
-  const out: { name: string; path: string; root: null; parentDev: bigint }[] = [];
+/**
+ * A single cache is read through its parent directory: an absent cache in a
+ * readable parent is simply not there, but a parent that cannot be read (a
+ * disk not mounted yet) leaves the cache's requests owed.
+ */
+async function singleCandidates(singles: CacheSources['singles'], problems: InventoryProblem[], locations: LocationRead[]): Promise<Candidate[]> {
+  const out: Candidate[] = [];
   for (const single of singles) {
+    const id = singleLocationId(single.name, single.path);
     try {
-      const parentDev = (await lstat(path.dirname(single.path), { bigint: true })).dev;
-      out.push({ name: single.name, path: single.path, root: null, parentDev });
+      const st = await lstat(path.dirname(single.path), { bigint: true });
+      const location = { id, instance: instanceOf(st) };
+      locations.push(location);
+      out.push({ name: single.name, path: single.path, root: null, parentDev: st.dev, location });
     } catch (err) {
-      if (errnoCode(err) !== 'ENOENT') problems.push({ path: single.path, error: errorMessage(err) });
+      const error = `cannot read the directory of single cache ${single.name}: ${errorMessage(err)}`;
+      problems.push({ path: single.path, error });
+      locations.push({ id, instance: null, error });
     }
   }
   return out;
 }
 
-async function statCandidates(
-  candidates: { name: string; path: string; root: string | null; parentDev: bigint }[],
-  problems: InventoryProblem[],
-  opts: { missingIsFine?: boolean } = {},
-): Promise<Inventory> {
+async function statCandidates(candidates: Candidate[], problems: InventoryProblem[], locations: LocationRead[], opts: { missingIsFine?: boolean } = {}): Promise<Inventory> {
   // Problems are kept by candidate, so they are reported in a stable order however the lstats finish.
   const found: (InventoryProblem | undefined)[] = new Array(candidates.length);
   const results = await mapLimit(candidates, STAT_CONCURRENCY, async (candidate, index): Promise<CacheDir | null> => {
@@ -150,6 +190,8 @@ async function statCandidates(
       // Gone since the listing (or never there, for single caches and lookups): not a cache now.
       if (errnoCode(err) === 'ENOENT' || (opts.missingIsFine && errnoCode(err) === 'ENOTDIR')) return null;
       found[index] = { path: candidate.path, error: errorMessage(err) };
+      // This cache could not be examined: its requests stay owed by the location.
+      (candidate.location.unreadNames ??= []).push(candidate.name);
       return null;
     }
   });
@@ -157,5 +199,5 @@ async function statCandidates(
   const byKey = new Map<string, CacheDir>();
   for (const c of results) if (c !== null && !byKey.has(c.key)) byKey.set(c.key, c);
   for (const problem of found) if (problem) problems.push(problem);
-  return { caches: [...byKey.values()], problems };
+  return { caches: [...byKey.values()], problems, locations };
 }

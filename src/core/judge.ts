@@ -1,0 +1,159 @@
+/**
+ * Judging the caches on disk: which to purge, which to keep, and which
+ * deferred purges still apply. Pure: the cycle gathers the facts (records,
+ * inventory, who holds what) and carries out the result.
+ */
+import { createdAt, isCondemned, requestCondemns, type ObservedCache } from './rule.js';
+import { locationId } from './cursor.js';
+import { instanceTag, recordsByName, type LocationRead, type RequestRecord, type ValidRequest } from './records.js';
+
+/** A purge decided earlier but not yet carried out. Persisted in the state. */
+export interface PendingPurge {
+  name: string;
+  path: string;
+  /**
+   * The directory the decision was about. If the path now holds another
+   * directory (removed and recreated meanwhile), the new one was created
+   * after the decision and is not condemned by it.
+   */
+  key: string;
+  beforeMs: number;
+  reason: 'in-use' | 'failed';
+  /** When the purge was first decided (ms); for reporting how long it waited. */
+  since: number;
+  lastError?: string;
+}
+
+export interface Candidate {
+  cache: ObservedCache;
+  /** Creation time used for the decision, or null when unknown. */
+  createdMs: number | null;
+  /** The latest `before` that condemns this cache. */
+  beforeMs: number;
+  /** When the purge was first decided: now, or when it was first deferred. */
+  since: number;
+}
+
+export interface SelectInput {
+  /** Every request the agent has on record; each applies to a location instance that has not judged it yet. */
+  records?: readonly RequestRecord[];
+  /** Requests applied now without being recorded (a local purge): received now. */
+  requests?: readonly ValidRequest[];
+  caches: readonly ObservedCache[];
+  /** How each location read; a cache's location missing here counts as read. */
+  locations?: readonly LocationRead[];
+  /** When the agent first saw each directory (by key) that has no birth time. */
+  firstSeen: Readonly<Record<string, number>>;
+  pending: readonly PendingPurge[];
+  skewMarginMs: number;
+  nowMs: number;
+  /** After too long a gap without a successful query (--on-gap purge-all): purge every cache once. */
+  purgeAll?: boolean;
+}
+
+export interface SkippedCache {
+  name: string;
+  path: string;
+  createdMs: number;
+  beforeMs: number;
+}
+
+export interface Selection {
+  candidates: Candidate[];
+  /** Caches a request names that were created after `before` + margin, or after the request arrived: they stay. */
+  newer: SkippedCache[];
+  /** Pending purges whose directory is gone or was replaced: dropped. */
+  resolvedPending: PendingPurge[];
+}
+
+type Applicable = Pick<RequestRecord, 'beforeMs' | 'receivedAt'>;
+
+export function selectCandidates(input: SelectInput): Selection {
+  const { caches, firstSeen, pending, skewMarginMs, nowMs } = input;
+  const byName = recordsByName(input.records ?? []);
+  // Requests applied now are received now: every directory there is older.
+  for (const request of input.requests ?? []) {
+    const record: RequestRecord = { ...request, receivedAt: nowMs, judged: [], purged: 0, appliedAt: null };
+    const list = byName.get(request.cacheName);
+    if (list) list.push(record);
+    else byName.set(request.cacheName, [record]);
+  }
+  const tagOf = new Map<string, string>();
+  for (const location of input.locations ?? []) tagOf.set(location.id, instanceTag(location));
+
+  const byPath = new Map<string, ObservedCache>();
+  for (const cache of caches) byPath.set(cache.path, cache);
+
+  const chosen = new Map<string, Candidate>();
+  const choose = (cache: ObservedCache, createdMs: number | null, beforeMs: number, since: number): void => {
+    const existing = chosen.get(cache.path);
+    if (!existing) chosen.set(cache.path, { cache, createdMs, beforeMs, since });
+    else chosen.set(cache.path, { ...existing, beforeMs: Math.max(existing.beforeMs, beforeMs), since: Math.min(existing.since, since) });
+  };
+
+  // Pending purges go first: they apply only while the same directory (same
+  // device and inode) is still at that path. Inode numbers are reused once
+  // freed, so a cache its user deleted and recreated while its purge was
+  // deferred can come back with the same key; a birth time after before +
+  // margin proves it is another directory, which this purge never condemned.
+  // Without a birth time there is no telling, and the purge applies as before.
+  const resolvedPending: PendingPurge[] = [];
+  for (const entry of pending) {
+    const cache = byPath.get(entry.path);
+    if (cache && cache.key === entry.key && cache.name === entry.name && isCondemned(cache.birthtimeMs, entry.beforeMs, skewMarginMs)) {
+      choose(cache, createdAt(cache, firstSeen), entry.beforeMs, entry.since);
+    } else {
+      resolvedPending.push(entry);
+    }
+  }
+
+  const newer: SkippedCache[] = [];
+  for (const cache of caches) {
+    const createdMs = createdAt(cache, firstSeen);
+    if (input.purgeAll) {
+      choose(cache, createdMs, nowMs, nowMs);
+      continue;
+    }
+    const tag = tagOf.get(locationId(cache));
+    // A location instance judges each request once: what it purged then, or
+    // kept pending, is never judged again by that request.
+    const applicable: Applicable[] = (byName.get(cache.name) ?? []).filter((r) => tag === undefined || !r.judged.includes(tag));
+    if (applicable.length === 0) continue;
+    let condemnedBy: number | null = null;
+    for (const request of applicable) {
+      if (requestCondemns(createdMs, request, skewMarginMs, nowMs) && (condemnedBy === null || request.beforeMs > condemnedBy)) condemnedBy = request.beforeMs;
+    }
+    if (condemnedBy !== null) choose(cache, createdMs, condemnedBy, nowMs);
+    else newer.push({ name: cache.name, path: cache.path, createdMs: createdMs!, beforeMs: Math.max(...applicable.map((r) => r.beforeMs)) });
+  }
+
+  return { candidates: [...chosen.values()], newer, resolvedPending };
+}
+
+/** Who holds a cache: a lock, a process, or a lease. */
+export interface HolderLike {
+  detail: string;
+}
+
+export interface Decision<H extends HolderLike = HolderLike> {
+  purge: Candidate[];
+  defer: { candidate: Candidate; holders: H[] }[];
+}
+
+/** Split candidates by use: a cache anyone holds is deferred, never pulled from under its user. */
+export function decide<H extends HolderLike>(candidates: readonly Candidate[], holders: ReadonlyMap<string, readonly H[]>): Decision<H> {
+  const purge: Candidate[] = [];
+  const defer: { candidate: Candidate; holders: H[] }[] = [];
+  for (const candidate of candidates) {
+    const using = holders.get(candidate.cache.path) ?? [];
+    if (using.length > 0) defer.push({ candidate, holders: [...using] });
+    else purge.push(candidate);
+  }
+  return { purge, defer };
+}
+
+export type Outcome =
+  | { kind: 'purged'; candidate: Candidate }
+  | { kind: 'gone'; candidate: Candidate }
+  | { kind: 'deferred'; candidate: Candidate; holders: readonly HolderLike[] }
+  | { kind: 'failed'; candidate: Candidate; error: string };
