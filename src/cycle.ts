@@ -128,7 +128,10 @@ export async function runCycle(ctx: CycleContext): Promise<CycleReport> {
   await faultPoint('after-query');
 
   const received = receiveAnswer(ctx.state, requests, receivedAt);
-  if (received.added.length > 0) await executor.commit(ctx, (current) => receiveAnswer(current, requests, receivedAt).state);
+  if (received.added.length > 0) {
+    await executor.commit(ctx, (current) => receiveAnswer(current, requests, receivedAt).state);
+    await faultPoint('after-record');
+  }
   const working = executor.dryRun ? received.state : ctx.state;
   // The cursor moves only with the look's save: every request of this query is then purged, pending, or owed.
   // On the service's clock when ours runs ahead of it (queryMark).

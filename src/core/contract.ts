@@ -15,7 +15,7 @@
  *    purges and first-seen times carried over, and only then does the cursor
  *    move: every request of the answer is applied, pending, or owed.
  */
-import { advanceCursor, identityChanges, sourceChanged, type CursorIdentity } from './cursor.js';
+import { advanceCursor, identityChanges, type CursorIdentity } from './cursor.js';
 import { creditsRecord, ingestAnswer, instanceTag, judgedIn, pruneRecords, tagLocation, type LocationRead, type RequestRecord, type ValidRequest } from './records.js';
 import { nextFirstSeen, nextPending, survivors } from './pending.js';
 import type { Outcome, PendingPurge } from './judge.js';
@@ -37,13 +37,16 @@ export interface ContractState {
  * The cursor belongs to what it was taken for. When the service, the pool or
  * the locations differ from the configuration, the cursor is dropped (the
  * service keeps requests about a day, so a full query finds every one that
- * still matters). Records of another service or pool mean nothing here and go
- * too; after a change of locations they stay, and a new location owes them.
+ * still matters). The records stay: a request is its cache name and its
+ * `before` to the millisecond, which another pool's or service's requests
+ * will not share, while the same service under another URL returns the same
+ * requests — forgetting them would purge again what they already purged. A
+ * location added since owes them all.
  */
 export function reconcileIdentity<S extends ContractState>(state: S, identity: CursorIdentity): { state: S; changes: string[] } {
   const changes = identityChanges(state.identity, identity);
   if (changes.length === 0) return { state, changes };
-  const next: S = { ...state, identity, cursor: null, records: sourceChanged(state.identity, identity) ? [] : state.records };
+  const next: S = { ...state, identity, cursor: null };
   // A fresh state has nothing a change could invalidate: nothing worth a log line.
   const fresh = state.identity === null && state.cursor === null && state.records.length === 0;
   return { state: next, changes: fresh ? [] : changes };

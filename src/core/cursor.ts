@@ -40,11 +40,6 @@ export function identityChanges(stored: CursorIdentity | null, current: CursorId
   return changes;
 }
 
-/** True when requests the agent recorded may belong to another service or pool, and mean nothing here. */
-export function sourceChanged(stored: CursorIdentity | null, current: CursorIdentity): boolean {
-  return stored !== null && (stored.service !== current.service || stored.workerPool !== current.workerPool);
-}
-
 /**
  * `since` for the next query: the start of the last successful query, minus
  * the skew margin. Reaching back by the margin covers a worker clock that runs
