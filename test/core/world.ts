@@ -10,7 +10,7 @@
 import { sinceFor, queryMark, clockOffsetMs, type CursorIdentity } from '../../src/core/cursor.js';
 import { reconcileIdentity, receiveAnswer, settleLook, type ContractState } from '../../src/core/contract.js';
 import { selectCandidates, decide, type Outcome } from '../../src/core/judge.js';
-import { recordKey, type LocationRead, type ValidRequest } from '../../src/core/records.js';
+import { instanceTag, recordKey, type LocationRead, type ValidRequest } from '../../src/core/records.js';
 import type { ObservedCache } from '../../src/core/rule.js';
 
 export const MIN = 60_000;
@@ -88,6 +88,8 @@ export class World {
   private memory: AgentMemory = this.persisted;
   /** Real time at which the agent durably recorded each request (cache name and `before`), first. */
   private readonly receipts = new Map<string, number>();
+  /** Real time at which a completed look of a location instance first judged each request: `${key}|${tag}`. */
+  private readonly judgedAt = new Map<string, number>();
   /** The latest reading of the worker clock before each time it was set back. */
   private readonly backJumps: number[] = [];
   private latestWorkerClock = this.real;
@@ -252,6 +254,13 @@ export class World {
     if (crash) return this.restart();
     const settled = settleLook(this.memory, { caches, locations, outcomes, nowMs: now, skewMarginMs: MARGIN, cursorMark });
     this.persist(settled.state);
+    for (const location of locations) {
+      if (location.instance === null) continue;
+      for (const r of this.memory.records) {
+        const key = `${recordKey(r)}|${instanceTag(location)}`;
+        if (!this.judgedAt.has(key)) this.judgedAt.set(key, this.real);
+      }
+    }
     if (cursorMark !== null && !renameFails) this.checkNothingMissed();
   }
 
@@ -259,11 +268,16 @@ export class World {
   private checkPurge(loc: Loc, dir: Dir, beforeMs: number): void {
     if (!this.configured.has(loc)) throw new Violation(`purged ${loc}/${dir.name} outside the configured locations`);
     if (dir.held) throw new Violation(`purged ${loc}/${dir.name} while in use`);
-    if (dir.birth === null) return; // without a birth time the agent errs towards purging
+    const tag = instanceTag({ id: loc, instance: this.locations.get(loc)!.mounted ? `disk:${loc}` : `mountpoint:${loc}` });
     const justified = [...this.receipts].some(([key, receivedReal]) => {
       const [before, ...rest] = key.split(' ');
       const name = rest.join(' ');
       if (name !== dir.name || Number(before) > beforeMs) return false;
+      // A location judges a request once: a directory created there after that is not purged for it.
+      const judged = this.judgedAt.get(`${key}|${tag}`);
+      if (judged !== undefined && judged < dir.createdReal) return false;
+      // Without a birth time, the agent errs towards purging a directory it has not judged yet.
+      if (dir.birth === null) return true;
       const condemned = dir.birth! < Number(before) + MARGIN;
       // Once the clock is set back, the worker's times no longer order events until it passes the latest
       // reading before the jump: the agent then errs towards purging what was born in that span.
