@@ -52,6 +52,14 @@ export function createMetrics(agent: Agent, backlog: TrashBacklog): Metrics {
     },
   });
   new Gauge({
+    name: 'purge_cache_agent_unreadable_locations',
+    help: 'Cache locations (roots and single caches) that could not be read at the last look: their caches keep every purge request they owe',
+    registers,
+    collect() {
+      this.set(agent.observed.locations.filter((l) => l.instance === null).length);
+    },
+  });
+  new Gauge({
     name: 'purge_cache_agent_last_success_timestamp_seconds',
     help: 'Start of the last cycle in which the service answered (Unix time); 0 before the first',
     registers,

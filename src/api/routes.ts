@@ -9,6 +9,8 @@ import type { Agent, Operation } from '../agent.js';
 import type { CycleReport } from '../cycle.js';
 import { findCaches, listCaches } from '../caches/inventory.js';
 import { createdAt, sinceFor } from '../plan.js';
+import { recordViews } from '../core/contract.js';
+import { locationIds } from '../cycle.js';
 import { SETTINGS } from '../config/index.js';
 import { liveLeases, validateOwner, validateTtl } from '../leases.js';
 import { errorMessage } from '../errors.js';
@@ -168,6 +170,9 @@ const status: Handler = async (r) => {
       ...(p.lastError !== undefined ? { lastError: p.lastError } : {}),
     })),
     leases: liveLeases(state.leases, now).map(leaseView),
+    // The purge requests on record: when each arrived, whether every location has applied it, what it purged, what waits.
+    requests: recordViews(state, locationIds(agent.sources)),
+    locations: agent.observed.locations.map((l) => ({ location: l.id, readable: l.instance !== null, ...(l.error !== undefined ? { error: l.error } : {}) })),
     clockOffsetMs: agent.observed.clockOffsetMs,
     trash: {
       backlogBytes: backlog.bytes,

@@ -277,14 +277,15 @@ export class World {
       const judged = this.judgedAt.get(`${key}|${tag}`);
       if (judged !== undefined && judged < dir.createdReal) return false;
       // Without a birth time, the agent errs towards purging a directory it has not judged yet.
-      if (dir.birth === null) return true;
-      const condemned = dir.birth! < Number(before) + MARGIN;
+      const birth = dir.birth;
+      if (birth === null) return true;
+      const condemned = birth < Number(before) + MARGIN;
       // Once the clock is set back, the worker's times no longer order events until it passes the latest
       // reading before the jump: the agent then errs towards purging what was born in that span.
-      const clockWentBack = this.backJumps.some((latest) => dir.birth! <= latest);
+      const clockWentBack = this.backJumps.some((latest) => birth <= latest);
       return condemned && (dir.createdReal <= receivedReal || clockWentBack);
     });
-    if (!justified) throw new Violation(`purged ${loc}/${dir.name} (born ${iso(dir.birth)}, created after the agent received every request for it)`);
+    if (!justified) throw new Violation(`purged ${loc}/${dir.name} (born ${dir.birth === null ? 'unknown' : iso(dir.birth)}, created after the agent received every request for it)`);
   }
 
   /**
