@@ -128,6 +128,7 @@ export async function runCycle(ctx: CycleContext): Promise<CycleReport> {
   await faultPoint('after-query');
 
   const received = receiveAnswer(ctx.state, requests, receivedAt);
+  report.newRequests = received.added.length;
   if (received.added.length > 0) {
     await executor.commit(ctx, (current) => receiveAnswer(current, requests, receivedAt).state);
     await faultPoint('after-record');

@@ -23,7 +23,10 @@ export interface DeferredEntry {
 export interface CycleReport {
   since: string | null;
   queriedAt: string;
+  /** Requests the service returned. */
   requests: number;
+  /** Of those, the ones the agent had no record of: each request is counted once however often it is returned. */
+  newRequests?: number;
   purged: PurgedEntry[];
   /** Purges that failed, and cache locations that could not be read (name `(location)`): either fails the operation. */
   failed: FailedEntry[];

@@ -36,7 +36,7 @@ export function createMetrics(agent: Agent, backlog: TrashBacklog): Metrics {
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
     registers,
   });
-  const requestsSeen = new Counter({ name: 'purge_cache_agent_requests_seen_total', help: 'Purge requests returned by the service, summed over cycles', registers });
+  const requestsSeen = new Counter({ name: 'purge_cache_agent_requests_seen_total', help: "Purge requests received: each counted once, however often the service returns it", registers });
   const purged = new Counter({ name: 'purge_cache_agent_caches_purged_total', help: 'Cache directories purged (renamed into the trash), by cycles, rechecks and the local API', registers });
   const reclaimed = new Counter({ name: 'purge_cache_agent_bytes_reclaimed_total', help: 'Bytes freed by deleting the trash', registers });
   const failures = new Counter({ name: 'purge_cache_agent_purge_failures_total', help: 'Purges that failed (they are retried)', registers });
@@ -96,7 +96,7 @@ export function createMetrics(agent: Agent, backlog: TrashBacklog): Metrics {
   agent.onCycle((report, durationMs) => {
     cycles.inc({ outcome: agent.lastCycle?.outcome ?? (report.error === undefined && report.failed.length === 0 ? 'success' : 'failure') });
     duration.observe(durationMs / 1000);
-    requestsSeen.inc(report.requests);
+    requestsSeen.inc(report.newRequests ?? 0);
   });
   agent.onOperation({
     finished(_op, report) {
