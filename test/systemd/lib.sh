@@ -9,9 +9,18 @@ ct_quiet() {
   out=$(in_ct "$@" 2>&1) || { printf '%s\n' "$out" >&2; return 1; }
 }
 
+# The test's own stderr, kept for failure reports raised where stderr is
+# silenced (inside a condition that wait_until polls).
+exec {REPORT_FD}>&2
+
 # Print what went wrong, then what the container's systemd knows about it.
 fail() {
+  exec 2>&"$REPORT_FD"
   printf '\nsystemd-test: FAILED: %s\n' "$*" >&2
+  if [[ -z ${CT_PID:-} && -s ${WORK:-/nonexistent}/console.log ]]; then
+    printf '\n--- the container console (last 30 lines)\n' >&2
+    tail -n 30 "$WORK/console.log" >&2
+  fi
   if [[ -n ${CT_PID:-} ]] && kill -0 "$CT_PID" 2>/dev/null; then
     local unit
     for unit in ${DIAG_UNITS:-}; do

@@ -93,7 +93,8 @@ cat >"$WORK/clients.json" <<JSON
 JSON
 node dist/cli.js serve --host 127.0.0.1 --port 0 --clients "$WORK/clients.json" >"$WORK/serve.url" 2>"$WORK/serve.log" &
 SERVE_PID=$!
-wait_until 60 "the purge-cache service to print its URL (log: $WORK/serve.log)" test -s "$WORK/serve.url"
+serve_up() { test -s "$WORK/serve.url" || { kill -0 "$SERVE_PID" 2>/dev/null || fail "purge-cache-agent serve exited: $(tail -n 5 "$WORK/serve.log")"; false; }; }
+wait_until 60 "the purge-cache service to print its URL" serve_up
 SERVICE_URL=$(head -n1 "$WORK/serve.url")
 
 # File a purge request as an operator elsewhere would (host side, own client).
