@@ -37,7 +37,6 @@ make_cache() {
 }
 absent() { in_ct test ! -e "$1"; }
 agent_answers() { in_ct purge-cache-agent status; }
-installer() { echo "$(in_ct npm root -g)/purge-cache-agent/scripts/install-systemd.sh"; }
 
 install_package() {
   # This machine's node and npm, copied in; then the tarball, as the README says.
@@ -48,10 +47,11 @@ install_package() {
   CT_ENV=$NPM_ENV in_ct npm install -g --cache=/var/cache/pca-npm --prefer-offline --no-audit --no-fund "$TARBALL" >"$WORK/npm-install.log" 2>&1 ||
     { cat "$WORK/npm-install.log" >&2; fail "npm install -g $TARBALL inside the container"; }
   expect "purge-cache-agent --version inside the container" "$(in_ct purge-cache-agent --version)" "$VERSION"
+  INSTALLER=$(in_ct npm root -g)/purge-cache-agent/scripts/install-systemd.sh
   # The worker's side: a task user, and the cache root.
   in_ct useradd --system --user-group ci-task
   in_ct install -d -m 0755 "$TASK_CACHES"
-  in_ct "$(installer)" --root-url "$SERVICE_URL" --worker-pool-id "$POOL" --cache-root "$TASK_CACHES" >"$WORK/install.log" 2>&1 ||
+  in_ct "$INSTALLER" --root-url "$SERVICE_URL" --worker-pool-id "$POOL" --cache-root "$TASK_CACHES" >"$WORK/install.log" 2>&1 ||
     { cat "$WORK/install.log" >&2; fail "install-systemd.sh failed"; }
   # The credentials, written into agent.env as an operator edits it.
   in_ct sh -c 'printf "TASKCLUSTER_CLIENT_ID=%s\nTASKCLUSTER_ACCESS_TOKEN=%s\n" "$1" "$2" >/etc/purge-cache-agent/agent.env' \
@@ -234,7 +234,7 @@ check_user_variant() {
   in_ct install -d -o ci-builder -g ci-builder -m 0755 "$USER_CACHES"
   # A fresh agent.yaml for the new cache root (the installer never overwrites one).
   in_ct rm "$CONFIG"
-  in_ct "$(installer)" --user ci-builder --root-url "$SERVICE_URL" --worker-pool-id "$POOL" \
+  in_ct "$INSTALLER" --user ci-builder --root-url "$SERVICE_URL" --worker-pool-id "$POOL" \
     --cache-root "$USER_CACHES" --enable service >"$WORK/install-user.log" 2>&1 ||
     { cat "$WORK/install-user.log" >&2; fail "install-systemd.sh --user ci-builder --enable service failed"; }
   check_daemon_hardened user

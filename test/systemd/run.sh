@@ -69,42 +69,14 @@ if ((${#need[@]})); then
     fail "could not install ${need[*]} (apt-get); install them and run again"
 fi
 
-# --- the package, as `npm pack` makes it -------------------------------------
+# --- the root filesystem, booted while the package is packed ------------------
 [[ ${PCA_SKIP_BUILD:-} == 1 ]] || npm run -s build
 [[ -x dist/cli.js ]] || fail "dist/cli.js is missing: run npm ci (or npm run build)"
 WORK=$(mktemp -d /var/tmp/pca-systemd-test.XXXXXX)
 chmod 0755 "$WORK"
 mkdir "$WORK/pkg"
-npm pack --ignore-scripts --pack-destination "$WORK/pkg" >/dev/null 2>"$WORK/pack.log" || { cat "$WORK/pack.log" >&2; fail "npm pack"; }
-VERSION=$(node -p 'require("./package.json").version')
-TARBALL=/mnt/pkg/purge-cache-agent-$VERSION.tgz
-[[ -f $WORK/pkg/${TARBALL##*/} ]] || fail "npm pack did not make ${TARBALL##*/}"
-
 ROOTFS=$(ensure_rootfs "$CACHE_DIR")
 mkdir -p "$CACHE_DIR/npm"
-
-# --- the purge-cache service on the host's loopback ---------------------------
-AGENT_TOKEN=agent-$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
-OPS_TOKEN=ops-$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
-# Each client gets exactly the scopes the README tells operators to grant.
-cat >"$WORK/clients.json" <<JSON
-{"$AGENT_CLIENT": {"accessToken": "$AGENT_TOKEN", "scopes": ["purge-cache:purge-requests::$POOL"]},
- "$OPS_CLIENT": {"accessToken": "$OPS_TOKEN", "scopes": ["purge-cache:$POOL:*"]}}
-JSON
-node dist/cli.js serve --host 127.0.0.1 --port 0 --clients "$WORK/clients.json" >"$WORK/serve.url" 2>"$WORK/serve.log" &
-SERVE_PID=$!
-serve_up() { test -s "$WORK/serve.url" || { kill -0 "$SERVE_PID" 2>/dev/null || fail "purge-cache-agent serve exited: $(tail -n 5 "$WORK/serve.log")"; false; }; }
-wait_until 60 "the purge-cache service to print its URL" serve_up
-SERVICE_URL=$(head -n1 "$WORK/serve.url")
-
-# File a purge request as an operator elsewhere would (host side, own client).
-request() {
-  TASKCLUSTER_CLIENT_ID=$OPS_CLIENT TASKCLUSTER_ACCESS_TOKEN=$OPS_TOKEN LOG_LEVEL=warn \
-    node "$REPO/dist/cli.js" request "$1" --root-url "$SERVICE_URL" --worker-pool-id "$POOL" >/dev/null ||
-    fail "could not file a purge request for $1 at $SERVICE_URL"
-}
-
-# --- boot ---------------------------------------------------------------------
 node_bin=$(readlink -f "$(command -v node)")
 npm_dir=$(npm root -g)/npm
 [[ -f $npm_dir/bin/npm-cli.js ]] || fail "npm is not at $npm_dir"
@@ -128,16 +100,46 @@ systemd-nspawn --quiet --directory="$ROOTFS" --boot --register=no --keep-unit --
   --bind-ro="$WORK/pkg:/mnt/pkg" --bind="$CACHE_DIR/npm:/var/cache/pca-npm" "${ca_binds[@]}" \
   </dev/null >"$WORK/console.log" 2>&1 &
 NSPAWN_PID=$!
+
+# --- the package, as `npm pack` makes it -------------------------------------
+npm pack --ignore-scripts --pack-destination "$WORK/pkg" >/dev/null 2>"$WORK/pack.log" || { cat "$WORK/pack.log" >&2; fail "npm pack"; }
+VERSION=$(node -p 'require("./package.json").version')
+TARBALL=/mnt/pkg/purge-cache-agent-$VERSION.tgz
+[[ -f $WORK/pkg/${TARBALL##*/} ]] || fail "npm pack did not make ${TARBALL##*/}"
+
+# --- the purge-cache service on the host's loopback ---------------------------
+AGENT_TOKEN=agent-$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
+OPS_TOKEN=ops-$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
+# Each client gets exactly the scopes the README tells operators to grant.
+cat >"$WORK/clients.json" <<JSON
+{"$AGENT_CLIENT": {"accessToken": "$AGENT_TOKEN", "scopes": ["purge-cache:purge-requests::$POOL"]},
+ "$OPS_CLIENT": {"accessToken": "$OPS_TOKEN", "scopes": ["purge-cache:$POOL:*"]}}
+JSON
+node dist/cli.js serve --host 127.0.0.1 --port 0 --clients "$WORK/clients.json" >"$WORK/serve.url" 2>"$WORK/serve.log" &
+SERVE_PID=$!
+serve_up() { test -s "$WORK/serve.url" || { kill -0 "$SERVE_PID" 2>/dev/null || fail "purge-cache-agent serve exited: $(tail -n 5 "$WORK/serve.log")"; false; }; }
+wait_until 60 "the purge-cache service to print its URL" serve_up
+SERVICE_URL=$(head -n1 "$WORK/serve.url")
+
+# File a purge request as an operator elsewhere would (host side, own client).
+request() {
+  TASKCLUSTER_CLIENT_ID=$OPS_CLIENT TASKCLUSTER_ACCESS_TOKEN=$OPS_TOKEN LOG_LEVEL=warn \
+    node "$REPO/dist/cli.js" request "$1" --root-url "$SERVICE_URL" --worker-pool-id "$POOL" >/dev/null ||
+    fail "could not file a purge request for $1 at $SERVICE_URL"
+}
+
+# --- the container, once booted ----------------------------------------------
 container_init() { # the container's PID 1: systemd-nspawn's child running systemd
   local pid
+  kill -0 "$NSPAWN_PID" 2>/dev/null || fail "systemd-nspawn exited before systemd started"
   for pid in $(ps --ppid "$NSPAWN_PID" -o pid=); do
     [[ $(cat "/proc/$pid/comm" 2>/dev/null) == systemd ]] && { echo "$pid"; return 0; }
   done
   return 1
 }
-wait_until 60 "systemd to start in the container (console: $WORK/console.log)" container_init
+wait_until 60 "systemd to start in the container" container_init
 CT_PID=$(container_init)
-wait_until 60 "systemd's socket in the container (console: $WORK/console.log)" in_ct test -S /run/systemd/private
+wait_until 60 "systemd's socket in the container" in_ct test -S /run/systemd/private
 boot_state=$(in_ct systemctl is-system-running --wait || true)
 [[ $boot_state == running ]] || fail "the container booted to '$boot_state', not 'running': $(in_ct systemctl --failed --no-legend --plain | tr '\n' ' ')"
 say "booted systemd $(in_ct systemctl --version | head -n1 | cut -d' ' -f2) in $ROOTFS (container PID 1: $CT_PID)"
