@@ -1,7 +1,7 @@
 # Helpers for test/systemd/run.sh: messages, bounded waits, and commands run
 # inside the booted container. Sourced, not run.
 
-say() { printf 'systemd-test: [%3ss] %s\n' "$SECONDS" "$*" >&2; }
+say() { printf '%s: [%3ss] %s\n' "${SAY_AS:-systemd-test}" "$SECONDS" "$*" >&2; }
 
 # A command inside the container whose output matters only when it fails.
 ct_quiet() {
@@ -16,7 +16,7 @@ exec {REPORT_FD}>&2
 # Print what went wrong, then what the container's systemd knows about it.
 fail() {
   exec 2>&"$REPORT_FD"
-  printf '\nsystemd-test: FAILED: %s\n' "$*" >&2
+  printf '\n%s: FAILED: %s\n' "${SAY_AS:-systemd-test}" "$*" >&2
   if [[ -z ${CT_PID:-} && -s ${WORK:-/nonexistent}/console.log ]]; then
     printf '\n--- the container console (last 30 lines)\n' >&2
     tail -n 30 "$WORK/console.log" >&2
