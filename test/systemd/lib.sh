@@ -3,6 +3,13 @@
 
 say() { printf '%s: [%3ss] %s\n' "${SAY_AS:-systemd-test}" "$SECONDS" "$*" >&2; }
 
+# Any command that fails unchecked stops the test with its name, not silently.
+# (Reported once, by the main shell; a subshell just passes its status on.)
+on_error() { # STATUS COMMAND FUNCTION
+  [[ $BASHPID == "$$" ]] || exit "$1"
+  fail "'$2' exited with status $1 (in ${3:-the main script})"
+}
+
 # A command inside the container whose output matters only when it fails.
 ct_quiet() {
   local out

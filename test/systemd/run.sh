@@ -48,7 +48,7 @@ stop_pid() { # PID SECONDS: SIGTERM, then SIGKILL if it has not exited in time
 }
 cleanup() {
   local rc=$?
-  trap - EXIT INT TERM
+  trap - EXIT INT TERM ERR
   # SIGTERM makes systemd-nspawn power the container off; its overlay goes with it.
   [[ -z $NSPAWN_PID ]] || stop_pid "$NSPAWN_PID" 60
   [[ -z $SERVE_PID ]] || stop_pid "$SERVE_PID" 15
@@ -56,6 +56,8 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
+set -E
+trap 'on_error $? "$BASH_COMMAND" "${FUNCNAME[0]:-}"' ERR
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
