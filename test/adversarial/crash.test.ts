@@ -45,7 +45,7 @@ async function checkAfterCrash(fx: Fixture, doomed: string[], outsideHash: strin
   const stateFile = path.join(fx.stateDir, 'state.json');
   if (await exists(stateFile)) {
     const state = JSON.parse(await readFile(stateFile, 'utf8'));
-    expect(state.version, where).toBe(1);
+    expect(state.version, where).toBe(2);
   }
   expect(await hashTree(fx.outside), `${where}: outside changed`).toBe(outsideHash);
   for (const name of KEEP) expect(await exists(path.join(fx.root, encodeCacheName(name)!)), `${where}: ${name}`).toBe(true);

@@ -152,7 +152,7 @@ describe('findCaches', () => {
     const before = await hashTree(tmp.path);
     const hostile = ['', '.', '..', '/', '../outside', 'c/..', '\0', 'link', TRASH_DIR_NAME, '\ud800', '/'.repeat(300)];
     const result = await findCaches(sourcesOf(root), hostile);
-    expect(result).toEqual({ caches: [], problems: [] });
+    expect(result).toEqual({ caches: [], problems: [], locations: [{ id: root, instance: expect.any(String) }] });
     expect(await hashTree(tmp.path)).toBe(before);
   });
 
