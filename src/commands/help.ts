@@ -3,7 +3,7 @@
  * uses (from the table in src/config/settings.ts, each with its environment
  * variable), the settings that have no flag, and one or two examples.
  */
-import { Option, type Command } from 'commander';
+import { Help, Option, type Command } from 'commander';
 import { SETTINGS, defaultTextFor, type CommandName } from '../config/index.js';
 
 export const PROGRAM = 'purge-cache-agent';
@@ -42,14 +42,21 @@ export function seeHelp(command: Command): string {
   return `see \`${PROGRAM}${name ? ` ${name}` : ''} --help\``;
 }
 
+function ownOptionsFirst<T>(this: Help, unsorted: T[], visible: T[], getGroup: (item: T) => string): Map<string, T[]> {
+  const groups = Help.prototype.groupItems.call(this, unsorted as never, visible as never, getGroup as never) as unknown as Map<string, T[]>;
+  const own = groups.get('Options:');
+  return own ? new Map([['Options:', own], ...[...groups].filter(([heading]) => heading !== 'Options:')]) : groups;
+}
+
 /**
  * Add the config-file flag and every setting's flag to a command, after its
  * own options. Settings the command does not use are accepted but not shown,
  * so one set of flags still serves every command.
  */
 export function addSettings(command: Command, name: CommandName, opts: { except?: string[]; config?: boolean } = {}): Command {
-  // The help flag stays with the command's own options, above the settings.
+  // The help flag stays with the command's own options, and they come first, even when -h is the only one.
   command.helpOption('-h, --help', 'show this help');
+  command.configureHelp({ groupItems: ownOptionsFirst });
   command.optionsGroup('Settings (a flag overrides its environment variable, which overrides the config file):');
   const config = new Option('--config <file>', 'YAML or JSON config file, keys as in the README [env: PURGE_CACHE_AGENT_CONFIG]');
   if (opts.config === false) config.hideHelp();
