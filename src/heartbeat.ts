@@ -26,7 +26,7 @@ export function startFields(agent: Pick<Agent, 'settings' | 'pool' | 'sources'>)
     cacheRoots: sources.roots,
     caches: sources.singles.map((single) => `${single.name}=${single.path}`),
     stateDir: settings.stateDir,
-    credentials: settings.credentials ? `clientId ${settings.credentials.clientId}` : 'anonymous',
+    clientId: settings.credentials?.clientId ?? (settings.proxyUrl ? 'via taskcluster-proxy' : 'anonymous'),
     ...(settings.dryRun ? { dryRun: true } : {}),
   };
 }
