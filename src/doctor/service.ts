@@ -12,10 +12,14 @@ import type { WorkerPool } from '../model.js';
 import { PurgeCacheClient } from '../upstream/client.js';
 import { fail, ok, skip, warn, type CheckResult } from './check.js';
 
-/** An upstream error's message is "what happened\nwhat to do": one doctor line. */
+/** An upstream error's message is "what happened", possibly over lines, then "what to do" on the last line. */
 function split(err: unknown): { detail: string; fix: string | undefined } {
-  const [detail = '', ...rest] = errorMessage(err).split('\n');
-  return { detail, fix: rest.join(' ').trim() || undefined };
+  const lines = errorMessage(err)
+    .split('\n')
+    .map((line) => line.replace(/```/g, '').trim())
+    .filter(Boolean);
+  if (lines.length < 2) return { detail: lines[0] ?? '', fix: undefined };
+  return { detail: lines.slice(0, -1).join(' '), fix: lines.at(-1) };
 }
 
 export async function checkService(settings: Settings, pool: WorkerPool | null): Promise<CheckResult[]> {
@@ -54,12 +58,14 @@ async function checkAccess(settings: Settings, client: PurgeCacheClient, pool: W
     return [access, clockCheck(settings, result.serverDate, sent, received)];
   } catch (err) {
     const { detail, fix } = split(err);
-    const status = err instanceof UpstreamHttpError ? err.status : undefined;
+    const http = err instanceof UpstreamHttpError ? err : undefined;
+    // The service's own words for a refusal are long; its status and code say it, and the fix says what to do.
+    const answered = http ? `the service answered ${http.status}${http.serviceCode ? ` ${http.serviceCode}` : ''}` : '';
     const line =
-      status === 401
-        ? fail('credentials and scope', `the service rejected the credentials (${who}): ${detail}`, fix ?? 'check TASKCLUSTER_CLIENT_ID and TASKCLUSTER_ACCESS_TOKEN')
-        : status === 403
-          ? fail('credentials and scope', `${who} lacks the scope ${scope}: ${detail}`, fix ?? `grant ${scope} (note the two colons)`)
+      http?.status === 401
+        ? fail('credentials and scope', `the service rejected the credentials (${who}): ${answered}`, fix ?? 'check TASKCLUSTER_CLIENT_ID and TASKCLUSTER_ACCESS_TOKEN')
+        : http?.status === 403
+          ? fail('credentials and scope', `${who} lacks the scope ${scope}: ${answered}`, fix ?? `grant ${scope} (note the two colons)`)
           : fail('credentials and scope', detail, fix ?? 'see the message');
     return [line, skip('clock', 'purgeRequests did not answer')];
   }
