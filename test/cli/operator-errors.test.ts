@@ -65,6 +65,17 @@ describe.skipIf(!canSetpriv)('an unusable state directory (as an unprivileged us
   });
 });
 
+describe('a host error on a path', () => {
+  it('is said as what failed where, never as "unexpected error"', async () => {
+    const notADir = path.join(tmp.path, 'file');
+    await (await import('node:fs/promises')).writeFile(notADir, 'a file, not a state directory');
+    const result = await runCli(['caches', '--cache-root', tmp.path, '--state-dir', notADir]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`cannot open ${notADir}/state.json: a part of the path is not a directory (ENOTDIR)`);
+    expect(result.stderr).not.toContain('unexpected error');
+  });
+});
+
 describe('busy ports', () => {
   it('serve --port: names the setting and the port', async () => {
     const { port, server } = await busyPort();
