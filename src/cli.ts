@@ -3,14 +3,14 @@
  * The command line: which commands exist and which flags they take. The work
  * of each command lives in src/commands/. Every command accepts every setting
  * (see src/config/settings.ts), so one config file or one set of flags serves
- * them all.
+ * them all; its --help shows only the settings it uses.
  *
  * Exit codes: 0 success; 1 the work failed (service unreachable, a purge
  * failed, another agent holds the state); 2 bad usage or configuration.
  */
-import { Command, CommanderError, Option } from 'commander';
-import { SETTINGS } from './config/index.js';
-import { AgentError, errorMessage } from './errors.js';
+import { Command, CommanderError } from 'commander';
+import { addSettings, PROGRAM, seeHelp } from './commands/help.js';
+import { AgentError, errnoCode, errorMessage, systemErrorMessage } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { scrub } from './secrets.js';
 import { VERSION } from './version.js';
@@ -28,6 +28,7 @@ const commands = {
   demo: () => import('./commands/demo-command.js'),
   api: () => import('./commands/api-commands.js'),
   exec: () => import('./commands/exec-command.js'),
+  doctor: () => import('./commands/doctor-command.js'),
 };
 type Modules = { [K in keyof typeof commands]: Awaited<ReturnType<(typeof commands)[K]>> };
 function lazy<K extends keyof Modules>(module: K, pick: (m: Modules[K]) => Action): Action {
@@ -38,18 +39,6 @@ type Action = (...args: any[]) => Promise<number>;
 
 const collect = (value: string, previous?: string[]): string[] => [...(previous ?? []), value];
 
-/** Add the config-file flag and every setting's flag to a command. */
-function withSettings(command: Command, except: string[] = []): Command {
-  command.option('--config <file>', 'YAML or JSON config file (env PURGE_CACHE_AGENT_CONFIG)');
-  for (const spec of SETTINGS) {
-    if (!spec.flag || except.includes(spec.key)) continue;
-    const option = new Option(spec.flag, spec.describe + (spec.defaultText ? ` (default: ${spec.defaultText})` : ''));
-    if (spec.repeatable) option.argParser(collect);
-    command.addOption(option);
-  }
-  return command;
-}
-
 /** Run an action and turn its result or error into an exit code. */
 function action(run: Action) {
   return async (...args: unknown[]): Promise<void> => {
@@ -58,90 +47,103 @@ function action(run: Action) {
     try {
       process.exitCode = await run(...args.slice(0, -2), flags);
     } catch (err) {
-      process.exitCode = report(err, flags);
+      process.exitCode = report(err, flags, command);
     }
   };
 }
 
-function report(err: unknown, flags: Record<string, unknown>): number {
+function report(err: unknown, flags: Record<string, unknown>, command: Command): number {
   const logger: Logger = (err as { logger?: Logger }).logger ?? createLogger({ level: 'info' });
   if (err instanceof AgentError) {
-    logger.error({ code: err.code }, scrub(err.message));
+    // A usage or configuration error points at the command's help, which lists what it accepts.
+    const hint = err.exitCode === 2 ? ` (${seeHelp(command)})` : '';
+    logger.error({ code: err.code }, scrub(err.message) + hint);
     return err.exitCode;
+  }
+  const system = systemErrorMessage(err);
+  if (system) {
+    logger.error({ code: errnoCode(err) }, scrub(system));
+    return 1;
   }
   logger.fatal({ err: scrub(errorMessage(err)), stack: flags.logLevel === 'debug' ? scrub(String((err as Error)?.stack)) : undefined }, 'unexpected error');
   return 1;
 }
 
+/** A command and its place in the help: short usage errors that point at `<command> --help`. */
+function define(parent: Command, name: string, description: string): Command {
+  const command = parent.command(name).description(description);
+  command.showHelpAfterError(seeHelp(command));
+  return command;
+}
+
 export function buildProgram(): Command {
-  const program = new Command('purge-cache-agent')
+  const program = new Command(PROGRAM)
     .description('Apply Taskcluster purge-cache requests to the cache directories of this worker, safely.')
     .version(VERSION, '-V, --version')
-    .showHelpAfterError()
     .enablePositionalOptions()
     .exitOverride();
+  program.showHelpAfterError(seeHelp(program));
+  program.addHelpText('after', `\nEach command's --help lists the settings it uses. Exit codes: 0 success, 1 the work failed, 2 bad usage or configuration.`);
 
-  withSettings(program.command('once').description('run one cycle, then exit (0 ok, 1 failed, 2 bad configuration)'))
-    .option('--json', 'print the cycle report as JSON on stdout')
-    .action(action(lazy('cycle', (m) => m.onceCommand)));
-  withSettings(program.command('run').description('run the daemon: a cycle at start, then on the schedule, until SIGTERM/SIGINT'))
+  const once = define(program, 'once', 'run one cycle, then exit (0 ok, 1 failed, 2 bad configuration)')
+    .option('--json', 'print the cycle report as JSON on stdout');
+  addSettings(once, 'once').action(action(lazy('cycle', (m) => m.onceCommand)));
+  addSettings(define(program, 'run', 'run the daemon: a cycle at start, then on the schedule, until SIGTERM/SIGINT'), 'run')
     .action(action(lazy('cycle', (m) => m.runCommand)));
-  withSettings(program.command('caches').description('list the local caches (name, path, created) without contacting the service'))
-    .option('--json', 'print JSON')
-    .action(action(lazy('caches', (m) => m.cachesCommand)));
-  withSettings(program.command('request').description('file a purge request upstream for a cache of this worker pool'))
-    .argument('<cacheName>', 'the cache to purge')
-    .action(action(lazy('upstream', (m) => m.requestCommand)));
-  withSettings(program.command('requests').description('list the open purge requests for this worker pool'))
+  const doctor = define(program, 'doctor', 'check a configuration end to end: one line per check, each failing one with the fix (exit 0 all pass, 1 otherwise)')
+    .option('--json', 'print the checks as JSON');
+  addSettings(doctor, 'doctor').action(action(lazy('doctor', (m) => m.doctorCommand)));
+  const caches = define(program, 'caches', 'list the local caches (name, path, created) without contacting the service').option('--json', 'print JSON');
+  addSettings(caches, 'caches').action(action(lazy('caches', (m) => m.cachesCommand)));
+  const request = define(program, 'request', 'file a purge request upstream for a cache of this worker pool').argument('<cacheName>', 'the cache to purge');
+  addSettings(request, 'request').action(action(lazy('upstream', (m) => m.requestCommand)));
+  const requests = define(program, 'requests', 'list the open purge requests for this worker pool')
     .option('--all', 'list the requests of every worker pool')
-    .option('--json', 'print JSON')
-    .action(action(lazy('upstream', (m) => m.requestsCommand)));
-  withSettings(program.command('ping').description('check that the purge-cache service answers')).action(action(lazy('upstream', (m) => m.pingCommand)));
-  withSettings(program.command('serve').description('run the embedded Taskcluster-compatible purge-cache service'))
-    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--json', 'print JSON');
+  addSettings(requests, 'requests').action(action(lazy('upstream', (m) => m.requestsCommand)));
+  addSettings(define(program, 'ping', 'check that the purge-cache service answers'), 'ping').action(action(lazy('upstream', (m) => m.pingCommand)));
+  const serve = define(program, 'serve', 'run the embedded Taskcluster-compatible purge-cache service')
+    .option('--host <host>', 'address to listen on; any but a loopback address needs --clients (or --allow-anonymous)', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0 picks a free one)', '8080')
     .option('--data <file>', 'keep requests in this JSON file (default: in memory)')
-    .option('--clients <file>', 'verify Hawk against this {clientId: {accessToken, scopes}} file (default: open access)')
-    .action(action(lazy('serve', (m) => m.serveCommand)));
+    .option('--clients <file>', 'verify Hawk against this {clientId: {accessToken, scopes}} file (default: open access, loopback only)')
+    .option('--allow-anonymous', 'serve open access on a non-loopback --host: anyone who reaches the port may file and read purge requests');
+  addSettings(serve, 'serve', { config: false }).action(action(lazy('serve', (m) => m.serveCommand)));
   // The running agent, through its local API (src/api/).
-  withSettings(program.command('status').description("show the running agent's state through its local API"))
-    .option('--json', 'print JSON')
-    .action(action(lazy('api', (m) => m.statusCommand)));
-  withSettings(program.command('sync').description('make the running agent sync with the service now'))
+  const status = define(program, 'status', "show the running agent's state through its local API").option('--json', 'print JSON');
+  addSettings(status, 'status').action(action(lazy('api', (m) => m.statusCommand)));
+  const sync = define(program, 'sync', 'make the running agent sync with the service now')
     .option('--wait', "follow the cycle's output until it ends; exit 1 if it failed")
-    .option('--json', 'print JSON')
-    .action(action(lazy('api', (m) => m.syncCommand)));
-  withSettings(program.command('purge').description('make the running agent purge a local cache now, under the rules of a purge request (--dry-run: list what would go)'))
+    .option('--json', 'print JSON');
+  addSettings(sync, 'sync').action(action(lazy('api', (m) => m.syncCommand)));
+  const purge = define(program, 'purge', 'make the running agent purge a local cache now, under the rules of a purge request (--dry-run: list what would go)')
     .argument('<cacheName>', 'the cache to purge')
     .option('--wait', "follow the purge's output until it ends; exit 1 if it failed")
-    .option('--json', 'print JSON')
-    .action(action(lazy('api', (m) => m.purgeCommand)));
-  const lease = program.command('lease').description('hold or release a lease on a cache: while a lease is live, the agent does not purge the cache');
-  withSettings(lease.command('acquire').description('create or extend a lease (through the running agent, or in the state file when none runs)'))
+    .option('--json', 'print JSON');
+  addSettings(purge, 'purge').action(action(lazy('api', (m) => m.purgeCommand)));
+  const lease = define(program, 'lease', 'hold or release a lease on a cache: while a lease is live, the agent does not purge the cache');
+  const acquire = define(lease, 'acquire', 'create or extend a lease (through the running agent, or in the state file when none runs)')
     .argument('<cacheName>', 'the cache')
     .requiredOption('--owner <id>', 'who holds the lease (a task id, a worker slot, ...)')
     .option('--ttl <duration>', 'how long the lease lasts unless extended again', '10m')
-    .option('--json', 'print JSON')
-    .action(action(lazy('api', (m) => m.leaseAcquireCommand)));
-  withSettings(lease.command('release').description('release a lease early'))
+    .option('--json', 'print JSON');
+  addSettings(acquire, 'lease acquire').action(action(lazy('api', (m) => m.leaseAcquireCommand)));
+  const release = define(lease, 'release', 'release a lease early')
     .argument('<cacheName>', 'the cache')
     .requiredOption('--owner <id>', 'who holds the lease')
-    .option('--json', 'print JSON')
-    .action(action(lazy('api', (m) => m.leaseReleaseCommand)));
+    .option('--json', 'print JSON');
+  addSettings(release, 'lease release').action(action(lazy('api', (m) => m.leaseReleaseCommand)));
   // exec's --cache names a cache to use (single caches, NAME=PATH, come from the config file here).
-  withSettings(program.command('exec').description('run a command on the named caches: pending purges first, then held (flock + lease) until it ends'), ['caches'])
+  const exec = define(program, 'exec', 'run a command on the named caches: pending purges first, then held (flock + lease) until it ends')
     .option('--cache <name>', 'a cache the command uses (repeatable); its directory is in PURGE_CACHE_AGENT_CACHE_<n>', collect)
     .option('--sync', 'first run a cycle against the service, so every request filed up to now applies')
     .option('--wait-timeout <duration>', 'how long to wait for a cache someone else holds', '10m')
     .option('--lease-ttl <duration>', "the lease's TTL; it is extended every third of it while the command runs", '2m')
     .option('--owner <id>', 'who holds the leases (default: exec:<hostname>:<pid>)')
     .argument('<command...>', 'the command and its arguments, after --')
-    .passThroughOptions()
-    .action(action(lazy('exec', (m) => m.execCommand)));
-  program
-    .command('demo')
-    .description('the `npm start` demo: the daemon against an embedded service, with demo caches under ./.demo')
-    .action(action(lazy('demo', (m) => m.demoCommand)));
+    .passThroughOptions();
+  addSettings(exec, 'exec', { except: ['caches'] }).action(action(lazy('exec', (m) => m.execCommand)));
+  define(program, 'demo', 'the `npm start` demo: the daemon against an embedded service, with demo caches under ./.demo').action(action(lazy('demo', (m) => m.demoCommand)));
   return program;
 }
 

@@ -18,6 +18,7 @@ import cron from 'node-cron';
 import type { Agent } from './agent.js';
 import type { Logger } from './log.js';
 import { errorMessage } from './errors.js';
+import { cycleIsNews, startFields, startHeartbeat } from './heartbeat.js';
 
 export interface DaemonHooks {
   /** Started after the first cycle begins; stopped before the agent closes. */
@@ -35,17 +36,14 @@ export async function runDaemon(agent: Agent, logger: Logger, hooks: DaemonHooks
     agent.sync({ join }).catch((err) => logger.error({ err: errorMessage(err), trigger: why }, 'cycle crashed; the next one will retry'));
   };
 
-  logger.info(
-    { pool: `${agent.pool.provisionerId}/${agent.pool.workerType}`, schedule: settings.schedule, jitterMs: settings.jitter, roots: agent.sources.roots, dryRun: settings.dryRun || undefined },
-    'purge-cache-agent started',
-  );
+  logger.info({ ...startFields(agent), schedule: settings.schedule, jitterMs: settings.jitter }, 'purge-cache-agent started');
   agent.onCycle((report, durationMs) => {
-    const busy = report.purged.length + report.deferred.length + report.failed.length > 0 || report.error !== undefined;
     const fields = { requests: report.requests, purged: report.purged.length, deferred: report.deferred.length, failed: report.failed.length, durationMs: Math.round(durationMs), error: report.error };
-    // A quiet cycle every minute is noise at info; one that did something is news.
-    if (busy) logger.info(fields, 'cycle finished');
+    // A quiet cycle every minute is noise at info; one that did something is news. The heartbeat covers the quiet.
+    if (cycleIsNews(report)) logger.info(fields, 'cycle finished');
     else logger.debug(fields, 'cycle finished');
   });
+  const stopHeartbeat = startHeartbeat(agent, logger, settings.heartbeat);
   // Finish emptying any trash a crash left behind.
   agent.trash.kick();
   cycle('start', true);
@@ -84,6 +82,7 @@ export async function runDaemon(agent: Agent, logger: Logger, hooks: DaemonHooks
   await task.stop();
   await task.destroy();
   clearInterval(recheck);
+  stopHeartbeat();
   process.off('SIGHUP', onHup);
   await hooks.onStop?.();
   await agent.close();

@@ -47,6 +47,34 @@ export class StateLockedError extends AgentError {
   }
 }
 
+/**
+ * The state directory cannot be used by this user: it cannot be created,
+ * written or locked. Exit code 2, as for any setting that needs fixing.
+ */
+export class StateDirUnusableError extends AgentError {
+  readonly code = 'PCA_STATE_DIR';
+  override readonly exitCode = 2;
+  constructor(
+    readonly stateDir: string,
+    readonly reason: string,
+    fix: string,
+  ) {
+    super(`cannot use the state directory ${stateDir} (--state-dir): ${reason}; ${fix}`);
+  }
+}
+
+/** A port the command was told to listen on is taken by another process. */
+export class PortInUseError extends AgentError {
+  readonly code = 'PCA_PORT_IN_USE';
+  constructor(
+    readonly setting: string,
+    readonly host: string,
+    readonly port: number,
+  ) {
+    super(`cannot listen on ${host}:${port} (${setting}): another process is listening there; stop it (\`ss -ltnp 'sport = :${port}'\` names it) or choose another ${setting}`);
+  }
+}
+
 /** The state file could not be written (disk full, permissions, ...). */
 export class StateWriteError extends AgentError {
   readonly code = 'PCA_STATE_WRITE';
@@ -103,6 +131,37 @@ export class TaskFailedError extends AgentError {
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
+}
+
+const ERRNO_REASONS: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'the filesystem is read-only',
+  ENOSPC: 'no space left on the device',
+  ENOENT: 'no such file or directory',
+  ENOTDIR: 'a part of the path is not a directory',
+  EISDIR: 'it is a directory',
+  EEXIST: 'it already exists',
+  ELOOP: 'too many symbolic links',
+  EMFILE: 'too many open files in this process',
+  EADDRINUSE: 'the address is in use',
+};
+
+/** What went wrong in an errno code, in words ("permission denied"), or the code itself. */
+export function errnoReason(code: string | undefined): string {
+  return (code && ERRNO_REASONS[code]) ?? code ?? 'unknown error';
+}
+
+/**
+ * A Node system error on a path (EACCES on mkdir, EROFS on open, ...), said as
+ * what failed where, or undefined for anything else: such an error is the
+ * host's, not a bug, so it is never reported as "unexpected".
+ */
+export function systemErrorMessage(err: unknown): string | undefined {
+  const code = errnoCode(err);
+  const { syscall, path: where } = (err ?? {}) as { syscall?: unknown; path?: unknown };
+  if (!code || !/^E[A-Z]+$/.test(code) || typeof syscall !== 'string' || typeof where !== 'string') return undefined;
+  return `cannot ${syscall} ${where}: ${errnoReason(code)} (${code}); check that path's owner, mode and filesystem, and the setting that names it`;
 }
 
 /** The errno-style code of a Node system error (`ENOENT`, `EACCES`, ...), if any. */

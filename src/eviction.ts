@@ -150,6 +150,8 @@ export async function runEviction(ctx: EvictionContext, opts: { dryRun: boolean 
 
   const byPath = new Map(caches.map((c) => [c.path, c]));
   const chosen = plan.evict.filter((e) => !inUse.has(e.cache.path));
+  // A limit that needs no sizes (--max-unused) leaves them unmeasured: measure what goes, so the report says what it frees.
+  for (const e of chosen) if (!sizes.has(e.cache.path)) e.bytes = (await measureTree(e.cache.path, performance.now() + SIZE_BUDGET_MS)).bytes;
   if (opts.dryRun) {
     for (const e of chosen) {
       const entry = { name: e.cache.name, path: e.cache.path, reason: e.reason, bytes: e.bytes };

@@ -40,15 +40,23 @@ export function createLogger(options: LogOptions = {}): Logger {
   const destination = usePretty
     ? loadPretty()({ destination: 2, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
     : pino.destination({ dest: 2, sync: true });
-  return pino(
-    {
-      level: options.level ?? 'info',
-      base: { pid: process.pid },
-      redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
-      hooks: { streamWrite: scrub },
-    },
-    destination,
-  );
+  return pino(loggerOptions(options.level ?? 'info'), destination);
+}
+
+/**
+ * The shape of every line: the level as a name (`"level":"info"`) and the
+ * time in ISO 8601, so journald, Loki and Elasticsearch read the lines as they
+ * are, without a mapping from pino's numbers or epoch milliseconds.
+ */
+export function loggerOptions(level: LevelWithSilent): pino.LoggerOptions {
+  return {
+    level,
+    base: { pid: process.pid },
+    formatters: { level: (label) => ({ level: label }) },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
+    hooks: { streamWrite: scrub },
+  };
 }
 
 /** pino-pretty is for people at a terminal; a daemon writing to the journal never loads it. */

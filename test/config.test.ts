@@ -111,6 +111,22 @@ describe('errors name the setting and what it accepts', () => {
     await expectConfigError(load({ schedule: '61 * * * *' }), /schedule.*cron/);
     await expectConfigError(load({ rootUrl: 'ftp://x' }), /rootUrl.*http/);
   });
+  it('refuses a size without a unit, saying which units exist; 0 needs none', async () => {
+    await expectConfigError(load({ maxSize: '200' }), /maxSize \(flag --max-size\): expected a size with a unit: B; K, M, G, T .*a bare number such as 200 has no unit/);
+    await expectConfigError(load({}, { PURGE_CACHE_AGENT_MIN_FREE: '20' }), /minFree .*a percentage such as 15%, or a size with a unit/);
+    const file = path.join(tmp.path, 'sizes.yaml');
+    await writeFile(file, 'maxSize: 200\n');
+    await expectConfigError(load({ config: file }), /maxSize \(config file .*a bare number such as 200 has no unit/);
+    expect((await load({ maxSize: '0' })).maxSize).toBe(0);
+    expect((await load({ maxSize: '200G', minFree: '10%' })).maxSize).toBe(200 * 1024 ** 3);
+    expect((await load({ maxSize: '4096B' })).maxSize).toBe(4096);
+    expect((await load({ maxSize: '2TB' })).maxSize).toBe(2e12);
+  });
+  it('gives a command its own default where it has one: once does not wait unless told', async () => {
+    expect((await loadSettings({ flags: {}, env: {}, cwd: tmp.path, command: 'once' })).jitter).toBe(0);
+    expect((await loadSettings({ flags: {}, env: {}, cwd: tmp.path, command: 'run' })).jitter).toBe(15_000);
+    expect((await loadSettings({ flags: {}, env: { PURGE_CACHE_AGENT_JITTER: '2m' }, cwd: tmp.path, command: 'once' })).jitter).toBe(120_000);
+  });
   it('rejects a missing or malformed config file', async () => {
     await expectConfigError(load({ config: 'nope.yaml' }), /cannot read config file .*nope\.yaml.*does not exist/);
     const file = path.join(tmp.path, 'list.yaml');

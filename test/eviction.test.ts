@@ -134,6 +134,12 @@ describe('dry run', () => {
     expect(result.evicted.map((e) => [e.name, e.reason])).toEqual([['old', 'max-unused']]);
     expect(await hashTree(tmp.path)).toBe(before);
   });
+
+  it('shows the size each eviction would free, also under a limit that needs no sizes', async () => {
+    const dir = await makeCache('old', 2, 30);
+    const result = await runEviction(await context({ maxUnused: 7 * DAY }), { dryRun: true });
+    expect(result.evicted).toEqual([{ name: 'old', path: dir, reason: 'max-unused', bytes: 2 * MB }]);
+  });
 });
 
 describe('--min-free on a small filesystem of its own', () => {

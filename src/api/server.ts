@@ -10,7 +10,7 @@ import { connect, type AddressInfo } from 'node:net';
 import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Agent } from '../agent.js';
-import { AgentError, ConfigError, errnoCode, errorMessage } from '../errors.js';
+import { AgentError, ConfigError, PortInUseError, errnoCode, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { scrub } from '../secrets.js';
 import type { ApiServerConfig } from './config.js';
@@ -118,7 +118,7 @@ export async function startApi(agent: Agent, options: ApiOptions): Promise<Runni
   } catch (err) {
     await close();
     if (errnoCode(err) === 'EADDRINUSE' && options.listen) {
-      throw new ApiSocketInUseError(`cannot listen on ${options.listen.host}:${options.listen.port} (--listen): the address is in use`);
+      throw new PortInUseError('--listen', options.listen.host, options.listen.port);
     }
     if (err instanceof AgentError) throw err;
     throw new ConfigError(`cannot start the local API: ${errorMessage(err)}`, 'apiSocket');

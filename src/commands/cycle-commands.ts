@@ -2,13 +2,25 @@
 import { Agent } from '../agent.js';
 import { runDaemon } from '../daemon.js';
 import type { CycleReport } from '../cycle.js';
+import { startFields } from '../heartbeat.js';
 import { commandContext, printJson } from './context.js';
+import { requireUsableStateDir } from './state-dir.js';
 import { resolveApiServerConfig, startApi, type RunningApi } from '../api/index.js';
 
 /** One cycle, then exit: 0 when it completed, 1 when the query or a purge failed. */
 export async function onceCommand(flags: Record<string, unknown>): Promise<number> {
-  const ctx = await commandContext(flags);
+  const ctx = await commandContext(flags, 'once');
+  // A dry run only reads the state; a real run writes and locks it.
+  await requireUsableStateDir(ctx.settings.stateDir, { write: !ctx.settings.dryRun });
+  // A fleet started by one cron line would otherwise query the service all in the same second.
+  // The wait comes before the state lock is taken, so it holds up no other command.
+  const delayMs = Math.floor(Math.random() * ctx.settings.jitter);
+  if (ctx.settings.jitter > 0) {
+    ctx.logger.info({ delayMs, jitterMs: ctx.settings.jitter }, 'waiting a random delay (--jitter) before the cycle');
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
+  }
   const agent = await Agent.start(ctx.settings, { logger: ctx.logger });
+  ctx.logger.info(startFields(agent), 'purge-cache-agent once started');
   let report: CycleReport;
   try {
     report = await agent.sync({ join: true });
@@ -25,21 +37,38 @@ export async function onceCommand(flags: Record<string, unknown>): Promise<numbe
   return report.error !== undefined || report.failed.length > 0 ? 1 : 0;
 }
 
-function summary(report: CycleReport): string {
+export function summary(report: CycleReport): string {
   if (report.error !== undefined) return `query failed: ${report.error}`;
   const verb = report.dryRun ? 'would purge' : 'purged';
-  const lines = [`${report.requests} purge request(s) since ${report.since ?? 'the beginning'}; ${verb} ${report.purged.length}, deferred ${report.deferred.length}, failed ${report.failed.length}`];
+  const evictVerb = report.dryRun ? 'would evict' : 'evicted';
+  const lines = [
+    `${report.requests} purge request(s) since ${report.since ?? 'the beginning'}; ${verb} ${report.purged.length}, deferred ${report.deferred.length}, failed ${report.failed.length}, ${evictVerb} ${report.evicted.length}`,
+  ];
   for (const p of report.purged) lines.push(`  ${verb} ${p.name}  ${p.path}`);
   for (const d of report.deferred) lines.push(`  deferred ${d.name}  ${d.path}  (${d.reason})`);
+  for (const e of report.evicted) lines.push(`  ${evictVerb} ${e.name}  ${e.path}  (${e.reason}, ${formatBytes(e.bytes)})`);
   for (const f of report.failed) lines.push(`  failed ${f.name}  ${f.path}  (${f.error})`);
   return lines.join('\n');
 }
 
+/** 1536 → "1.5 KiB": sizes an operator reads at a glance. */
+export function formatBytes(bytes: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} bytes` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
 /** The daemon, with its local API, until SIGTERM or SIGINT. */
 export async function runCommand(flags: Record<string, unknown>): Promise<number> {
-  const ctx = await commandContext(flags);
+  const ctx = await commandContext(flags, 'run');
   // API settings are checked before the agent takes the state lock: a bad one exits 2 at once.
   const apiConfig = await resolveApiServerConfig(ctx.settings);
+  await requireUsableStateDir(ctx.settings.stateDir, { write: !ctx.settings.dryRun });
   const agent = await Agent.start(ctx.settings, { logger: ctx.logger });
   let api: RunningApi;
   try {

@@ -4,7 +4,7 @@
  * seconds. It files one purge request itself so the purge is seen to happen,
  * and prints how to file more.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Agent } from '../agent.js';
 import { loadSettings } from '../config/index.js';
@@ -33,7 +33,7 @@ export async function demoCommand(): Promise<number> {
     cwd: process.cwd(),
   });
   const agent = await Agent.start(settings, { logger });
-  const cli = 'npx purge-cache-agent';
+  const cli = await hintCommand();
   const say = (text: string): void => void process.stdout.write(`${text}\n`);
   say(`\npurge-cache-agent demo
   service:   ${service.url}  (embedded purge-cache service, open access)
@@ -60,6 +60,21 @@ In a few seconds this demo files one for "npm-cache" itself. Ctrl-C stops it.\n`
     },
   });
   return code;
+}
+
+/**
+ * How the printed hints run this CLI. Never a bare `npx purge-cache-agent`:
+ * where the package is not installed, npx would fetch a package of that name
+ * from the registry and run it. In the checkout (`npm start`), `npx
+ * --no-install` finds the package's own bin; anywhere else, this very file.
+ */
+async function hintCommand(): Promise<string> {
+  const inCheckout = await readFile(path.resolve('package.json'), 'utf8')
+    .then((text) => (JSON.parse(text) as { name?: string }).name === 'purge-cache-agent')
+    .catch(() => false);
+  if (inCheckout) return 'npx --no-install purge-cache-agent';
+  const script = process.argv[1] ?? 'purge-cache-agent';
+  return `node ${/\s/.test(script) ? JSON.stringify(script) : script}`;
 }
 
 async function listenPreferring(port: number, logger: ReturnType<typeof createLogger>): Promise<RunningService> {

@@ -4,7 +4,7 @@ import { parseWorkerPoolId, WORKER_POOL_ID_PATTERN, type WorkerPool } from '../m
 import type { Settings } from './settings.js';
 
 export { loadSettings, flagAttribute, readConfigFile } from './load.js';
-export { SETTINGS, DEFAULTS, type Settings, type SettingSpec } from './settings.js';
+export { SETTINGS, DEFAULTS, COMMANDS, settingsFor, defaultTextFor, type Settings, type SettingSpec, type CommandName } from './settings.js';
 
 export function requirePool(settings: Settings): WorkerPool {
   const { workerPoolId, provisionerId, workerType } = settings;

@@ -9,13 +9,15 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { ConfigError, errnoCode, errorMessage } from '../errors.js';
 import { registerSecret } from '../secrets.js';
-import { SETTINGS, DEFAULTS, singleCache, type Settings, type SettingSpec } from './settings.js';
+import { SETTINGS, DEFAULTS, singleCache, type CommandName, type Settings, type SettingSpec } from './settings.js';
 
 export interface LoadInput {
   /** Parsed flags as commander gives them (camelCase of the long flag). */
   flags: Record<string, unknown>;
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /** The command being run, for the settings whose default depends on it (once's --jitter). */
+  command?: CommandName;
 }
 
 /** Commander's attribute name for a spec's flag: `--cache-root <dir>` → `cacheRoot`. */
@@ -94,6 +96,8 @@ export async function loadSettings(input: LoadInput): Promise<Settings> {
       resolved[spec.key] = parseOrFail(spec, raw, `environment variable ${envName}`);
     } else if (spec.key in file) {
       resolved[spec.key] = parseOrFail(spec, file[spec.key], `config file ${configFile}`);
+    } else if (input.command && spec.commandDefaults?.[input.command] !== undefined) {
+      resolved[spec.key] = parseOrFail(spec, spec.commandDefaults[input.command], `default for ${input.command}`);
     }
   }
   const credentials = credentialsFromEnv(env);

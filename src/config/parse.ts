@@ -70,16 +70,22 @@ export function parseList(separator: string, item: (raw: unknown) => ParseResult
   };
 }
 
-const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1e6, mib: 1024 ** 2, g: 1024 ** 3, gb: 1e9, gib: 1024 ** 3, t: 1024 ** 4, tb: 1e12, tib: 1024 ** 4 };
+const BYTE_UNITS: Record<string, number> = { b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1e6, mib: 1024 ** 2, g: 1024 ** 3, gb: 1e9, gib: 1024 ** 3, t: 1024 ** 4, tb: 1e12, tib: 1024 ** 4 };
+export const SIZE_UNITS_HELP = 'a size with a unit: B; K, M, G, T (or KiB, MiB, GiB, TiB: 1024-based); KB, MB, GB, TB (1000-based) — such as 500M, 10G or 2TB';
 
-/** Bytes: `1073741824`, `10G`, `10GiB`, `500MB` (K/M/G/T are binary; KB/MB/GB/TB decimal). */
+/**
+ * Bytes: `10G`, `10GiB`, `500MB`, `4096B` (K/M/G/T are binary; KB/MB/GB/TB
+ * decimal). A bare number other than 0 is refused: `--max-size 200` meant as
+ * gigabytes would otherwise be read as 200 bytes and evict every cache.
+ */
 export function parseBytes(raw: unknown): ParseResult<number> {
-  const accepts = 'a size in bytes, such as 500M, 10G, 10GiB or 2TB';
-  if (typeof raw === 'number') return Number.isSafeInteger(raw) && raw >= 0 ? ok(raw) : bad(accepts);
-  if (typeof raw !== 'string') return bad(accepts);
+  if (raw === 0 || raw === '0') return ok(0);
+  if (typeof raw === 'number') return bad(`${SIZE_UNITS_HELP}; a bare number such as ${raw} has no unit`);
+  if (typeof raw !== 'string') return bad(SIZE_UNITS_HELP);
   const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(raw.trim());
+  if (match && match[2] === '') return bad(`${SIZE_UNITS_HELP}; a bare number such as ${raw.trim()} has no unit`);
   const unit = match ? BYTE_UNITS[match[2]!.toLowerCase()] : undefined;
-  if (!match || unit === undefined) return bad(accepts);
+  if (!match || unit === undefined) return bad(SIZE_UNITS_HELP);
   return ok(Math.floor(Number(match[1]) * unit));
 }
 
@@ -91,5 +97,5 @@ export function parseSizeOrPercent(raw: unknown): ParseResult<SizeOrPercent> {
     return percent <= 100 ? ok({ percent }) : bad('a percentage from 0% to 100%, or a size such as 10G');
   }
   const bytes = parseBytes(raw);
-  return bytes.ok ? ok({ bytes: bytes.value }) : bad('a size such as 10G, or a percentage such as 15%');
+  return bytes.ok ? ok({ bytes: bytes.value }) : bad(`a percentage such as 15%, or ${bytes.accepts}`);
 }

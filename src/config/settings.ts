@@ -15,6 +15,21 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export const IN_USE_CHECKS = ['locks', 'processes', 'leases'] as const;
 export const DELETE_PRIORITIES = ['idle', 'normal'] as const;
 
+/** Every command that reads settings; `lease acquire` and `lease release` are subcommands of `lease`. */
+export const COMMANDS = ['once', 'run', 'doctor', 'caches', 'request', 'requests', 'ping', 'status', 'sync', 'purge', 'lease acquire', 'lease release', 'exec', 'serve'] as const;
+export type CommandName = (typeof COMMANDS)[number];
+
+// Which commands use a setting: a command's --help lists only these (it still
+// accepts the others, so one set of flags serves every command).
+const AGENT: CommandName[] = ['once', 'run', 'doctor'];
+const API_CLIENTS: CommandName[] = ['status', 'sync', 'purge', 'lease acquire', 'lease release', 'exec'];
+const SERVICE: CommandName[] = [...AGENT, 'request', 'requests', 'ping', 'exec'];
+const POOL: CommandName[] = [...AGENT, 'request', 'requests', 'exec'];
+const CACHES: CommandName[] = [...AGENT, 'caches', 'exec'];
+const STATE: CommandName[] = [...AGENT, 'caches', ...API_CLIENTS];
+const CYCLE: CommandName[] = [...AGENT, 'exec'];
+const DAEMON: CommandName[] = ['run', 'doctor'];
+
 export interface SettingSpec {
   /** The key in the config file, and in the resolved settings. */
   key: string;
@@ -29,7 +44,21 @@ export interface SettingSpec {
   describe: string;
   /** The default, as shown to users (the parsed default is applied by the loader). */
   defaultText?: string;
+  /** The commands that use this setting. */
+  commands: readonly CommandName[];
+  /** A command whose default differs from the others', as it would be written in a flag. */
+  commandDefaults?: Partial<Record<CommandName, string>>;
   parse(raw: unknown): ParseResult<unknown>;
+}
+
+/** The settings a command uses, in the table's order. */
+export function settingsFor(command: CommandName): SettingSpec[] {
+  return SETTINGS.filter((spec) => spec.commands.includes(command));
+}
+
+/** The default a user sees for a setting under a command. */
+export function defaultTextFor(spec: SettingSpec, command?: CommandName): string | undefined {
+  return (command && spec.commandDefaults?.[command]) ?? spec.defaultText;
 }
 
 function schedule(raw: unknown): ParseResult<string> {
@@ -93,34 +122,35 @@ function credentials(raw: unknown): ParseResult<{ clientId: string; accessToken:
 }
 
 export const SETTINGS: SettingSpec[] = [
-  { key: 'rootUrl', flag: '--root-url <url>', env: ['TASKCLUSTER_ROOT_URL'], describe: 'Taskcluster root URL of the purge-cache service', defaultText: 'required unless a proxy URL is set', parse: p.parseUrl },
-  { key: 'proxyUrl', flag: '--proxy-url <url>', env: ['TASKCLUSTER_PROXY_URL'], describe: 'taskcluster-proxy URL; requests go through it unsigned', defaultText: 'none', parse: p.parseUrl },
-  { key: 'workerPoolId', flag: '--worker-pool-id <id>', env: ['TASKCLUSTER_WORKER_POOL_ID'], describe: 'worker pool, <provisionerId>/<workerType>', defaultText: 'required', parse: p.parseString },
-  { key: 'provisionerId', flag: '--provisioner-id <id>', env: ['TASKCLUSTER_PROVISIONER_ID'], describe: 'provisioner id (with --worker-type, instead of --worker-pool-id)', parse: p.parseString },
-  { key: 'workerType', flag: '--worker-type <type>', env: ['TASKCLUSTER_WORKER_TYPE'], describe: 'worker type (with --provisioner-id)', parse: p.parseString },
-  { key: 'credentials', env: [], secret: true, describe: 'Taskcluster credentials: config file `credentials: {clientId, accessToken, certificate}`, or TASKCLUSTER_CLIENT_ID, TASKCLUSTER_ACCESS_TOKEN, TASKCLUSTER_CERTIFICATE', defaultText: 'anonymous', parse: credentials },
-  { key: 'cacheRoots', flag: '--cache-root <dir>', env: ['PURGE_CACHE_AGENT_CACHE_ROOTS'], repeatable: true, describe: "directory whose every subdirectory is a cache (repeatable; ':'-separated in the environment)", defaultText: 'none', parse: p.parseList(':') },
-  { key: 'caches', flag: '--cache <name=path>', env: ['PURGE_CACHE_AGENT_CACHES'], repeatable: true, describe: 'a single cache directory anywhere, NAME=PATH (repeatable; JSON {"name":"/path"} in the environment)', defaultText: 'none', parse: singleCacheMap },
-  { key: 'stateDir', flag: '--state-dir <dir>', env: ['PURGE_CACHE_AGENT_STATE_DIR', 'STATE_DIRECTORY'], describe: 'where the agent keeps its state and lock', defaultText: '/var/lib/purge-cache-agent', parse: p.parseString },
-  { key: 'skewMargin', flag: '--skew-margin <duration>', env: ['PURGE_CACHE_AGENT_SKEW_MARGIN'], describe: "margin for the worker's clock running behind the service's", defaultText: '5m', parse: p.parseDurationSetting },
-  { key: 'schedule', flag: '--schedule <cron>', env: ['PURGE_CACHE_AGENT_SCHEDULE'], describe: 'when the daemon syncs (cron, 5 fields or 6 with seconds)', defaultText: '* * * * * (every minute)', parse: schedule },
-  { key: 'jitter', flag: '--jitter <duration>', env: ['PURGE_CACHE_AGENT_JITTER'], describe: 'random delay before each scheduled cycle, up to this', defaultText: '15s', parse: p.parseDurationSetting },
-  { key: 'maxGap', flag: '--max-gap <duration>', env: ['PURGE_CACHE_AGENT_MAX_GAP'], describe: 'warn when the last successful query is older than this (requests may have expired unseen)', defaultText: '24h', parse: p.parseDurationSetting },
-  { key: 'onGap', flag: '--on-gap <action>', env: ['PURGE_CACHE_AGENT_ON_GAP'], describe: 'what to do after such a gap: warn, or purge-all caches once', defaultText: 'warn', parse: p.parseEnum(ON_GAP) },
-  { key: 'dryRun', flag: '--dry-run', env: ['PURGE_CACHE_AGENT_DRY_RUN'], describe: 'report what would be purged; change nothing (no cache, trash or state)', defaultText: 'off', parse: p.parseBoolean },
-  { key: 'logLevel', flag: '--log-level <level>', env: ['LOG_LEVEL'], describe: `log level: ${LOG_LEVELS.join(', ')}`, defaultText: 'info', parse: p.parseEnum(LOG_LEVELS) },
-  { key: 'recheck', flag: '--recheck <duration>', env: ['PURGE_CACHE_AGENT_RECHECK'], describe: 'how often the daemon retries purges deferred because a cache was in use', defaultText: '5s', parse: p.parseDurationSetting },
-  { key: 'inUseChecks', flag: '--in-use-checks <list>', env: ['PURGE_CACHE_AGENT_IN_USE_CHECKS'], describe: `which signs of use defer a purge, comma-separated: ${IN_USE_CHECKS.join(', ')}`, defaultText: 'locks,processes,leases', parse: p.parseList(',', p.parseEnum(IN_USE_CHECKS)) },
-  { key: 'deleteRate', flag: '--delete-rate <files/s>', env: ['PURGE_CACHE_AGENT_DELETE_RATE'], describe: 'limit trash deletion to this many files per second (0 = unlimited)', defaultText: '0', parse: p.parseNonNegativeInt },
-  { key: 'deletePriority', flag: '--delete-priority <priority>', env: ['PURGE_CACHE_AGENT_DELETE_PRIORITY'], describe: 'CPU and I/O priority of trash deletion: idle (nice 19, idle I/O class) or normal', defaultText: 'idle', parse: p.parseEnum(DELETE_PRIORITIES) },
-  { key: 'minFree', flag: '--min-free <size|percent>', env: ['PURGE_CACHE_AGENT_MIN_FREE'], describe: 'evict idle caches, least recently used first, when free space on a filesystem holding a cache root falls below this (bytes such as 20G, or a percentage such as 10%)', defaultText: 'off', parse: p.parseSizeOrPercent },
-  { key: 'maxSize', flag: '--max-size <size>', env: ['PURGE_CACHE_AGENT_MAX_SIZE'], describe: "evict idle caches, least recently used first, when a cache root's caches total more than this (such as 200G)", defaultText: 'off', parse: p.parseBytes },
-  { key: 'maxUnused', flag: '--max-unused <duration>', env: ['PURGE_CACHE_AGENT_MAX_UNUSED'], describe: 'evict idle caches unused for longer than this (such as 14d)', defaultText: 'off', parse: p.parseDurationSetting },
-  { key: 'apiSocket', flag: '--api-socket <path>', env: ['PURGE_CACHE_AGENT_API_SOCKET'], describe: "the local API's unix socket: `run` listens on it (mode 0660); status, sync, purge and lease talk to it", defaultText: '$RUNTIME_DIRECTORY/api.sock when systemd sets RUNTIME_DIRECTORY, else <state dir>/api.sock', parse: p.parseString },
-  { key: 'listen', flag: '--listen <host:port>', env: ['PURGE_CACHE_AGENT_LISTEN'], describe: 'also serve the local API on TCP, for sidecars and probes; its /v1 routes then need the API token (refused on a non-loopback address without one)', defaultText: 'off', parse: listenAddress },
-  { key: 'apiTokenFile', flag: '--api-token-file <file>', env: ['PURGE_CACHE_AGENT_API_TOKEN_FILE'], describe: 'file holding the bearer token for the local API over TCP: `run` asks TCP clients for it, and clients (with --api) send it', defaultText: 'none', parse: p.parseString },
-  { key: 'apiToken', env: ['PURGE_CACHE_AGENT_API_TOKEN'], secret: true, describe: 'the bearer token itself, instead of --api-token-file (environment or config file only: flags show in ps)', defaultText: 'none', parse: p.parseString },
-  { key: 'api', flag: '--api <url>', env: ['PURGE_CACHE_AGENT_API'], describe: "for status, sync, purge and lease: reach the agent's local API over TCP at this URL (http://HOST:PORT) instead of its socket", defaultText: 'the unix socket', parse: p.parseUrl },
+  { key: 'rootUrl', flag: '--root-url <url>', env: ['TASKCLUSTER_ROOT_URL'], describe: 'Taskcluster root URL of the purge-cache service', defaultText: 'required unless a proxy URL is set', commands: SERVICE, parse: p.parseUrl },
+  { key: 'proxyUrl', flag: '--proxy-url <url>', env: ['TASKCLUSTER_PROXY_URL'], describe: 'taskcluster-proxy URL; requests go through it unsigned', defaultText: 'none', commands: SERVICE, parse: p.parseUrl },
+  { key: 'workerPoolId', flag: '--worker-pool-id <id>', env: ['TASKCLUSTER_WORKER_POOL_ID'], describe: 'worker pool, <provisionerId>/<workerType>', defaultText: 'required', commands: POOL, parse: p.parseString },
+  { key: 'provisionerId', flag: '--provisioner-id <id>', env: ['TASKCLUSTER_PROVISIONER_ID'], describe: 'provisioner id (with --worker-type, instead of --worker-pool-id)', commands: POOL, parse: p.parseString },
+  { key: 'workerType', flag: '--worker-type <type>', env: ['TASKCLUSTER_WORKER_TYPE'], describe: 'worker type (with --provisioner-id)', commands: POOL, parse: p.parseString },
+  { key: 'credentials', env: [], secret: true, describe: 'Taskcluster credentials: config file `credentials: {clientId, accessToken, certificate}`, or TASKCLUSTER_CLIENT_ID, TASKCLUSTER_ACCESS_TOKEN, TASKCLUSTER_CERTIFICATE', defaultText: 'anonymous', commands: SERVICE, parse: credentials },
+  { key: 'cacheRoots', flag: '--cache-root <dir>', env: ['PURGE_CACHE_AGENT_CACHE_ROOTS'], repeatable: true, describe: "directory whose every subdirectory is a cache (repeatable; ':'-separated in the environment)", defaultText: 'none', commands: CACHES, parse: p.parseList(':') },
+  { key: 'caches', flag: '--cache <name=path>', env: ['PURGE_CACHE_AGENT_CACHES'], repeatable: true, describe: 'a single cache directory anywhere, NAME=PATH (repeatable; JSON {"name":"/path"} in the environment)', defaultText: 'none', commands: CACHES, parse: singleCacheMap },
+  { key: 'stateDir', flag: '--state-dir <dir>', env: ['PURGE_CACHE_AGENT_STATE_DIR', 'STATE_DIRECTORY'], describe: 'where the agent keeps its state and lock', defaultText: '/var/lib/purge-cache-agent', commands: STATE, parse: p.parseString },
+  { key: 'skewMargin', flag: '--skew-margin <duration>', env: ['PURGE_CACHE_AGENT_SKEW_MARGIN'], describe: "margin for the worker's clock running behind the service's", defaultText: '5m', commands: CYCLE, parse: p.parseDurationSetting },
+  { key: 'schedule', flag: '--schedule <cron>', env: ['PURGE_CACHE_AGENT_SCHEDULE'], describe: 'when the daemon syncs (cron, 5 fields or 6 with seconds)', defaultText: '* * * * * (every minute)', commands: DAEMON, parse: schedule },
+  { key: 'jitter', flag: '--jitter <duration>', env: ['PURGE_CACHE_AGENT_JITTER'], describe: 'random delay before each scheduled cycle (and before `once`), up to this: a fleet on one schedule or cron line spreads its queries', defaultText: '15s (once: 0)', commands: [...DAEMON, 'once'], commandDefaults: { once: '0' }, parse: p.parseDurationSetting },
+  { key: 'maxGap', flag: '--max-gap <duration>', env: ['PURGE_CACHE_AGENT_MAX_GAP'], describe: 'warn when the last successful query is older than this (requests may have expired unseen)', defaultText: '24h', commands: CYCLE, parse: p.parseDurationSetting },
+  { key: 'onGap', flag: '--on-gap <action>', env: ['PURGE_CACHE_AGENT_ON_GAP'], describe: 'what to do after such a gap: warn, or purge-all caches once', defaultText: 'warn', commands: CYCLE, parse: p.parseEnum(ON_GAP) },
+  { key: 'dryRun', flag: '--dry-run', env: ['PURGE_CACHE_AGENT_DRY_RUN'], describe: 'report what would be purged; change nothing (no cache, trash or state)', defaultText: 'off', commands: [...AGENT, 'purge'], parse: p.parseBoolean },
+  { key: 'logLevel', flag: '--log-level <level>', env: ['LOG_LEVEL'], describe: `log level: ${LOG_LEVELS.join(', ')}`, defaultText: 'info', commands: COMMANDS, parse: p.parseEnum(LOG_LEVELS) },
+  { key: 'heartbeat', flag: '--heartbeat <duration>', env: ['PURGE_CACHE_AGENT_HEARTBEAT'], describe: 'the daemon logs a line saying it is alive (cycles run, last success) this often when its cycles had nothing to log (0 = never)', defaultText: '10m', commands: DAEMON, parse: p.parseDurationSetting },
+  { key: 'recheck', flag: '--recheck <duration>', env: ['PURGE_CACHE_AGENT_RECHECK'], describe: 'how often the daemon retries purges deferred because a cache was in use', defaultText: '5s', commands: DAEMON, parse: p.parseDurationSetting },
+  { key: 'inUseChecks', flag: '--in-use-checks <list>', env: ['PURGE_CACHE_AGENT_IN_USE_CHECKS'], describe: `which signs of use defer a purge, comma-separated: ${IN_USE_CHECKS.join(', ')}`, defaultText: 'locks,processes,leases', commands: CYCLE, parse: p.parseList(',', p.parseEnum(IN_USE_CHECKS)) },
+  { key: 'deleteRate', flag: '--delete-rate <files/s>', env: ['PURGE_CACHE_AGENT_DELETE_RATE'], describe: 'limit trash deletion to this many files per second (0 = unlimited)', defaultText: '0', commands: AGENT, parse: p.parseNonNegativeInt },
+  { key: 'deletePriority', flag: '--delete-priority <priority>', env: ['PURGE_CACHE_AGENT_DELETE_PRIORITY'], describe: 'CPU and I/O priority of trash deletion: idle (nice 19, idle I/O class) or normal', defaultText: 'idle', commands: AGENT, parse: p.parseEnum(DELETE_PRIORITIES) },
+  { key: 'minFree', flag: '--min-free <size|percent>', env: ['PURGE_CACHE_AGENT_MIN_FREE'], describe: 'evict idle caches, least recently used first, when free space on a filesystem holding a cache root falls below this (bytes such as 20G, or a percentage such as 10%)', defaultText: 'off', commands: AGENT, parse: p.parseSizeOrPercent },
+  { key: 'maxSize', flag: '--max-size <size>', env: ['PURGE_CACHE_AGENT_MAX_SIZE'], describe: "evict idle caches, least recently used first, when a cache root's caches total more than this (such as 200G)", defaultText: 'off', commands: AGENT, parse: p.parseBytes },
+  { key: 'maxUnused', flag: '--max-unused <duration>', env: ['PURGE_CACHE_AGENT_MAX_UNUSED'], describe: 'evict idle caches unused for longer than this (such as 14d)', defaultText: 'off', commands: AGENT, parse: p.parseDurationSetting },
+  { key: 'apiSocket', flag: '--api-socket <path>', env: ['PURGE_CACHE_AGENT_API_SOCKET'], describe: "the local API's unix socket: `run` listens on it (mode 0660); status, sync, purge and lease talk to it", defaultText: '$RUNTIME_DIRECTORY/api.sock when systemd sets RUNTIME_DIRECTORY, else <state dir>/api.sock', commands: [...DAEMON, ...API_CLIENTS], parse: p.parseString },
+  { key: 'listen', flag: '--listen <host:port>', env: ['PURGE_CACHE_AGENT_LISTEN'], describe: 'also serve the local API on TCP, for sidecars and probes; its /v1 routes then need the API token (refused on a non-loopback address without one)', defaultText: 'off', commands: DAEMON, parse: listenAddress },
+  { key: 'apiTokenFile', flag: '--api-token-file <file>', env: ['PURGE_CACHE_AGENT_API_TOKEN_FILE'], describe: 'file holding the bearer token for the local API over TCP: `run` asks TCP clients for it, and clients (with --api) send it', defaultText: 'none', commands: [...DAEMON, ...API_CLIENTS], parse: p.parseString },
+  { key: 'apiToken', env: ['PURGE_CACHE_AGENT_API_TOKEN'], secret: true, describe: 'the bearer token itself, instead of --api-token-file (environment or config file only: flags show in ps)', defaultText: 'none', commands: [...DAEMON, ...API_CLIENTS], parse: p.parseString },
+  { key: 'api', flag: '--api <url>', env: ['PURGE_CACHE_AGENT_API'], describe: "for status, sync, purge and lease: reach the agent's local API over TCP at this URL (http://HOST:PORT) instead of its socket", defaultText: 'the unix socket', commands: API_CLIENTS, parse: p.parseUrl },
 ];
 
 /** The resolved settings, with defaults applied. */
@@ -141,6 +171,7 @@ export interface Settings {
   onGap: (typeof ON_GAP)[number];
   dryRun: boolean;
   logLevel: (typeof LOG_LEVELS)[number];
+  heartbeat: number;
   recheck: number;
   inUseChecks: (typeof IN_USE_CHECKS)[number][];
   deleteRate: number;
@@ -169,6 +200,7 @@ export const DEFAULTS: Omit<Settings, 'rootUrl' | 'proxyUrl' | 'workerPoolId' | 
   onGap: 'warn',
   dryRun: false,
   logLevel: 'info',
+  heartbeat: 10 * 60_000,
   recheck: 5_000,
   inUseChecks: ['locks', 'processes', 'leases'],
   deleteRate: 0,

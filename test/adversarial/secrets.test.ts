@@ -124,7 +124,7 @@ describe('no secret is ever printed', () => {
       ['a config file with an unknown key holding a token', ['once', ...base, '--config', configUnknown], {}, [2]],
       ['a config file with a token of the wrong type', ['run', ...base, '--config', configWrongType], {}, [2]],
       ['run with a too-short API token', ['run', ...base, '--listen', '127.0.0.1:0'], { ...tempEnv, PURGE_CACHE_AGENT_API_TOKEN: SHORT_API_TOKEN }, [2]],
-      ['once with an unusable state directory', ['once', ...base, '--state-dir', path.join(tmp.path, 'clients.json')], tempEnv, [1]],
+      ['once with an unusable state directory', ['once', ...base, '--state-dir', path.join(tmp.path, 'clients.json')], tempEnv, [2]],
       ['once killed at a fault point', ['once', ...base], { ...tempEnv, PURGE_CACHE_AGENT_TEST_KILL_AT: '1' }, [-9]],
     ];
     const codes: Record<string, number | string | null> = {};

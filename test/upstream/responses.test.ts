@@ -41,7 +41,7 @@ describe('purgeRequests validation', () => {
     expect(reasons[6]).toBe('for worker pool prov/other, not prov/wt');
     expect(reasons[7]).toBe('for worker pool elsewhere/wt, not prov/wt');
     expect(reasons[8]).toBe('entry is not an object');
-    const warnings = log.lines().filter((l) => l.level === 40);
+    const warnings = log.lines().filter((l) => l.level === 'warn');
     expect(warnings).toHaveLength(9);
     expect(warnings[0]).toMatchObject({ index: 1, msg: 'skipping an invalid purge request in the answer to GET /purge-cache/prov/wt' });
   });
@@ -72,7 +72,7 @@ describe('purgeRequests validation', () => {
     const log = captureLogger();
     const result = await new PurgeCacheClient({ rootUrl: s.url, logger: log.logger }).purgeRequests(POOL);
     expect(result.invalid).toHaveLength(250);
-    const warnings = log.lines().filter((l) => l.level === 40);
+    const warnings = log.lines().filter((l) => l.level === 'warn');
     expect(warnings).toHaveLength(101);
     expect(warnings[100]).toMatchObject({ skipped: 150 });
   });

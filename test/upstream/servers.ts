@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import type { Logger } from '../../src/log.js';
+import { loggerOptions, type Logger } from '../../src/log.js';
 
 export interface TestServer {
   url: string;
@@ -42,7 +42,7 @@ export function json(res: ServerResponse, status: number, body: unknown, headers
 export interface CapturedLog {
   logger: Logger;
   /** Parsed JSON log lines. */
-  lines(): { level: number; msg: string; [k: string]: unknown }[];
+  lines(): { level: string; msg: string; [k: string]: unknown }[];
   /** Everything written, as text (for searching for leaked secrets). */
   text(): string;
 }
@@ -55,7 +55,8 @@ export function captureLogger(): CapturedLog {
       cb();
     },
   });
-  const logger = pino({ level: 'debug' }, stream);
+  // The agent's own line shape (level names, ISO times), so tests read what operators read.
+  const logger = pino(loggerOptions('debug'), stream);
   return {
     logger,
     text: () => buffer,
@@ -63,7 +64,7 @@ export function captureLogger(): CapturedLog {
       buffer
         .split('\n')
         .filter(Boolean)
-        .map((l) => JSON.parse(l) as { level: number; msg: string }),
+        .map((l) => JSON.parse(l) as { level: string; msg: string }),
   };
 }
 
