@@ -25,8 +25,9 @@ afterEach(async () => {
   await fx.close();
 });
 
+// A loaded machine can take long to spawn and claim: wait generously, the exit code says what happened.
 const exec = (caches: string[], command: string[], extra: string[] = []) =>
-  runCli(['exec', ...caches.flatMap((c) => ['--cache', c]), ...extra, ...fx.args(), '--', ...command]);
+  runCli(['exec', ...caches.flatMap((c) => ['--cache', c]), ...extra, ...fx.args(), '--', ...command], { timeoutMs: 120_000 });
 
 /** Make a purge of `name` pending: hold the cache while a cycle decides to purge it. */
 async function makePending(name: string): Promise<string> {
@@ -218,17 +219,30 @@ describe('stress: concurrent exec users and repeated purges of the same caches',
     let done = false;
     try {
       await waitForOutput(daemon, (o) => o.stderr.includes('purge-cache-agent started'));
+      // Requests for a cache are filed one at a time, each once a use that
+      // began after the previous one has ended: requests filed faster than a
+      // loaded machine completes a claim would condemn every fresh directory
+      // before its user starts, and starve the users.
+      const requested = new Map(names.map((n) => [n, 0]));
+      const servedRound = new Map(names.map((n) => [n, -1]));
       const users = Array.from({ length: 4 }, async (_, u) => {
+        const name = names[u % 2]!;
         while (!done && Date.now() < giveUpAt) {
-          const r = await exec([names[u % 2]!], ['bash', '-c', use]);
+          const round = requested.get(name)!;
+          const r = await exec([name], ['bash', '-c', use]);
           expect(r.code, r.stderr).toBe(0);
           uses++;
+          servedRound.set(name, Math.max(servedRound.get(name)!, round));
           if (uses >= minUses && (await distinctInodes()) > 2) done = true;
         }
       });
       const requester = (async () => {
         while (!done && Date.now() < giveUpAt) {
-          for (const name of names) await fx.request(name);
+          for (const name of names) {
+            if (servedRound.get(name)! < requested.get(name)!) continue;
+            await fx.request(name);
+            requested.set(name, requested.get(name)! + 1);
+          }
           await new Promise((r) => setTimeout(r, 300));
         }
       })();
