@@ -14,6 +14,7 @@ import YAML from 'yaml';
 import { SETTINGS } from '../../src/config/index.js';
 import { settingsTable } from '../../src/config/docs.js';
 import { makeTempDir } from '../helpers/tmp.js';
+import { runCli } from '../helpers/cli.js';
 import {
   AGENT_ENV, AGENT_METRICS, agentContainer, execForm, exportedMetricNames, hasCommand, kubernetesDocs, metricsInExpr,
   parseContainerfile, readRepoFile, repoFile, stageEnv,
@@ -127,6 +128,30 @@ describe('Kubernetes pod, ConfigMap and Secret', () => {
     // Its writable places are volumes.
     const mounted = agent.volumeMounts.map((m: any) => m.mountPath);
     expect(mounted).toEqual(expect.arrayContaining(['/var/lib/purge-cache-agent', '/run/purge-cache-agent']));
+  });
+});
+
+describe("the example Secret's placeholders", () => {
+  it('the agent refuses to start with the placeholder API token, naming the setting and how to make one', async () => {
+    const { secret, configMap } = kubernetesDocs();
+    const placeholder = String(secret.stringData.PURGE_CACHE_AGENT_API_TOKEN);
+    const tmp = await makeTempDir('pca-placeholder-');
+    try {
+      const tokenFile = path.join(tmp.path, 'api-token');
+      await writeFile(tokenFile, `${placeholder}\n`);
+      const base = ['run', '--root-url', 'http://127.0.0.1:9', '--worker-pool-id', 'proj/linux', '--cache-root', path.join(tmp.path, 'caches'), '--state-dir', path.join(tmp.path, 'state')];
+      const viaEnv = await runCli(base, { env: { PURGE_CACHE_AGENT_API_TOKEN: placeholder, PURGE_CACHE_AGENT_LISTEN: String(configMap.data.PURGE_CACHE_AGENT_LISTEN) } });
+      expect(viaEnv.code, viaEnv.stderr).toBe(2);
+      expect(viaEnv.stderr).toContain('PURGE_CACHE_AGENT_API_TOKEN');
+      expect(viaEnv.stderr).toMatch(/placeholder/);
+      expect(viaEnv.stderr).toContain('openssl rand');
+      const viaFile = await runCli([...base, '--api-token-file', tokenFile]);
+      expect(viaFile.code, viaFile.stderr).toBe(2);
+      expect(viaFile.stderr).toContain('--api-token-file');
+      expect(viaFile.stderr).toMatch(/placeholder/);
+    } finally {
+      await tmp.cleanup();
+    }
   });
 });
 
