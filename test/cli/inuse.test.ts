@@ -4,10 +4,12 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { runCli, startCli, waitForOutput, finished, logLines } from '../helpers/cli.js';
 import { makeFixture, exists, readState, type Fixture } from '../helpers/fixture.js';
+import { waitUntil } from '../helpers/wait.js';
 
 let fx: Fixture;
 const children: ChildProcess[] = [];
@@ -36,10 +38,18 @@ async function hold(command: string, args: string[], opts: { cwd?: string } = {}
   const child = spawn(command, args, { stdio: 'ignore', cwd: opts.cwd, detached: true });
   children.push(child);
   await new Promise((r) => child.once('spawn', r));
-  for (let i = 0; ready && !ready() && i < 200; i++) await new Promise((r) => setTimeout(r, 20));
+  if (ready) await waitUntil(ready, `${command} to hold the cache`);
   return child;
 }
 const lockedByOthers = (p: string) => spawnSync('flock', ['-n', '-E', '75', p, 'true']).status === 75;
+/** Whether process `pid` has `file` open on descriptor `fd`. */
+const fdPointsAt = (pid: number, fd: number, file: string) => {
+  try {
+    return readlinkSync(`/proc/${pid}/fd/${fd}`) === file;
+  } catch {
+    return false;
+  }
+};
 
 describe('deferring a purge while a cache is in use', () => {
   it('defers while flock(1) holds the cache directory, names the holder, exits 0, and purges after release', async () => {
@@ -75,8 +85,9 @@ describe('deferring a purge while a cache is in use', () => {
     const cwdCache = await fx.makeCache('cwd');
     const openCache = await fx.makeCache('open', { 'data.bin': 'x' });
     await hold('sleep', ['60'], { cwd: path.join(cwdCache) });
-    await hold('sh', ['-c', `exec 3<"${path.join(openCache, 'data.bin')}"; exec sleep 60`]);
-    await new Promise((r) => setTimeout(r, 200));
+    const opened = path.join(openCache, 'data.bin');
+    const holder = await hold('sh', ['-c', `exec 3<"${opened}"; exec sleep 60`]);
+    await waitUntil(() => fdPointsAt(holder.pid!, 3, opened), 'the shell to open the file');
     await fx.request('cwd');
     await fx.request('open');
     const r = report((await once()).stdout);

@@ -59,7 +59,7 @@ beforeAll(async () => {
   prefix = path.join(tmp.path, 'prefix');
   const install = await run('npm', ['install', '-g', '--prefix', prefix, '--omit=dev', '--no-audit', '--no-fund', path.join(tmp.path, packed.filename)], { cwd: tmp.path, env: plainEnv() });
   installOutput = `${install.stdout}${install.stderr}`;
-}, 180_000);
+}, 300_000);
 
 afterAll(async () => {
   await tmp?.cleanup();
