@@ -61,7 +61,7 @@ describe('the service down for a while, then back', () => {
     fx = await makeFixture();
     const g = await gate(fx.service.url);
     const daemon = startCli(['run', '--root-url', g.url, '--worker-pool-id', POOL, '--cache-root', fx.root, '--state-dir', fx.stateDir, '--schedule', '* * * * * *', '--jitter', '300ms', '--in-use-checks', 'locks', '--log-level', 'debug']);
-    const done = finished(daemon, 60_000);
+    const done = finished(daemon, 240_000);
     const socket = { socketPath: path.join(fx.stateDir, 'api.sock') };
     const readyz = async () => (await call(socket, 'GET', '/readyz').catch(() => ({ status: 0 }))).status;
     const failedCycles = () => logLines(daemon.output.stderr).filter((l) => l.msg === 'cycle finished' && l.error !== undefined).length;

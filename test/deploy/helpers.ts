@@ -325,7 +325,7 @@ export function httpGet(target: { socketPath: string } | { url: string }, urlPat
 }
 
 /** Poll until `check` resolves truthy (errors count as not yet). */
-export async function eventually<T>(check: () => Promise<T | undefined | false>, what: string, timeoutMs = 20_000): Promise<T> {
+export async function eventually<T>(check: () => Promise<T | undefined | false>, what: string, timeoutMs = 120_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {

@@ -185,7 +185,7 @@ describe("the container image's command line, from the packed install", () => {
     const child = startCommand({ argv: [path.join(prefix, 'bin', command[0]!), ...command.slice(1)], env });
     const url = `http://127.0.0.1:${port}`;
     try {
-      await eventually(async () => !(await exists(doomed)), 'the requested cache to be purged', 30_000);
+      await eventually(async () => !(await exists(doomed)), 'the requested cache to be purged', 120_000);
       expect(await exists(kept)).toBe(true);
       if (HAS_LISTEN) {
         // The kubelet's probes.
