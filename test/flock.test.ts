@@ -28,7 +28,7 @@ const dirs = (n: number) =>
 const othersCanLock = (dir: string) => spawnSync('flock', ['-n', '-E', '75', dir, 'true']).status === 0;
 
 async function holdShared(dir: string): Promise<void> {
-  const child = spawn('flock', ['-s', dir, 'sleep', '60'], { stdio: 'ignore' });
+  const child = spawn('flock', ['-s', dir, 'sleep', '600'], { stdio: 'ignore' });
   children.push(child);
   // Wait until the holder's lock is visible to others.
   await waitUntil(() => !othersCanLock(dir), `the holder's lock on ${dir}`);

@@ -33,7 +33,7 @@ const exec = (caches: string[], command: string[], extra: string[] = []) =>
 /** Make a purge of `name` pending: hold the cache while a cycle decides to purge it. */
 async function makePending(name: string): Promise<string> {
   const dir = await fx.makeCache(name, { 'old-content.txt': 'stale' });
-  const holder = spawn('flock', ['-s', dir, 'sleep', '60'], { stdio: 'ignore', detached: true });
+  const holder = spawn('flock', ['-s', dir, 'sleep', '600'], { stdio: 'ignore', detached: true });
   await waitUntil(() => spawnSync('flock', ['-n', '-E', '75', dir, 'true']).status === 75, `the holder's lock on ${dir}`);
   await fx.request(name);
   const cycle = await runCli(['once', '--json', ...fx.args()]);
@@ -73,7 +73,7 @@ describe('exec', () => {
 
   it('holds the cache while the command runs: a purge request meanwhile is deferred, naming the lease and the lock', async () => {
     const marker = path.join(fx.tmp.path, 'started');
-    const child = startCli(['exec', '--cache', 'held', '--owner', 'build-42', ...fx.args(), '--', 'sh', '-c', `echo > "${marker}"; exec sleep 30`]);
+    const child = startCli(['exec', '--cache', 'held', '--owner', 'build-42', ...fx.args(), '--', 'sh', '-c', `echo > "${marker}"; exec sleep 600`]);
     children.push(child);
     await waitUntil(() => exists(marker), 'the command to start');
     await fx.request('held');
@@ -173,7 +173,7 @@ describe('exec --purge-on-exit', () => {
 
   it('never purges under another user of the cache: the purge waits for them, and happens before the next exec', async () => {
     const dir = await fx.makeCache('shared', { 'old.txt': 'x' });
-    const holder = spawn('flock', ['-s', dir, 'sleep', '120'], { stdio: 'ignore', detached: true });
+    const holder = spawn('flock', ['-s', dir, 'sleep', '600'], { stdio: 'ignore', detached: true });
     children.push(holder);
     await waitUntil(() => spawnSync('flock', ['-n', '-E', '75', dir, 'true']).status === 75, `the holder's lock on ${dir}`);
     const failed = await exec(['shared'], leaveThenEnd('exit 5'), ['--purge-on-exit', '5']);
