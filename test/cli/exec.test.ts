@@ -9,6 +9,8 @@ import path from 'node:path';
 import { runCli, startCli, waitForOutput, finished } from '../helpers/cli.js';
 import { makeFixture, exists, readState, type Fixture } from '../helpers/fixture.js';
 import { waitUntil } from '../helpers/wait.js';
+import { parsePurgeOnExit, purgesOn } from '../../src/exec/purge-on-exit.js';
+import { UsageError } from '../../src/errors.js';
 
 let fx: Fixture;
 const children: ChildProcess[] = [];
@@ -106,6 +108,37 @@ describe('exec', () => {
   it('refuses bad usage with exit code 2', async () => {
     expect((await runCli(['exec', ...fx.args(), '--', 'true'])).code).toBe(2);
     expect((await runCli(['exec', '--cache', 'x', '--wait-timeout', 'soon', ...fx.args(), '--', 'true'])).code).toBe(2);
+  });
+});
+
+describe('the --purge-on-exit list', () => {
+  it('reads exit codes and the word signal, and matches the endings they name', () => {
+    const policy = parsePurgeOnExit(' 1, 137 ,Signal');
+    expect([...policy.codes].sort()).toEqual([1, 137]);
+    expect(policy.signal).toBe(true);
+    expect(purgesOn(policy, { kind: 'exit', code: 1 })).toBe(true);
+    expect(purgesOn(policy, { kind: 'exit', code: 0 })).toBe(false);
+    expect(purgesOn(policy, { kind: 'signal', signal: 'SIGTERM', code: 143 })).toBe(true);
+    const codesOnly = parsePurgeOnExit('0,255');
+    expect(purgesOn(codesOnly, { kind: 'exit', code: 255 })).toBe(true);
+    expect(purgesOn(codesOnly, { kind: 'signal', signal: 'SIGTERM', code: 143 })).toBe(false);
+    // A code names exec's exit code, which is 128+N for signal N.
+    expect(purgesOn(parsePurgeOnExit('137'), { kind: 'signal', signal: 'SIGKILL', code: 137 })).toBe(true);
+  });
+
+  it('refuses anything else as a usage error naming the flag and the bad entry', () => {
+    for (const [bad, entry] of [['', 'an empty entry'], ['1,,2', 'an empty entry'], ['256', '"256"'], ['-1', '"-1"'], ['1.5', '"1.5"'], ['signals', '"signals"'], ['0x1', '"0x1"']] as const) {
+      let caught: unknown;
+      try {
+        parsePurgeOnExit(bad);
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught, bad).toBeInstanceOf(UsageError);
+      expect((caught as UsageError).exitCode).toBe(2);
+      expect((caught as Error).message).toContain('--purge-on-exit');
+      expect((caught as Error).message).toContain(entry);
+    }
   });
 });
 
