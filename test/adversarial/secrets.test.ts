@@ -198,5 +198,5 @@ describe('no secret is ever printed', () => {
       unit: 'outputs searched',
       detail: `${secrets().length} secrets searched for in the stdout+stderr of ${runs.length + 4} commands (incl. ${Object.values(codes).filter((c) => c !== 0).length} failing ones), serve's own log, and 6 local API answers; file modes checked: state.json 0600, lock 0600, state dir 0700, api.sock 0660, serve --data 0600`,
     });
-  }, 300_000);
+  }, 1_200_000);
 });

@@ -246,8 +246,8 @@ describe('stress: concurrent exec users and repeated purges of the same caches',
     // The users go on until enough uses happened and purges came between some
     // of them, however long a loaded machine takes; the bound only turns a hang
     // into a failure that says what was missing.
-    const minUses = 12;
-    const giveUpAt = Date.now() + 150_000;
+    const minUses = 9;
+    const giveUpAt = Date.now() + 600_000;
     let uses = 0;
     const distinctInodes = async () => new Set((await readFile(log, 'utf8')).trim().split('\n').filter(Boolean).map((l) => l.split(' ')[0])).size;
     let done = false;
@@ -296,5 +296,5 @@ describe('stress: concurrent exec users and repeated purges of the same caches',
     // And the caches really were purged between uses.
     const inodes = new Set(lines.map((l) => l.split(' ')[0]));
     expect(inodes.size).toBeGreaterThan(2);
-  }, 240_000);
+  }, 900_000);
 });
