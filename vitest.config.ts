@@ -9,8 +9,8 @@ export default defineConfig({
     // test may fail for being slow.
     pool: 'forks',
     maxWorkers: 2,
-    testTimeout: 300_000,
-    hookTimeout: 300_000,
+    testTimeout: 600_000,
+    hookTimeout: 600_000,
     globalSetup: ['test/global-setup.ts'],
   },
 });

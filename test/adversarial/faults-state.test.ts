@@ -76,7 +76,7 @@ describe('a corrupted or truncated state file', () => {
       outcomes.push(name);
     }
     record(ctx, { cases: outcomes.length, unit: 'bad state files', detail: outcomes.join('; ') });
-  }, 300_000);
+  }, 1_200_000);
 });
 
 /** Fill a filesystem: write until ENOSPC. */
@@ -186,7 +186,7 @@ describe('two agents on one state directory', () => {
       rounds++;
     }
     record(ctx, { cases: rounds, unit: 'rounds of 3 daemons', detail: 'started simultaneously; each round exactly one held the lock' });
-  }, 300_000);
+  }, 1_200_000);
 
   it('once while run holds the state: exit 1 naming the pid, and nothing changes', async (ctx) => {
     fx = await makeFixture();
