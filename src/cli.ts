@@ -140,6 +140,7 @@ export function buildProgram(): Command {
     .option('--wait-timeout <duration>', 'how long to wait for a cache someone else holds', '10m')
     .option('--lease-ttl <duration>', "the lease's TTL; it is extended every third of it while the command runs", '2m')
     .option('--owner <id>', 'who holds the leases (default: exec:<hostname>:<pid>)')
+    .option('--purge-on-exit <codes>', "purge the caches once the command ends with one of these exit codes (exec's own: 128+N for signal N) or, for the word signal, is killed by a signal; comma-separated, such as 1,signal")
     .argument('<command...>', 'the command and its arguments, after --')
     .passThroughOptions();
   addSettings(exec, 'exec', { except: ['caches'] }).action(action(lazy('exec', (m) => m.execCommand)));

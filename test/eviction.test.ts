@@ -89,7 +89,7 @@ describe('--max-size', () => {
   it('never evicts a cache in use, and says the limit is still crossed', async () => {
     const held = await makeCache('held', 8, 30);
     await makeCache('idle', 3, 1);
-    const sleeper = spawn('sleep', ['60'], { cwd: held, stdio: 'ignore' });
+    const sleeper = spawn('sleep', ['600'], { cwd: held, stdio: 'ignore' });
     children.push(sleeper);
     await new Promise((r) => sleeper.once('spawn', r));
     const result = await runEviction(await context({ maxSize: 5 * MB }), { dryRun: false });

@@ -4,6 +4,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { tryFlock, tryFlockMany } from '../src/flock.js';
 import { makeTempDir, type TempDir } from './helpers/tmp.js';
+import { waitUntil } from './helpers/wait.js';
 
 let tmp: TempDir;
 const children: ChildProcess[] = [];
@@ -27,10 +28,10 @@ const dirs = (n: number) =>
 const othersCanLock = (dir: string) => spawnSync('flock', ['-n', '-E', '75', dir, 'true']).status === 0;
 
 async function holdShared(dir: string): Promise<void> {
-  const child = spawn('flock', ['-s', dir, 'sleep', '60'], { stdio: 'ignore' });
+  const child = spawn('flock', ['-s', dir, 'sleep', '600'], { stdio: 'ignore' });
   children.push(child);
   // Wait until the holder's lock is visible to others.
-  for (let i = 0; i < 200 && othersCanLock(dir); i++) await new Promise((r) => setTimeout(r, 20));
+  await waitUntil(() => !othersCanLock(dir), `the holder's lock on ${dir}`);
 }
 
 describe('flock from Node', () => {

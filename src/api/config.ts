@@ -19,6 +19,8 @@ export const SYSTEMD_SOCKET = `/run/purge-cache-agent/${SOCKET_NAME}`;
 /** sun_path holds 108 bytes on Linux, including the terminating NUL. */
 const MAX_SOCKET_PATH_BYTES = 107;
 export const MIN_TOKEN_CHARS = 16;
+/** The example Secret's placeholders (deploy/kubernetes/secret.yaml): tokens anyone can read in the repository. */
+const PLACEHOLDER_TOKEN = /^replace-with-/i;
 
 export interface ApiServerConfig {
   socketPath: string;
@@ -77,6 +79,12 @@ export async function loadApiToken(settings: Settings): Promise<string | undefin
   if (token.length < MIN_TOKEN_CHARS || /\s/.test(token)) {
     throw new ConfigError(
       `the API token (${source}) must be at least ${MIN_TOKEN_CHARS} characters without whitespace; generate one with \`openssl rand -hex 32\``,
+      settings.apiTokenFile ? 'apiTokenFile' : 'apiToken',
+    );
+  }
+  if (PLACEHOLDER_TOKEN.test(token)) {
+    throw new ConfigError(
+      `the API token (${source}) is still the placeholder of the example Secret, which anyone can read; set a random one, such as the output of \`openssl rand -hex 32\``,
       settings.apiTokenFile ? 'apiTokenFile' : 'apiToken',
     );
   }

@@ -9,6 +9,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Agent } from '../agent.js';
 import { liveLeases } from '../leases.js';
+import { workerPoolId } from '../model.js';
 import { VERSION } from '../version.js';
 import type { TrashBacklog } from './backlog.js';
 
@@ -91,7 +92,10 @@ export function createMetrics(agent: Agent, backlog: TrashBacklog): Metrics {
       this.set(liveLeases(agent.state.leases, agent.clock.now()).length);
     },
   });
-  new Gauge({ name: 'purge_cache_agent_info', help: 'Always 1; the labels describe the agent', labelNames: ['version'] as const, registers }).set({ version: VERSION }, 1);
+  // The worker pool and worker id let a fleet's dashboards group and name agents
+  // by what they serve, not by scrape target; worker_id is left out when unset.
+  const info = new Gauge({ name: 'purge_cache_agent_info', help: 'Always 1; the labels describe the agent', labelNames: ['version', 'worker_pool_id', 'worker_id'] as const, registers });
+  info.set({ version: VERSION, worker_pool_id: workerPoolId(agent.pool), ...(agent.settings.workerId ? { worker_id: agent.settings.workerId } : {}) }, 1);
 
   agent.onCycle((report, durationMs) => {
     cycles.inc({ outcome: agent.lastCycle?.outcome ?? (report.error === undefined && report.failed.length === 0 ? 'success' : 'failure') });

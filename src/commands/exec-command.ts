@@ -1,7 +1,8 @@
 /**
- * `exec --cache NAME [--cache NAME …] [--sync] -- COMMAND [ARGS…]`: the
- * one-line integration for any worker. The command runs on caches that no
- * purge request condemns, and no purge touches them until it ends.
+ * `exec --cache NAME [--cache NAME …] [--sync] [--purge-on-exit CODES] -- COMMAND [ARGS…]`:
+ * the one-line integration for any worker. The command runs on caches that no
+ * purge request condemns, and no purge touches them until it ends; with
+ * --purge-on-exit, an ending it lists purges them once the command let go.
  *
  * Exit codes: the command's own (128+N when signal N killed it); 2 for bad
  * usage or configuration; 125 when exec could not prepare the caches (timed
@@ -19,6 +20,8 @@ import { resolveSources } from '../caches/inventory.js';
 import type { DirLock } from '../caches/inuse.js';
 import { claim, locate, type Target } from '../exec/claim.js';
 import { execCoordinator } from '../exec/coordinator.js';
+import { describeEnding, parsePurgeOnExit, purgesOn, type Ending } from '../exec/purge-on-exit.js';
+import { carryOut, condemn, type HeldCache } from '../exec/purge-after-exit.js';
 import { commandContext } from './context.js';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
@@ -36,6 +39,7 @@ export async function execCommand(command: string[], flags: Record<string, unkno
   if (ownerProblem) throw new UsageError(`invalid --owner: ${ownerProblem}`);
   const waitMs = duration(flags.waitTimeout, '10m', '--wait-timeout');
   const leaseTtlMs = duration(flags.leaseTtl, '2m', '--lease-ttl');
+  const purgeOnExit = flags.purgeOnExit === undefined ? null : parsePurgeOnExit(String(flags.purgeOnExit));
 
   const say = (line: string): void => void process.stderr.write(`purge-cache-agent exec: ${line}\n`);
   const coordinator = execCoordinator(ctx.settings, ctx.logger);
@@ -69,12 +73,25 @@ export async function execCommand(command: string[], flags: Record<string, unkno
     }
   }, Math.max(1000, leaseTtlMs / 3));
 
+  let outcome: RunOutcome;
   try {
-    return await run(command, targets, say);
+    outcome = await run(command, targets, say);
   } finally {
     clearInterval(heartbeat);
-    await releaseAll();
   }
+  const { ending } = outcome;
+  if (!purgeOnExit || !ending || !purgesOn(purgeOnExit, ending)) {
+    await releaseAll();
+    return outcome.code;
+  }
+  // The command is over, but exec still holds its caches: condemn them now, so
+  // that nobody claims them unpurged once exec lets go, then purge them.
+  const held: HeldCache[] = targets.map((t, i) => ({ ...t, key: locks[i]!.key }));
+  say(`the command ${describeEnding(ending)}, which --purge-on-exit lists: purging ${held.map((c) => JSON.stringify(c.name)).join(', ')}`);
+  await condemn(held, coordinator, say);
+  await releaseAll();
+  await carryOut(held, coordinator, say);
+  return outcome.code;
 }
 
 function duration(raw: unknown, fallback: string, flag: string): number {
@@ -84,8 +101,15 @@ function duration(raw: unknown, fallback: string, flag: string): number {
   return ms;
 }
 
-/** Run the command with the terminal's stdio, forwarding signals; resolve with its exit code. */
-function run(command: string[], targets: Target[], say: (line: string) => void): Promise<number> {
+interface RunOutcome {
+  /** exec's exit code: the command's, 128+N for signal N, 126/127 when it could not be started. */
+  code: number;
+  /** How the command ended; null when it never started. */
+  ending: Ending | null;
+}
+
+/** Run the command with the terminal's stdio, forwarding signals; resolve with how it ended. */
+function run(command: string[], targets: Target[], say: (line: string) => void): Promise<RunOutcome> {
   const env: NodeJS.ProcessEnv = { ...process.env };
   targets.forEach((t, i) => (env[`PURGE_CACHE_AGENT_CACHE_${i}`] = t.path));
   env.PURGE_CACHE_AGENT_CACHE_DIRS = JSON.stringify(Object.fromEntries(targets.map((t) => [t.name, t.path])));
@@ -93,15 +117,21 @@ function run(command: string[], targets: Target[], say: (line: string) => void):
     const child = spawn(command[0]!, command.slice(1), { stdio: 'inherit', env });
     const forward = (signal: NodeJS.Signals): void => void child.kill(signal);
     for (const signal of FORWARDED) process.on(signal, forward);
-    const done = (code: number): void => {
+    const done = (outcome: RunOutcome): void => {
       for (const signal of FORWARDED) process.off(signal, forward);
-      resolve(code);
+      resolve(outcome);
     };
     child.on('error', (err) => {
       const code = errnoCode(err) === 'ENOENT' ? 127 : 126;
       say(`cannot run ${command[0]}: ${errorMessage(err)}`);
-      done(code);
+      done({ code, ending: null });
     });
-    child.on('exit', (code, signal) => done(code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0)));
+    child.on('exit', (code, signal) => {
+      if (code !== null) done({ code, ending: { kind: 'exit', code } });
+      else {
+        const byCode = 128 + (signal ? (constants.signals[signal] ?? 0) : 0);
+        done({ code: byCode, ending: { kind: 'signal', signal: signal ?? 'a signal', code: byCode } });
+      }
+    });
   });
 }

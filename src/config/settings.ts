@@ -127,6 +127,7 @@ export const SETTINGS: SettingSpec[] = [
   { key: 'workerPoolId', flag: '--worker-pool-id <id>', env: ['TASKCLUSTER_WORKER_POOL_ID'], describe: 'worker pool, <provisionerId>/<workerType>', defaultText: 'required', commands: POOL, parse: p.parseString },
   { key: 'provisionerId', flag: '--provisioner-id <id>', env: ['TASKCLUSTER_PROVISIONER_ID'], describe: 'provisioner id (with --worker-type, instead of --worker-pool-id)', commands: POOL, parse: p.parseString },
   { key: 'workerType', flag: '--worker-type <type>', env: ['TASKCLUSTER_WORKER_TYPE'], describe: 'worker type (with --provisioner-id)', commands: POOL, parse: p.parseString },
+  { key: 'workerId', flag: '--worker-id <id>', env: ['TASKCLUSTER_WORKER_ID'], describe: "this worker's id, shown in the purge_cache_agent_info metric (label worker_id) so a fleet's dashboards can tell workers apart", defaultText: 'none', commands: DAEMON, parse: p.parseString },
   { key: 'credentials', env: [], secret: true, describe: 'Taskcluster credentials: config file `credentials: {clientId, accessToken, certificate}`, or TASKCLUSTER_CLIENT_ID, TASKCLUSTER_ACCESS_TOKEN, TASKCLUSTER_CERTIFICATE', defaultText: 'anonymous', commands: SERVICE, parse: credentials },
   { key: 'cacheRoots', flag: '--cache-root <dir>', env: ['PURGE_CACHE_AGENT_CACHE_ROOTS'], repeatable: true, describe: "directory whose every subdirectory is a cache (repeatable; ':'-separated in the environment)", defaultText: 'none', commands: CACHES, parse: p.parseList(':') },
   { key: 'caches', flag: '--cache <name=path>', env: ['PURGE_CACHE_AGENT_CACHES'], repeatable: true, describe: 'a single cache directory anywhere, NAME=PATH (repeatable; JSON {"name":"/path"} in the environment)', defaultText: 'none', commands: CACHES, parse: singleCacheMap },
@@ -160,6 +161,7 @@ export interface Settings {
   workerPoolId?: string;
   provisionerId?: string;
   workerType?: string;
+  workerId?: string;
   credentials?: { clientId: string; accessToken: string; certificate?: string };
   cacheRoots: string[];
   caches: { name: string; path: string }[];

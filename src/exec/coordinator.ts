@@ -5,14 +5,20 @@
 import type { Settings } from '../config/index.js';
 import type { Logger } from '../log.js';
 import { acquireLease, liveLeases, releaseLease } from '../leases.js';
-import { runRecheck, type CycleReport } from '../cycle.js';
+import { runPurgeNow, runRecheck, type CycleReport } from '../cycle.js';
 import { withAgentOrState } from '../agent-link.js';
-import { connectToAgent, NoAgentError, type ApiClient } from '../api/client.js';
+import { ApiRequestError, connectToAgent, NoAgentError, type ApiClient } from '../api/client.js';
 import { Agent } from '../agent.js';
 import { TaskFailedError } from '../errors.js';
 import type { Coordinator, Target } from './claim.js';
 
 export interface ExecCoordinator extends Coordinator {
+  /**
+   * Purge `name` now, as the local API's purge does (no service asked; an
+   * in-use cache is deferred and its purge recorded as pending). Resolves with
+   * who holds it when it had to be deferred.
+   */
+  purgeNow(name: string): Promise<{ deferredBy: string | null }>;
   sync(): Promise<void>;
   acquireLease(name: string, owner: string, ttlMs: number): Promise<void>;
   releaseLease(name: string, owner: string): Promise<void>;
@@ -47,6 +53,30 @@ export function execCoordinator(settings: Settings, logger: Logger): ExecCoordin
         },
         // Without an agent, carry out the pending purge here; its trash is emptied by the next agent run.
         async (local) => ({ deferredBy: deferralOf(await runRecheck(local), name) }),
+      ),
+
+    purgeNow: (name: string) =>
+      either(
+        async (client) => {
+          let answer: Awaited<ReturnType<ApiClient['purge']>>;
+          try {
+            answer = await client.purge(name);
+          } catch (err) {
+            if (err instanceof ApiRequestError && err.status === 404) return { deferredBy: null }; // no such cache: nothing to purge
+            throw err;
+          }
+          if (answer.task_id === null) return { deferredBy: null };
+          const view = await client.follow(answer.task_id);
+          if (view.code !== 0) throw new TaskFailedError(`purging cache ${JSON.stringify(name)} failed: ${view.error}`);
+          return { deferredBy: deferralOf(view.result as CycleReport, name) };
+        },
+        // Without an agent, purge here; its trash is emptied by the next agent run.
+        async (local) => {
+          const report = await runPurgeNow(local, [name]);
+          const failed = report.failed.find((f) => f.name === name);
+          if (failed) throw new TaskFailedError(`purging cache ${JSON.stringify(name)} failed: ${failed.error}`);
+          return { deferredBy: deferralOf(report, name) };
+        },
       ),
 
     async sync() {

@@ -108,7 +108,7 @@ describe('SIGKILL at every fault point', () => {
     const counts = reached.reduce<Record<string, number>>((acc, p) => ((acc[p] = (acc[p] ?? 0) + 1), acc), {});
     expect(Object.keys(counts).sort()).toEqual(['after-query', 'after-rename', 'state-write', 'trash-delete']);
     record(ctx, { cases: k - 1, unit: 'kill points (K)', detail: `K=1…${k - 1} killed, K=${k} completed; ${Object.entries(counts).map(([p, n]) => `${p} ×${n}`).join(', ')}; each followed by a restart with a request filed after the crash` });
-  }, 300_000);
+  }, 1_200_000);
 
   it('run (the daemon): K = 1, 2, … over its first cycle', async (ctx) => {
     const doomed = ['d1', 'd2'];
@@ -154,5 +154,5 @@ describe('SIGKILL at every fault point', () => {
     }
     const counts = reached.reduce<Record<string, number>>((acc, p) => ((acc[p] = (acc[p] ?? 0) + 1), acc), {});
     record(ctx, { cases: k - 1, unit: 'kill points (K)', detail: `K=1…${k - 1} killed, K=${k} completed; ${Object.entries(counts).map(([p, n]) => `${p} ×${n}`).join(', ')}; recovery by once` });
-  }, 300_000);
+  }, 1_200_000);
 });

@@ -103,7 +103,7 @@ describe('EPERM, EACCES and EBUSY', () => {
       child.output = { stdout: '', stderr: '' };
       child.stdout!.setEncoding('utf8').on('data', (d: string) => (child.output.stdout += d));
       child.stderr!.setEncoding('utf8').on('data', (d: string) => (child.output.stderr += d));
-      return finished(child as never, 60_000);
+      return finished(child as never, 240_000);
     };
     // A checkout in a private directory (a 0700 temporary clone) is out of nobody's reach altogether.
     const probe = spawnSync(process.execPath, [CLI_PATH, '--version'], { uid: nobody, gid: nobody, cwd: '/' });

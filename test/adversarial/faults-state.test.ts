@@ -76,7 +76,7 @@ describe('a corrupted or truncated state file', () => {
       outcomes.push(name);
     }
     record(ctx, { cases: outcomes.length, unit: 'bad state files', detail: outcomes.join('; ') });
-  }, 120_000);
+  }, 1_200_000);
 });
 
 /** Fill a filesystem: write until ENOSPC. */
@@ -131,7 +131,7 @@ describe('the disk fills up while the state is written', () => {
     const mounted = await mountTmpfs(fx.stateDir, `pca-adv-statefull2-${process.pid}`, '64k');
     if (!mounted.ok) skipBecause(ctx, `cannot mount a tmpfs for the state directory: ${mounted.error}`);
     const daemon = startCli(['run', ...fx.args('--schedule', '0 0 1 1 *', '--jitter', '0', '--in-use-checks', 'locks', '--log-level', 'debug')]);
-    const done = finished(daemon, 60_000);
+    const done = finished(daemon, 240_000);
     try {
       await until(() => cyclesDone(daemon.output.stderr) >= 1, 'the first cycle');
       const cursor = (await readState(fx.stateDir)).cursor;
@@ -166,7 +166,7 @@ describe('two agents on one state directory', () => {
     let rounds = 0;
     for (let round = 0; round < tries; round++) {
       const daemons = Array.from({ length: 3 }, () => startCli(['run', ...fx.args('--schedule', '0 0 1 1 *', '--jitter', '0', '--in-use-checks', 'locks')]));
-      const results = daemons.map((d) => finished(d, 60_000));
+      const results = daemons.map((d) => finished(d, 240_000));
       try {
         await until(() => daemons.filter((d) => !isRunning(d)).length >= 2, 'two of three daemons to give up');
         const survivors = daemons.filter((d) => isRunning(d));
@@ -186,12 +186,12 @@ describe('two agents on one state directory', () => {
       rounds++;
     }
     record(ctx, { cases: rounds, unit: 'rounds of 3 daemons', detail: 'started simultaneously; each round exactly one held the lock' });
-  }, 120_000);
+  }, 1_200_000);
 
   it('once while run holds the state: exit 1 naming the pid, and nothing changes', async (ctx) => {
     fx = await makeFixture();
     const daemon = startCli(['run', ...fx.args('--schedule', '0 0 1 1 *', '--jitter', '0', '--in-use-checks', 'locks', '--log-level', 'debug')]);
-    const done = finished(daemon, 60_000);
+    const done = finished(daemon, 240_000);
     let attempts = 0;
     try {
       await until(() => cyclesDone(daemon.output.stderr) >= 1, 'the first cycle');

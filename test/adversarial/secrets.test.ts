@@ -140,7 +140,7 @@ describe('no secret is ever printed', () => {
 
     // The daemon, its local API (status, metrics, errors), and the client commands that talk to it.
     const daemon = startCli(['run', ...base, '--listen', '127.0.0.1:0', '--schedule', '0 0 1 1 *', '--jitter', '0'], { env: { ...tempEnv, PURGE_CACHE_AGENT_API_TOKEN: API_TOKEN } });
-    const done = finished(daemon, 60_000);
+    const done = finished(daemon, 240_000);
     try {
       await until(() => logLines(daemon.output.stderr).some((l) => l.msg === 'local API listening') || daemon.exitCode !== null, 'the API');
       const tcpUrl = String(logLines(daemon.output.stderr).find((l) => l.msg === 'local API listening')!.tcp);
@@ -198,5 +198,5 @@ describe('no secret is ever printed', () => {
       unit: 'outputs searched',
       detail: `${secrets().length} secrets searched for in the stdout+stderr of ${runs.length + 4} commands (incl. ${Object.values(codes).filter((c) => c !== 0).length} failing ones), serve's own log, and 6 local API answers; file modes checked: state.json 0600, lock 0600, state dir 0700, api.sock 0660, serve --data 0600`,
     });
-  }, 240_000);
+  }, 1_200_000);
 });

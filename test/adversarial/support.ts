@@ -147,7 +147,7 @@ export function isRunning(child: { exitCode: number | null; signalCode: NodeJS.S
 export async function until<T>(
   check: () => Promise<T | undefined | false> | T | undefined | false,
   what: string,
-  timeoutMs = 30_000,
+  timeoutMs = 120_000,
   explain?: () => string,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { makeFixture, exists, readState, type Fixture } from '../helpers/fixture.js';
-import { runCli, logLines } from '../helpers/cli.js';
+import { runCli, logLines, finished } from '../helpers/cli.js';
 import { call, startDaemon, startGate, tokenFile, firstCycle, eventually, TOKEN, type Daemon } from './helpers.js';
 
 let fx: Fixture;
@@ -253,7 +253,8 @@ describe('run and its API', () => {
       // The poll ends when the API closes (its connection is closed), long before its 60 s.
       expect(await poll).toBeDefined();
       gate.release();
-      const result = await d.stop();
+      // Already told to stop: wait for it, without the second SIGTERM d.stop() would send.
+      const result = await finished(d.child);
       d = undefined;
       expect(result.code, result.stderr).toBe(0);
       expect(logLines(result.stderr).some((l) => l.msg === 'stopped')).toBe(true);

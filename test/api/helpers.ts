@@ -119,7 +119,7 @@ export async function tokenFile(fx: Fixture, token = TOKEN): Promise<string> {
 }
 
 /** Poll `check` until it returns a value (not undefined); bounded, never a timed assertion. */
-export async function eventually<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
+export async function eventually<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 120_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();

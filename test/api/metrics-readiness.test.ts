@@ -10,6 +10,7 @@ import { makeFixture, exists, type Fixture } from '../helpers/fixture.js';
 import { call, startDaemon, startGate, eventually, firstCycle, finishedTask, metrics, sample, type Daemon, type Gate } from './helpers.js';
 import path from 'node:path';
 import { REQUIRED_METRICS } from '../helpers/metrics.js';
+import { POOL } from '../helpers/fixture.js';
 
 let fx: Fixture;
 let gate: Gate;
@@ -75,6 +76,23 @@ describe('GET /metrics', () => {
     const failed = await finishedTask(d.socket, (await call(d.socket, 'POST', '/v1/sync')).json.task_id);
     expect(failed.code).toBe(1);
     expect(sample(await metrics(d.tcp), 'purge_cache_agent_cycles_total', { outcome: 'failure' })).toBe(1);
+  });
+
+  it('names the worker pool in purge_cache_agent_info, and the worker id when one is configured', async () => {
+    d = await startDaemon(fx, { serviceUrl: gate.url });
+    const bare = (await metrics(d.tcp)).get('purge_cache_agent_info')!.metrics;
+    expect(bare).toHaveLength(1);
+    expect(bare[0]!.labels).toEqual({ version: expect.any(String), worker_pool_id: POOL });
+    expect(bare[0]!.value).toBe('1');
+    expect((await d.stop()).code).toBe(0);
+
+    d = await startDaemon(fx, { serviceUrl: gate.url, env: { TASKCLUSTER_WORKER_ID: 'i-0abc123' } });
+    const named = (await metrics(d.tcp)).get('purge_cache_agent_info')!.metrics;
+    expect(named.map((m) => m.labels)).toEqual([{ version: expect.any(String), worker_pool_id: POOL, worker_id: 'i-0abc123' }]);
+    expect((await d.stop()).code).toBe(0);
+
+    d = await startDaemon(fx, { serviceUrl: gate.url, args: ['--worker-id', 'node-7'] });
+    expect((await metrics(d.tcp)).get('purge_cache_agent_info')!.metrics[0]!.labels).toMatchObject({ worker_id: 'node-7' });
   });
 
   it('counts deferred purges in the gauge', async () => {

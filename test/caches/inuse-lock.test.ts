@@ -33,7 +33,7 @@ afterEach(async () => {
  * so when that child has exited the lock is gone: no straggler keeps it.
  */
 function holdLock(mode: '-s' | '-x', dir: string): Promise<ChildProcess> {
-  const script = `exec 3<"$1"; flock ${mode} 3; echo ready; exec sleep 30`;
+  const script = `exec 3<"$1"; flock ${mode} 3; echo ready; exec sleep 600`;
   const child = spawn('sh', ['-c', script, 'sh', dir], { detached: true, stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
   return new Promise((resolve, reject) => {

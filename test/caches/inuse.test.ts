@@ -46,11 +46,11 @@ function start(cmd: string, args: string[], opts: SpawnOptions & { ready?: boole
 
 /** A shell snippet that ends with the process holding everything and sleeping. */
 function sh(script: string, ...args: string[]): Promise<ChildProcess> {
-  return start('sh', ['-c', `${script}; echo ready; exec sleep 30`, 'sh', ...args]);
+  return start('sh', ['-c', `${script}; echo ready; exec sleep 600`, 'sh', ...args]);
 }
 
 function python(script: string, ...args: string[]): Promise<ChildProcess> {
-  return start('python3', ['-c', `import fcntl, mmap, os, struct, sys, time\n${script}\nprint('ready', flush=True)\ntime.sleep(30)`, ...args]);
+  return start('python3', ['-c', `import fcntl, mmap, os, struct, sys, time\n${script}\nprint('ready', flush=True)\ntime.sleep(600)`, ...args]);
 }
 
 async function killGroup(child: ChildProcess): Promise<void> {
@@ -86,7 +86,7 @@ async function holders(cache: string, sources: UsageSources = BOTH, selfPid?: nu
 describe('locks', () => {
   it('flock -s on the cache directory', async () => {
     const cache = await cacheDir('root', 'c');
-    await start('flock', ['-s', cache, 'sh', '-c', 'echo ready; exec sleep 30']);
+    await start('flock', ['-s', cache, 'sh', '-c', 'echo ready; exec sleep 600']);
     const found = await holders(cache, LOCKS);
     expect(found.length).toBeGreaterThan(0);
     expect(found.every((h) => h.kind === 'lock')).toBe(true);
@@ -98,9 +98,9 @@ describe('locks', () => {
   it('flock on a file deep inside the cache', async () => {
     const cache = await cacheDir('root', 'c');
     const file = await fileIn(cache, 'deep', 'a', 'b', 'file');
-    const child = await start('flock', [file, 'sh', '-c', 'echo ready; exec sleep 30']);
+    const child = await start('flock', [file, 'sh', '-c', 'echo ready; exec sleep 600']);
     const found = await holders(cache, LOCKS);
-    expect(found.map((h) => h.detail)).toContain(`pid ${child.pid} (flock ${file} sh -c echo ready; exec sleep 30) holds an exclusive flock on ${file}`);
+    expect(found.map((h) => h.detail)).toContain(`pid ${child.pid} (flock ${file} sh -c echo ready; exec sleep 600) holds an exclusive flock on ${file}`);
   });
 
   it('a lock whose recorded pid has exited is found through the descriptor that holds it', async () => {
@@ -109,7 +109,7 @@ describe('locks', () => {
     const file = await fileIn(cache, 'x', 'lockfile');
     const child = await sh('exec 3<"$1"; flock -x 3', file);
     const found = await holders(cache, LOCKS);
-    expect(found).toEqual([expect.objectContaining({ kind: 'lock', pid: child.pid, command: expect.stringContaining('sleep 30') })]);
+    expect(found).toEqual([expect.objectContaining({ kind: 'lock', pid: child.pid, command: expect.stringContaining('sleep 600') })]);
     expect(found[0]!.detail).toContain(`holds an exclusive flock on ${file}`);
   });
 
@@ -168,9 +168,9 @@ describe('locks', () => {
 describe('processes', () => {
   it('working directory inside the cache', async () => {
     const cache = await cacheDir('root', 'c');
-    const child = await start('sleep', ['30'], { cwd: await cacheDir('root', 'c', 'src', 'deep'), ready: false });
+    const child = await start('sleep', ['600'], { cwd: await cacheDir('root', 'c', 'src', 'deep'), ready: false });
     expect(await holders(cache, PROCESSES)).toEqual([
-      { kind: 'process', pid: child.pid, command: 'sleep 30', detail: `pid ${child.pid} (sleep 30) has its working directory in ${cache}` },
+      { kind: 'process', pid: child.pid, command: 'sleep 600', detail: `pid ${child.pid} (sleep 600) has its working directory in ${cache}` },
     ]);
   });
 
@@ -179,7 +179,7 @@ describe('processes', () => {
     const file = await fileIn(cache, 'a', 'b', 'open file');
     const child = await sh('exec 3<"$1"', file);
     const [holder] = await holders(cache, PROCESSES);
-    expect(holder).toEqual(expect.objectContaining({ kind: 'process', pid: child.pid, detail: expect.stringMatching(/sleep 30\) has .* open$/) }));
+    expect(holder).toEqual(expect.objectContaining({ kind: 'process', pid: child.pid, detail: expect.stringMatching(/sleep 600\) has .* open$/) }));
     expect(holder!.detail).toContain(` has ${file} open`);
     await unlink(file);
     expect((await holders(cache, PROCESSES))[0]!.detail).toContain(` has ${file} (deleted) open`);
@@ -189,7 +189,7 @@ describe('processes', () => {
     const cache = await cacheDir('root', 'c');
     const binary = path.join(await cacheDir('root', 'c', 'bin'), 'sleep');
     await copyFile(spawnSync('sh', ['-c', 'command -v sleep'], { encoding: 'utf8' }).stdout.trim(), binary);
-    const child = await start(binary, ['30'], { ready: false, cwd: tmp.path });
+    const child = await start(binary, ['600'], { ready: false, cwd: tmp.path });
     expect(await holders(cache, PROCESSES)).toEqual([expect.objectContaining({ pid: child.pid, detail: expect.stringContaining(`has ${binary} mapped`) })]);
   });
 
@@ -202,7 +202,7 @@ describe('processes', () => {
 
   it('our own process is ignored for process checks', async () => {
     const cache = await cacheDir('root', 'c');
-    const child = await start('sleep', ['30'], { cwd: cache, ready: false });
+    const child = await start('sleep', ['600'], { cwd: cache, ready: false });
     expect(await holders(cache, PROCESSES, child.pid)).toEqual([]);
     expect(await holders(cache, PROCESSES)).toHaveLength(1);
   });
@@ -214,7 +214,7 @@ describe('which caches', () => {
     const ab = await cacheDir('root', 'ab');
     const free = await cacheDir('root', 'free');
     const file = await fileIn(ab, 'x');
-    await start('flock', [file, 'sh', '-c', 'echo ready; exec sleep 30'], { cwd: ab });
+    await start('flock', [file, 'sh', '-c', 'echo ready; exec sleep 600'], { cwd: ab });
     const probe = createUsageProbe({ sources: BOTH });
     const map = await probe.holdersOf([a, ab, free]);
     expect(map.get(a)).toEqual([]);
@@ -228,13 +228,13 @@ describe('which caches', () => {
     await symlink(real, path.join(tmp.path, 'link'));
     const cache = path.join(tmp.path, 'link', 'odd name\nwith newline (deleted)');
     await mkdir(cache);
-    const child = await start('sleep', ['30'], { cwd: cache, ready: false });
+    const child = await start('sleep', ['600'], { cwd: cache, ready: false });
     expect(await holders(cache, BOTH)).toEqual([expect.objectContaining({ pid: child.pid, kind: 'process' })]);
   });
 
   it('all sources off, or a cache that does not exist: nothing', async () => {
     const cache = await cacheDir('root', 'c');
-    await start('flock', ['-s', cache, 'sh', '-c', 'echo ready; exec sleep 30'], { cwd: cache });
+    await start('flock', ['-s', cache, 'sh', '-c', 'echo ready; exec sleep 600'], { cwd: cache });
     expect(await holders(cache, { locks: false, processes: false })).toEqual([]);
     expect(await holders(path.join(tmp.path, 'missing'))).toEqual([]);
   });
@@ -245,11 +245,11 @@ describe.skipIf(!canUnshare)('processes in another mount namespace (a container)
     const cache = await cacheDir('root', 'c');
     const file = await fileIn(cache, 'deep', 'file');
     const mnt = await cacheDir('container', 'builds', 'cache');
-    const child = await start('unshare', ['-m', 'sh', '-c', 'mount --bind "$1" "$2" && cd "$2/deep" && exec 3<"$2/deep/file" && flock -s 3 && echo ready && exec sleep 30', 'sh', cache, mnt]);
+    const child = await start('unshare', ['-m', 'sh', '-c', 'mount --bind "$1" "$2" && cd "$2/deep" && exec 3<"$2/deep/file" && flock -s 3 && echo ready && exec sleep 600', 'sh', cache, mnt]);
     const found = await holders(cache, BOTH);
     expect(found.map((h) => h.detail).sort()).toEqual([
-      `pid ${child.pid} (sleep 30) has its working directory in ${cache}`,
-      `pid ${child.pid} (sleep 30) holds a shared flock on ${mnt}/deep/file`,
+      `pid ${child.pid} (sleep 600) has its working directory in ${cache}`,
+      `pid ${child.pid} (sleep 600) holds a shared flock on ${mnt}/deep/file`,
     ]);
     expect(file).toBe(path.join(cache, 'deep', 'file'));
   });
@@ -257,7 +257,7 @@ describe.skipIf(!canUnshare)('processes in another mount namespace (a container)
   it('does not mistake another directory mounted over the same path for the cache', async () => {
     const cache = await cacheDir('root', 'c');
     const other = await cacheDir('other');
-    await start('unshare', ['-m', 'sh', '-c', 'mount --bind "$1" "$2" && cd "$2" && echo ready && exec sleep 30', 'sh', other, cache]);
+    await start('unshare', ['-m', 'sh', '-c', 'mount --bind "$1" "$2" && cd "$2" && echo ready && exec sleep 600', 'sh', other, cache]);
     expect(await holders(cache, BOTH)).toEqual([]);
   });
 });
@@ -266,8 +266,8 @@ describe('scale', () => {
   it('one pass over ~300 processes finds exactly the holders', async () => {
     const cache = await cacheDir('root', 'c');
     const idle = await cacheDir('idle');
-    const users = await Promise.all([1, 2, 3].map(() => start('sleep', ['30'], { cwd: cache, ready: false })));
-    await Promise.all(Array.from({ length: 300 }, () => start('sleep', ['30'], { cwd: idle, ready: false })));
+    const users = await Promise.all([1, 2, 3].map(() => start('sleep', ['600'], { cwd: cache, ready: false })));
+    await Promise.all(Array.from({ length: 300 }, () => start('sleep', ['600'], { cwd: idle, ready: false })));
     const caches = [cache, ...(await Promise.all(['x', 'y', 'z'].map((n) => cacheDir('root', n))))];
     const probe = createUsageProbe({ sources: BOTH });
     const started = performance.now();

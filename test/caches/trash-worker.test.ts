@@ -6,6 +6,7 @@ import { emptyTrashInChild, parseArgs, TrashWorkerError } from '../../src/caches
 import { TRASH_DIR_NAME } from '../../src/caches/names.js';
 import { makeTempDir, REPO_ROOT, type TempDir } from '../helpers/tmp.js';
 import { hashTree, makeSentinel } from './support.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /**
  * The worker runs as a compiled script in a child process: the build in dist/
@@ -64,7 +65,7 @@ describe.skipIf(!built)(`the trash worker process (${SCRIPT})`, () => {
     const running = emptyTrashInChild([trash], { script: SCRIPT, rateLimit: 50, signal: controller.signal });
     // Abort once files have started to go (a slow rate keeps it busy; no timing is asserted).
     const sub = path.join(trash, '0-entry', 'sub');
-    for (let i = 0; i < 1000 && (await readdir(sub)).length === 400; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    await waitUntil(async () => (await readdir(sub)).length < 400, 'the worker to start deleting', 120_000, 20);
     controller.abort();
     const report = await running;
     expect(report.failures).toEqual([]);

@@ -4,10 +4,12 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { runCli, startCli, waitForOutput, finished, logLines } from '../helpers/cli.js';
 import { makeFixture, exists, readState, type Fixture } from '../helpers/fixture.js';
+import { waitUntil } from '../helpers/wait.js';
 
 let fx: Fixture;
 const children: ChildProcess[] = [];
@@ -36,15 +38,23 @@ async function hold(command: string, args: string[], opts: { cwd?: string } = {}
   const child = spawn(command, args, { stdio: 'ignore', cwd: opts.cwd, detached: true });
   children.push(child);
   await new Promise((r) => child.once('spawn', r));
-  for (let i = 0; ready && !ready() && i < 200; i++) await new Promise((r) => setTimeout(r, 20));
+  if (ready) await waitUntil(ready, `${command} to hold the cache`);
   return child;
 }
 const lockedByOthers = (p: string) => spawnSync('flock', ['-n', '-E', '75', p, 'true']).status === 75;
+/** Whether process `pid` has `file` open on descriptor `fd`. */
+const fdPointsAt = (pid: number, fd: number, file: string) => {
+  try {
+    return readlinkSync(`/proc/${pid}/fd/${fd}`) === file;
+  } catch {
+    return false;
+  }
+};
 
 describe('deferring a purge while a cache is in use', () => {
   it('defers while flock(1) holds the cache directory, names the holder, exits 0, and purges after release', async () => {
     const dir = await fx.makeCache('locked');
-    const holder = await hold('flock', ['-s', dir, 'sleep', '60'], {}, () => lockedByOthers(dir));
+    const holder = await hold('flock', ['-s', dir, 'sleep', '600'], {}, () => lockedByOthers(dir));
     await fx.request('locked');
     const first = await once();
     expect(first.code, first.stderr).toBe(0);
@@ -64,7 +74,7 @@ describe('deferring a purge while a cache is in use', () => {
   it('defers while a file deep inside the cache is locked', async () => {
     const dir = await fx.makeCache('deep', { 'a/b/c/Cargo.lock': 'x' });
     const file = path.join(dir, 'a/b/c/Cargo.lock');
-    await hold('flock', [file, 'sleep', '60'], {}, () => lockedByOthers(file));
+    await hold('flock', [file, 'sleep', '600'], {}, () => lockedByOthers(file));
     await fx.request('deep');
     const r = report((await once()).stdout);
     expect(r.deferred.map((d) => d.name)).toEqual(['deep']);
@@ -74,9 +84,10 @@ describe('deferring a purge while a cache is in use', () => {
   it('defers while a process has its working directory in the cache, or a file open in it', async () => {
     const cwdCache = await fx.makeCache('cwd');
     const openCache = await fx.makeCache('open', { 'data.bin': 'x' });
-    await hold('sleep', ['60'], { cwd: path.join(cwdCache) });
-    await hold('sh', ['-c', `exec 3<"${path.join(openCache, 'data.bin')}"; exec sleep 60`]);
-    await new Promise((r) => setTimeout(r, 200));
+    await hold('sleep', ['600'], { cwd: path.join(cwdCache) });
+    const opened = path.join(openCache, 'data.bin');
+    const holder = await hold('sh', ['-c', `exec 3<"${opened}"; exec sleep 600`]);
+    await waitUntil(() => fdPointsAt(holder.pid!, 3, opened), 'the shell to open the file');
     await fx.request('cwd');
     await fx.request('open');
     const r = report((await once()).stdout);
@@ -106,7 +117,7 @@ describe('deferring a purge while a cache is in use', () => {
 
   it('a directory replaced while its purge is pending is left alone', async () => {
     const dir = await fx.makeCache('replaced');
-    const holder = await hold('flock', ['-s', dir, 'sleep', '60'], {}, () => lockedByOthers(dir));
+    const holder = await hold('flock', ['-s', dir, 'sleep', '600'], {}, () => lockedByOthers(dir));
     await fx.request('replaced');
     expect(report((await once()).stdout).deferred.map((d) => d.name)).toEqual(['replaced']);
     // Its user moves it away and makes a new one — after the request.
@@ -122,7 +133,7 @@ describe('deferring a purge while a cache is in use', () => {
 
   it('the daemon purges a deferred cache within --recheck of its release, logs the deferral once, and keeps pending purges and leases across a restart', async () => {
     const dir = await fx.makeCache('busy');
-    const holder = await hold('flock', ['-s', dir, 'sleep', '60'], {}, () => lockedByOthers(dir));
+    const holder = await hold('flock', ['-s', dir, 'sleep', '600'], {}, () => lockedByOthers(dir));
     await fx.request('busy');
     expect((await runCli(['lease', 'acquire', 'other', '--owner', 'keeper', '--ttl', '1h', ...fx.args()])).code).toBe(0);
     let daemon = startCli(['run', ...fx.args('--schedule', '0 0 1 1 *', '--recheck', '200ms', '--log-level', 'debug')]);

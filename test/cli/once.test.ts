@@ -118,7 +118,7 @@ describe('once', () => {
     expect(result.code).toBe(1);
     expect(report(result.stdout).error).toMatch(/127\.0\.0\.1:9/);
     expect((await readState(fx.stateDir)).cursor).toBe(cursor);
-  }, 120_000);
+  }, 300_000);
 
   it('a dry run changes nothing: no cache, no trash, no state', async () => {
     await fx.makeCache('doomed');

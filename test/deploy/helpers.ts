@@ -231,8 +231,8 @@ export const AGENT_ENV = new Set([
   'RUNTIME_DIRECTORY',
 ]);
 
-export function kubernetesDocs(): { pod: any; configMap: any; secret: any } {
-  const docs = ['pod.yaml', 'configmap.yaml', 'secret.yaml'].flatMap((f) => YAML.parseAllDocuments(readRepoFile(`deploy/kubernetes/${f}`)).map((d) => {
+export function kubernetesDocs(): { pod: any; configMap: any; secret: any; daemonSet: any; serviceAccount: any } {
+  const docs = ['pod.yaml', 'configmap.yaml', 'secret.yaml', 'daemonset.yaml'].flatMap((f) => YAML.parseAllDocuments(readRepoFile(`deploy/kubernetes/${f}`)).map((d) => {
     if (d.errors.length) throw new Error(`${f}: ${d.errors[0]!.message}`);
     return d.toJS() as any;
   }));
@@ -241,9 +241,18 @@ export function kubernetesDocs(): { pod: any; configMap: any; secret: any } {
     if (found.length !== 1) throw new Error(`expected one ${kind} in deploy/kubernetes, found ${found.length}`);
     return found[0];
   };
-  return { pod: find('Pod'), configMap: find('ConfigMap'), secret: find('Secret') };
+  return { pod: find('Pod'), configMap: find('ConfigMap'), secret: find('Secret'), daemonSet: find('DaemonSet'), serviceAccount: find('ServiceAccount') };
 }
 
+/** Kubernetes memory quantities as used here (Mi, Gi, M, G, plain bytes), in bytes. */
+export function memoryBytes(quantity: string): number {
+  const m = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|k|M|G)?$/.exec(String(quantity));
+  if (!m) throw new Error(`unsupported memory quantity: ${quantity}`);
+  const units: Record<string, number> = { '': 1, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, k: 1e3, M: 1e6, G: 1e9 };
+  return Number(m[1]) * units[m[2] ?? '']!;
+}
+
+/** The agent's container in a pod spec (a Pod's `spec`, or a workload's `spec.template.spec`). */
 export function agentContainer(pod: any): any {
   const all = [...(pod.spec.initContainers ?? []), ...(pod.spec.containers ?? [])];
   const agents = all.filter((c: any) => String(c.image).includes('purge-cache-agent'));
@@ -316,7 +325,7 @@ export function httpGet(target: { socketPath: string } | { url: string }, urlPat
 }
 
 /** Poll until `check` resolves truthy (errors count as not yet). */
-export async function eventually<T>(check: () => Promise<T | undefined | false>, what: string, timeoutMs = 20_000): Promise<T> {
+export async function eventually<T>(check: () => Promise<T | undefined | false>, what: string, timeoutMs = 120_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {

@@ -14,8 +14,9 @@ import YAML from 'yaml';
 import { SETTINGS } from '../../src/config/index.js';
 import { settingsTable } from '../../src/config/docs.js';
 import { makeTempDir } from '../helpers/tmp.js';
+import { runCli } from '../helpers/cli.js';
 import {
-  AGENT_ENV, AGENT_METRICS, agentContainer, execForm, exportedMetricNames, hasCommand, kubernetesDocs, metricsInExpr,
+  AGENT_ENV, AGENT_METRICS, agentContainer, execForm, exportedMetricNames, hasCommand, kubernetesDocs, memoryBytes, metricsInExpr,
   parseContainerfile, readRepoFile, repoFile, stageEnv,
 } from './helpers.js';
 
@@ -61,6 +62,15 @@ describe('Containerfile', () => {
     const unknown = Object.keys(env).filter((k) => !AGENT_ENV.has(k) && k !== 'NODE_ENV' && k !== 'NODE_OPTIONS');
     expect(unknown).toEqual([]);
     expect(env.PURGE_CACHE_AGENT_STATE_DIR).toBe('/var/lib/purge-cache-agent');
+  });
+
+  it('installs the system tools the agent runs, and fails the build without them; the README\'s Set-up names the same', () => {
+    const finalRuns = ops('RUN').map((i) => i.args).join('\n');
+    expect(finalRuns).toMatch(/apt-get install[^\n]*\butil-linux\b/);
+    expect(finalRuns).toMatch(/apt-get install[^\n]*\bperl(-base)?\b/);
+    for (const check of ['command -v flock', 'command -v ionice', 'perl -MFcntl']) expect(finalRuns).toContain(check);
+    const setup = readRepoFile('README.md').split(/^## Set-up$/m)[1]!.split(/^## /m)[0]!;
+    for (const tool of ['util-linux', 'flock', 'perl', 'ionice']) expect(setup, tool).toContain(tool);
   });
 
   it('.dockerignore keeps local builds, dependencies and the repository out of the context', () => {
@@ -130,6 +140,134 @@ describe('Kubernetes pod, ConfigMap and Secret', () => {
   });
 });
 
+/** What the pod and the DaemonSet share: the agent's probes, configuration, stop and limits. */
+describe.each([
+  ['the sidecar pod', 'deploy/kubernetes/pod.yaml', () => kubernetesDocs().pod],
+  ['the DaemonSet', 'deploy/kubernetes/daemonset.yaml', () => kubernetesDocs().daemonSet.spec.template],
+])('%s', (_what, file, podOf) => {
+  const { configMap, secret } = kubernetesDocs();
+  const pod = podOf();
+  const agent = agentContainer(pod);
+  const text = readRepoFile(file);
+
+  it('probes /healthz for liveness and /readyz for readiness, on the port the agent listens on', () => {
+    const port = Number(String(configMap.data.PURGE_CACHE_AGENT_LISTEN).split(':').at(-1));
+    const portOf = (probe: any) => (typeof probe.httpGet.port === 'number' ? probe.httpGet.port : agent.ports.find((p: any) => p.name === probe.httpGet.port).containerPort);
+    expect(agent.livenessProbe.httpGet.path).toBe('/healthz');
+    expect(agent.readinessProbe.httpGet.path).toBe('/readyz');
+    expect(portOf(agent.livenessProbe)).toBe(port);
+    expect(portOf(agent.readinessProbe)).toBe(port);
+    expect(String((pod.metadata.annotations ?? {})['prometheus.io/port'])).toBe(String(port));
+  });
+
+  it('takes its configuration from the ConfigMap and its credentials from the Secret, as variables the agent reads', () => {
+    expect(agent.envFrom.find((e: any) => e.configMapRef)?.configMapRef.name).toBe(configMap.metadata.name);
+    expect(agent.envFrom.find((e: any) => e.secretRef)?.secretRef.name).toBe(secret.metadata.name);
+    expect(agent.envFrom).toHaveLength(2);
+    const own = (agent.env ?? []).map((e: any) => e.name);
+    expect(own.filter((k: string) => !AGENT_ENV.has(k))).toEqual([]);
+    expect(own.some((k: string) => /TOKEN|CLIENT_ID|CERTIFICATE/.test(k))).toBe(false);
+  });
+
+  it('mounts the cache root the ConfigMap names, and keeps its state and socket on volumes', () => {
+    const mounted = agent.volumeMounts.map((m: any) => m.mountPath);
+    for (const root of String(configMap.data.PURGE_CACHE_AGENT_CACHE_ROOTS).split(':')) expect(mounted).toContain(root);
+    expect(mounted).toEqual(expect.arrayContaining(['/var/lib/purge-cache-agent', '/run/purge-cache-agent']));
+    const volumes = new Set(pod.spec.volumes.map((v: any) => v.name));
+    for (const m of agent.volumeMounts) expect(volumes, m.name).toContain(m.name);
+  });
+
+  it('gives SIGTERM a grace period, and locks the agent down: no escalation, a read-only root, no capability beyond the three documented', () => {
+    expect(pod.spec.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(30);
+    expect(pod.spec.securityContext.seccompProfile.type).toBe('RuntimeDefault');
+    const sc = agent.securityContext;
+    expect(sc.allowPrivilegeEscalation).toBe(false);
+    expect(sc.readOnlyRootFilesystem).toBe(true);
+    expect(sc.privileged ?? false).toBe(false);
+    expect(sc.capabilities.drop).toEqual(['ALL']);
+    const added: string[] = sc.capabilities.add ?? [];
+    expect(added.filter((c) => !['DAC_OVERRIDE', 'FOWNER', 'SYS_PTRACE'].includes(c))).toEqual([]);
+    // Each capability added is explained where it is granted.
+    const comment = text.slice(Math.max(0, text.indexOf('capabilities:') - 1500), text.indexOf('capabilities:'));
+    for (const cap of added) expect(comment, cap).toMatch(new RegExp(`${cap}:\\s+\\S`));
+    if (sc.runAsUser !== 0) expect(sc.runAsNonRoot).toBe(true);
+  });
+
+  it('requests the memory the agent was measured to use, with room for deleting the trash', () => {
+    const { requests, limits } = agent.resources;
+    // The idle agent's resident set is about 88 MiB: the request must cover it, the limit a trash deletion beside it.
+    expect(memoryBytes(requests.memory)).toBeGreaterThanOrEqual(112 * 1024 ** 2);
+    expect(memoryBytes(limits.memory)).toBeGreaterThanOrEqual(memoryBytes(requests.memory) * 1.5);
+    expect(requests.cpu).toBeTruthy();
+    expect(text).toMatch(/Measured:/);
+  });
+});
+
+describe('the DaemonSet, for caches on the node', () => {
+  const { daemonSet, serviceAccount, configMap } = kubernetesDocs();
+  const spec = daemonSet.spec.template.spec;
+  const agent = agentContainer(daemonSet.spec.template);
+  const text = readRepoFile('deploy/kubernetes/daemonset.yaml');
+
+  it("selects its own pods, and runs under its own service account with no API token (it never calls Kubernetes)", () => {
+    expect(daemonSet.apiVersion).toBe('apps/v1');
+    const labels = daemonSet.spec.template.metadata.labels;
+    for (const [k, v] of Object.entries(daemonSet.spec.selector.matchLabels)) expect(labels[k]).toBe(v);
+    expect(spec.serviceAccountName).toBe(serviceAccount.metadata.name);
+    expect(serviceAccount.automountServiceAccountToken).toBe(false);
+    expect(spec.automountServiceAccountToken).toBe(false);
+  });
+
+  it("shares the node's PID namespace, with the reason written beside it, and nothing more of the node's", () => {
+    expect(spec.hostPID).toBe(true);
+    const at = text.indexOf('hostPID:');
+    expect(text.slice(Math.max(0, at - 600), at)).toMatch(/in-use|\/proc/i);
+    expect(spec.hostNetwork ?? false).toBe(false);
+    expect(spec.hostIPC ?? false).toBe(false);
+    expect(agent.ports.every((p: any) => p.hostPort === undefined)).toBe(true);
+  });
+
+  it("keeps the caches, the state and the socket on the node's disk (hostPath), where the caches are", () => {
+    const byName = new Map(spec.volumes.map((v: any) => [v.name, v]));
+    const mountOf = (path: string) => agent.volumeMounts.find((m: any) => m.mountPath === path);
+    const root = String(configMap.data.PURGE_CACHE_AGENT_CACHE_ROOTS).split(':')[0]!;
+    for (const where of [root, '/var/lib/purge-cache-agent', '/run/purge-cache-agent']) {
+      const volume: any = byName.get(mountOf(where).name);
+      expect(volume.hostPath?.path, where).toMatch(/^\//);
+      expect(mountOf(where).readOnly ?? false).toBe(false);
+    }
+  });
+
+  it('names each worker by its node in the metrics', () => {
+    const workerId = agent.env.find((e: any) => e.name === 'TASKCLUSTER_WORKER_ID');
+    expect(workerId.valueFrom.fieldRef.fieldPath).toBe('spec.nodeName');
+  });
+});
+
+describe("the example Secret's placeholders", () => {
+  it('the agent refuses to start with the placeholder API token, naming the setting and how to make one', async () => {
+    const { secret, configMap } = kubernetesDocs();
+    const placeholder = String(secret.stringData.PURGE_CACHE_AGENT_API_TOKEN);
+    const tmp = await makeTempDir('pca-placeholder-');
+    try {
+      const tokenFile = path.join(tmp.path, 'api-token');
+      await writeFile(tokenFile, `${placeholder}\n`);
+      const base = ['run', '--root-url', 'http://127.0.0.1:9', '--worker-pool-id', 'proj/linux', '--cache-root', path.join(tmp.path, 'caches'), '--state-dir', path.join(tmp.path, 'state')];
+      const viaEnv = await runCli(base, { env: { PURGE_CACHE_AGENT_API_TOKEN: placeholder, PURGE_CACHE_AGENT_LISTEN: String(configMap.data.PURGE_CACHE_AGENT_LISTEN) } });
+      expect(viaEnv.code, viaEnv.stderr).toBe(2);
+      expect(viaEnv.stderr).toContain('PURGE_CACHE_AGENT_API_TOKEN');
+      expect(viaEnv.stderr).toMatch(/placeholder/);
+      expect(viaEnv.stderr).toContain('openssl rand');
+      const viaFile = await runCli([...base, '--api-token-file', tokenFile]);
+      expect(viaFile.code, viaFile.stderr).toBe(2);
+      expect(viaFile.stderr).toContain('--api-token-file');
+      expect(viaFile.stderr).toMatch(/placeholder/);
+    } finally {
+      await tmp.cleanup();
+    }
+  });
+});
+
 describe('the whole configuration works from environment variables alone', () => {
   it('every setting has an environment variable (the settings table, generated from SETTINGS, lists them)', () => {
     const missing = SETTINGS.filter((s) => (s.env ?? []).length === 0 && s.key !== 'credentials').map((s) => s.key);
@@ -180,6 +318,19 @@ describe('dashboard and alerts', () => {
     expect(alertRules.some((r) => r.expr.includes('purge_cache_agent_purge_failures_total'))).toBe(true);
   });
 
+  it('no alert selects by scrape job, so they work however the agents are scraped (annotated pods, static targets)', () => {
+    for (const rule of alertRules) expect(rule.expr, rule.alert).not.toMatch(/\bjob\s*(=~|!~|!=|=)/);
+    const down = alertRules.find((r) => r.alert === 'PurgeCacheAgentDown');
+    expect(down.expr).toContain('purge_cache_agent_info');
+    expect(alertRules.some((r) => /absent\(purge_cache_agent_info\)/.test(r.expr))).toBe(true);
+  });
+
+  it('the dashboard shows evictions by reason, in caches and in bytes', () => {
+    const evictionExprs = dashboardExprs.filter((e) => /purge_cache_agent_evict(ions|ed_bytes)_total/.test(e));
+    expect(evictionExprs.some((e) => e.includes('purge_cache_agent_evictions_total') && /by \(reason\)/.test(e))).toBe(true);
+    expect(evictionExprs.some((e) => e.includes('purge_cache_agent_evicted_bytes_total') && /by \(reason\)/.test(e))).toBe(true);
+  });
+
   // promtool checks PromQL for real. CI fetches it (.ci/run); elsewhere set PROMTOOL or put it on PATH.
   const promtool = process.env.PROMTOOL || (hasCommand('promtool') ? 'promtool' : '');
   it.skipIf(!promtool)('promtool accepts the alert rules and every dashboard query (skipped without promtool)', async () => {
@@ -188,10 +339,63 @@ describe('dashboard and alerts', () => {
     // The dashboard's queries, with Grafana's variables filled in, as recording rules promtool can parse.
     const tmp = await makeTempDir('pca-promtool-');
     try {
-      const filled = dashboardExprs.map((e) => e.replaceAll('$__rate_interval', '5m').replaceAll('$job', '.*').replaceAll('$instance', '.*'));
+      const filled = dashboardExprs.map((e) => e.replaceAll('$__rate_interval', '5m').replaceAll('$__range', '6h').replaceAll('$job', '.*').replaceAll('$instance', '.*'));
       const file = path.join(tmp.path, 'dashboard-rules.yaml');
       await writeFile(file, YAML.stringify({ groups: [{ name: 'dashboard', rules: filled.map((expr, i) => ({ record: `dashboard:query${i}`, expr })) }] }));
       await run(promtool, ['check', 'rules', file]);
+    } finally {
+      await tmp.cleanup();
+    }
+  });
+
+  // The alerts evaluated by promtool on made-up scrapes: agents under a job
+  // named by annotation-based pod discovery, and a target that is no agent.
+  it.skipIf(!promtool)('promtool: an agent that stops answering alerts under any job name; a retired one and other targets do not', async () => {
+    const rule = (name: string) => alertRules.find((r) => r.alert === name);
+    const rendered = (name: string, labels: Record<string, string>) => {
+      const annotations: Record<string, string> = {};
+      for (const [k, v] of Object.entries<string>(rule(name).annotations)) annotations[k] = v.trim().replace(/\{\{ \$labels\.(\w+) \}\}/g, (_, l: string) => labels[l] ?? '');
+      return { exp_labels: { ...labels, ...rule(name).labels }, exp_annotations: annotations };
+    };
+    const agent = (job: string, instance: string, up: string, info: string) => [
+      { series: `up{job="${job}", instance="${instance}"}`, values: up },
+      { series: `purge_cache_agent_info{job="${job}", instance="${instance}", version="0.1.0", worker_pool_id="proj-builds/linux"}`, values: info },
+    ];
+    const tests = {
+      rule_files: [repoFile('deploy/prometheus/alerts.yaml')],
+      evaluation_interval: '1m',
+      tests: [
+        {
+          interval: '1m',
+          input_series: [
+            ...agent('kubernetes-pods', '10.0.0.1:9464', '1 1 1 0x40', '1 1 1 stale'), // stops answering
+            ...agent('workers', 'worker-2:9464', '1x43', '1x43'), // healthy
+            ...agent('kubernetes-pods', '10.0.0.3:9464', '1 1 1 stale', '1 1 1 stale'), // pod deleted
+            { series: 'up{job="node", instance="10.0.0.4:9100"}', values: '0x43' }, // not an agent
+          ],
+          alert_rule_test: [
+            { eval_time: '20m', alertname: 'PurgeCacheAgentDown', exp_alerts: [rendered('PurgeCacheAgentDown', { job: 'kubernetes-pods', instance: '10.0.0.1:9464' })] },
+            { eval_time: '20m', alertname: 'PurgeCacheAgentMetricsAbsent', exp_alerts: [] },
+          ],
+        },
+        {
+          interval: '1m',
+          input_series: [{ series: 'up{job="node", instance="10.0.0.4:9100"}', values: '1x60' }],
+          alert_rule_test: [
+            { eval_time: '45m', alertname: 'PurgeCacheAgentMetricsAbsent', exp_alerts: [rendered('PurgeCacheAgentMetricsAbsent', {})] },
+            { eval_time: '45m', alertname: 'PurgeCacheAgentDown', exp_alerts: [] },
+          ],
+        },
+      ],
+    };
+    const tmp = await makeTempDir('pca-promtool-');
+    try {
+      const file = path.join(tmp.path, 'alerts.test.yaml');
+      await writeFile(file, YAML.stringify(tests));
+      const result = await promisify(execFile)(promtool, ['test', 'rules', file]).catch((err: { stdout?: string; stderr?: string }) => {
+        throw new Error(`promtool test rules failed:\n${err.stdout ?? ''}${err.stderr ?? ''}`);
+      });
+      expect(result.stdout).toContain('SUCCESS');
     } finally {
       await tmp.cleanup();
     }

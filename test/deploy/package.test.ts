@@ -47,16 +47,19 @@ function plainEnv(extra: Record<string, string> = {}): Record<string, string> {
 let tmp: TempDir;
 let prefix: string;
 let packed: { filename: string; files: { path: string }[] };
+/** What `npm install -g` of the tarball printed. */
+let installOutput: string;
 
 beforeAll(async () => {
   tmp = await makeTempDir('pca-pack-');
   // dist/ is fresh (the suite's global setup builds it); --ignore-scripts keeps
-  // `prepare` from rebuilding it under the feet of tests running in parallel.
+  // `prepack` from rebuilding it under the feet of tests running in parallel.
   const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp.path], { cwd: REPO_ROOT, env: plainEnv() });
   packed = (JSON.parse(stdout) as (typeof packed)[])[0]!;
   prefix = path.join(tmp.path, 'prefix');
-  await run('npm', ['install', '-g', '--prefix', prefix, '--omit=dev', '--no-audit', '--no-fund', path.join(tmp.path, packed.filename)], { cwd: tmp.path, env: plainEnv() });
-}, 180_000);
+  const install = await run('npm', ['install', '-g', '--prefix', prefix, '--omit=dev', '--no-audit', '--no-fund', path.join(tmp.path, packed.filename)], { cwd: tmp.path, env: plainEnv() });
+  installOutput = `${install.stdout}${install.stderr}`;
+}, 300_000);
 
 afterAll(async () => {
   await tmp?.cleanup();
@@ -66,7 +69,7 @@ describe('npm pack', () => {
   it('ships the CLI, the deployment files and the README, and no tests, fixtures, sources or source maps', () => {
     const files = packed.files.map((f) => f.path);
     for (const needed of [
-      'package.json', 'README.md', 'dist/cli.js',
+      'package.json', 'README.md', 'LICENSE', 'dist/cli.js',
       'systemd/purge-cache-agent.service', 'systemd/purge-cache-agent-once.service', 'systemd/purge-cache-agent-once.timer',
       'systemd/agent.yaml.example', 'systemd/purge-cache-agent.env.example', 'scripts/install-systemd.sh',
       'deploy/kubernetes/pod.yaml', 'deploy/grafana/purge-cache-agent.json', 'deploy/prometheus/alerts.yaml',
@@ -75,6 +78,15 @@ describe('npm pack', () => {
     }
     const unwanted = files.filter((f) => /(^|\/)(test|tests|__tests__|fixtures?|\.test-tmp|\.demo|bench|node_modules)(\/|$)|\.(test|spec)\.[cm]?[jt]s$|\.map$|^src\/|\.ts$/.test(f));
     expect(unwanted).toEqual([]);
+  });
+
+  it('carries the MPL-2.0 text its package.json names, and no entry point it lacks', () => {
+    expect((pkg as { license?: string }).license).toBe('MPL-2.0');
+    const license = readRepoFile('LICENSE');
+    expect(license).toMatch(/^Mozilla Public License Version 2\.0\n/);
+    expect(license).toContain('Exhibit B - "Incompatible With Secondary Licenses" Notice');
+    const main = (pkg as { main?: string }).main;
+    if (main !== undefined) expect(packed.files.map((f) => f.path)).toContain(main.replace(/^\.\//, ''));
   });
 
   it('names the supported Node versions, and this Node is one', () => {
@@ -97,6 +109,13 @@ describe('npm install -g <tarball> into an empty prefix', () => {
     expect(stdout.trim()).toBe(pkg.version);
     const help = await run(bin, ['--help'], { env: plainEnv() });
     for (const command of ['once', 'run', 'caches', 'request', 'requests', 'ping', 'serve']) expect(help.stdout).toMatch(new RegExp(`\\b${command}\\b`));
+  });
+
+  it('installs without running or asking to allow any install script', () => {
+    // Building belongs to a clone (`npm ci`); the package ships dist/ built.
+    const scripts = (pkg as { scripts?: Record<string, string> }).scripts ?? {};
+    expect(Object.keys(scripts).filter((k) => ['preinstall', 'install', 'postinstall', 'prepare'].includes(k))).toEqual([]);
+    expect(installOutput).not.toMatch(/install.scripts|allowScripts/i);
   });
 
   it('installs the production dependencies and none of the development ones', async () => {
@@ -166,7 +185,7 @@ describe("the container image's command line, from the packed install", () => {
     const child = startCommand({ argv: [path.join(prefix, 'bin', command[0]!), ...command.slice(1)], env });
     const url = `http://127.0.0.1:${port}`;
     try {
-      await eventually(async () => !(await exists(doomed)), 'the requested cache to be purged', 30_000);
+      await eventually(async () => !(await exists(doomed)), 'the requested cache to be purged', 120_000);
       expect(await exists(kept)).toBe(true);
       if (HAS_LISTEN) {
         // The kubelet's probes.

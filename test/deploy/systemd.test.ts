@@ -132,7 +132,7 @@ describe("each unit's ExecStart, run as written", () => {
     const kept = await host.makeCache('kept');
     await host.request('doomed');
     const cmd = await unitCommand(loadUnit(ONCE), host);
-    const result = await exited(startCommand(cmd), 60_000);
+    const result = await exited(startCommand(cmd), 120_000);
     expect(result.code, result.stderr).toBe(0);
     expect(await exists(doomed)).toBe(false);
     expect(await exists(kept)).toBe(true);
@@ -146,7 +146,7 @@ describe("each unit's ExecStart, run as written", () => {
 
   it(`${ONCE}: a configuration error exits 2, which the daemon's RestartPreventExitStatus= names`, async () => {
     await writeFile(host.at(HOST_PATHS.config), `${await readFile(host.at(HOST_PATHS.config), 'utf8')}\nnoSuchSetting: 1\n`);
-    const result = await exited(startCommand(await unitCommand(loadUnit(ONCE), host)), 30_000);
+    const result = await exited(startCommand(await unitCommand(loadUnit(ONCE), host)), 120_000);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('noSuchSetting');
     expect(unitValue(loadUnit(DAEMON), 'Service', 'RestartPreventExitStatus')).toBe(String(result.code));
@@ -192,7 +192,7 @@ describe("each unit's ExecStart, run as written", () => {
     cron.output = { stdout: '', stderr: '' };
     cron.stdout!.setEncoding('utf8').on('data', (d: string) => (cron.output.stdout += d));
     cron.stderr!.setEncoding('utf8').on('data', (d: string) => (cron.output.stderr += d));
-    const result = await exited(cron, 60_000);
+    const result = await exited(cron, 120_000);
     expect(result.code, result.stderr).toBe(0);
     expect(await exists(doomed)).toBe(false);
   });
@@ -284,7 +284,7 @@ describe.skipIf(!canSetpriv)("the daemon's capabilities are enough for the job (
       await eventually(async () => (await readFile(`/proc/${build.pid}/comm`, 'utf8')).trim() === 'sleep', 'the build process to start');
       await host.request('theirs');
       await host.request('busy');
-      const result = await exited(startCommand(await unitCommand(loadUnit(ONCE), host), asTheUnit(caps)), 60_000);
+      const result = await exited(startCommand(await unitCommand(loadUnit(ONCE), host), asTheUnit(caps)), 120_000);
       expect(result.code, result.stderr).toBe(0);
       expect(await exists(theirs)).toBe(false);
       expect(await exists(busy)).toBe(true);

@@ -22,7 +22,7 @@ export function cleanEnv(extra: Record<string, string> = {}): Record<string, str
 /** Run the built CLI to completion. */
 export function runCli(args: string[], opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
   const child = startCli(args, opts);
-  return finished(child, opts.timeoutMs ?? 30_000);
+  return finished(child, opts.timeoutMs ?? 120_000);
 }
 
 /** Start the built CLI and leave it running (for `run`, `serve`). */
@@ -38,7 +38,7 @@ export function startCli(args: string[], opts: { env?: Record<string, string>; c
   return child;
 }
 
-export function finished(child: ChildProcess & { output: { stdout: string; stderr: string } }, timeoutMs = 30_000): Promise<CliResult> {
+export function finished(child: ChildProcess & { output: { stdout: string; stderr: string } }, timeoutMs = 120_000): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
@@ -55,7 +55,7 @@ export function finished(child: ChildProcess & { output: { stdout: string; stder
 export async function waitForOutput(
   child: { output: { stdout: string; stderr: string } },
   predicate: (o: { stdout: string; stderr: string }) => boolean,
-  timeoutMs = 20_000,
+  timeoutMs = 120_000,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!predicate(child.output)) {
