@@ -98,6 +98,11 @@ export class FlockUnavailableError extends AgentError {
   readonly code = 'PCA_FLOCK_UNAVAILABLE';
 }
 
+/** A new lease would take the live leases past their limit (per cache, or in all). */
+export class LeaseLimitError extends AgentError {
+  readonly code = 'PCA_LEASE_LIMIT';
+}
+
 /** No running agent answered on its local API. */
 export class AgentUnreachableError extends AgentError {
   readonly code = 'PCA_AGENT_UNREACHABLE';
