@@ -117,7 +117,7 @@ export class Agent {
       signal: stopping.signal,
     });
     const checks = settings.inUseChecks;
-    const usage = createUsageProbe({ sources: { locks: checks.includes('locks'), processes: checks.includes('processes') }, logger });
+    const usage = createUsageProbe({ sources: { locks: checks.includes('locks'), processes: checks.includes('processes') }, budget: settings.inUseScanBudget, logger });
     // A dry run changes nothing, not even the lock file: it reads the state and never writes it.
     const store = settings.dryRun ? null : await StateStore.open(settings.stateDir, { logger, waitMs: options.lockWaitMs ?? 0 });
     const state = store ? store.state : await StateStore.peek(settings.stateDir, logger);

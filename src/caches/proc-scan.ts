@@ -11,9 +11,9 @@
  * - The pass yields to the event loop every few hundred entries, so the local
  *   API and the probes keep answering during a long pass.
  */
-import { opendirSync, readlinkSync, readFileSync, createReadStream } from 'node:fs';
-import { opendir } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
+import { opendirSync, readlinkSync, readFileSync } from 'node:fs';
+import { open, opendir } from 'node:fs/promises';
+import { StringDecoder } from 'node:string_decoder';
 import { mapLimit, yieldToEventLoop } from './concurrency.js';
 import { USE_LOCK_TYPES, lockKey, parseFdinfoLocks, parseMapsLine, parseMountinfo, parseProcLocks, type ProcLock } from './proc.js';
 import { directView, foreignView, locateTargets, type Target, type View } from './proc-view.js';
@@ -35,11 +35,14 @@ export interface Found {
 const SCAN_CONCURRENCY = 16;
 /** Synchronous reads between two turns of the event loop. */
 const YIELD_EVERY = 256;
+/** Bytes read at a time from maps, locks and mountinfo. */
+const LINE_BUFFER = 64 * 1024;
 
 export class ProcScan {
   /** Locks on the caches' filesystems no descriptor inside a cache was seen to own yet, by key. */
   private locks = new Map<string, ProcLock[]>();
   private attributed = new Set<string>();
+  private attributedLocks = 0;
   private selfNs: string | undefined;
   private readonly direct: View;
   private views = new Map<string, View>();
@@ -114,6 +117,17 @@ export class ProcScan {
     }
   }
 
+  /** Locks on the caches' filesystems that no descriptor inside a cache was seen to own: only those need maps to place them. */
+  private get unattributed(): number {
+    return this.locks.size - this.attributedLocks;
+  }
+
+  private attribute(key: string): void {
+    if (this.attributed.has(key)) return;
+    this.attributed.add(key);
+    if (this.locks.has(key)) this.attributedLocks++;
+  }
+
   private add(t: Target, kind: Found['kind'], pid: number | undefined, text: string): void {
     this.found.get(t)!.push(pid === undefined ? { kind, text: capitalise(text) } : { kind, pid, text });
   }
@@ -159,7 +173,7 @@ export class ProcScan {
       } finally {
         fds.closeSync();
       }
-      const placeLocks = this.sources.locks && [...this.locks.keys()].some((k) => !this.attributed.has(k));
+      const placeLocks = this.sources.locks && this.unattributed > 0;
       if (open.size > 0 && (watchProcess || placeLocks)) await this.scanMaps(pid, view, watchProcess, hold, open);
     } catch (err) {
       this.uninspectable(pid, err);
@@ -176,7 +190,7 @@ export class ProcScan {
     }
     for (const lock of parseFdinfoLocks(info)) {
       if (!USE_LOCK_TYPES.has(lock.type)) continue;
-      this.attributed.add(lockKey(lock.dev, lock.ino));
+      this.attribute(lockKey(lock.dev, lock.ino));
       for (const t of inside) hold(t, 'lock', `holds ${lockWords(lock)} on ${p}`);
     }
   }
@@ -245,15 +259,29 @@ export class ProcScan {
   }
 }
 
-/** Feed `file` to `onLine` a line at a time, until it ends or `onLine` returns false; the file is closed either way. */
+/**
+ * Feed `file` to `onLine` a line at a time, until it ends or `onLine` returns
+ * false: read in chunks of a fixed buffer, so memory stays bounded whatever
+ * the file's length. A line longer than the buffer is cut (procfs lines are
+ * far shorter, save a path in maps, which is then only partly compared).
+ */
 async function eachLine(file: string, onLine: (line: string) => boolean): Promise<void> {
-  const input = createReadStream(file, { encoding: 'utf8', highWaterMark: 64 * 1024 });
-  const lines = createInterface({ input, crlfDelay: Infinity });
+  const handle = await open(file, 'r');
+  const buffer = Buffer.allocUnsafe(LINE_BUFFER);
+  // A character split between two reads is decoded whole.
+  const decoder = new StringDecoder('utf8');
+  let carry = '';
   try {
-    for await (const line of lines) if (!onLine(line)) break;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, LINE_BUFFER, null);
+      if (bytesRead === 0) break;
+      const lines = (carry + decoder.write(buffer.subarray(0, bytesRead))).split('\n');
+      carry = lines.pop()!.slice(0, LINE_BUFFER);
+      for (const line of lines) if (!onLine(line)) return;
+    }
+    if (carry !== '') onLine(carry);
   } finally {
-    lines.close();
-    input.destroy();
+    await handle.close();
   }
 }
 
