@@ -1,8 +1,8 @@
 /**
  * One pass over /proc for a set of caches, bounded whatever other users do.
  *
- * - Everything is streamed: /proc itself, each fd directory, maps, /proc/locks
- *   and mountinfo are read entry by entry or line by line, never whole.
+ * - Everything but the list of processes is streamed: each fd directory, maps,
+ *   /proc/locks and mountinfo are read entry by entry or line by line.
  * - A process is read only until it is known to hold every cache being judged.
  * - Every entry read (a process, a descriptor, a line of maps, locks or
  *   mountinfo) is charged to a budget. When it runs out the pass stops, and
@@ -12,7 +12,7 @@
  *   API and the probes keep answering during a long pass.
  */
 import { opendirSync, readlinkSync, readFileSync } from 'node:fs';
-import { open, opendir } from 'node:fs/promises';
+import { open, readdir } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
 import { mapLimit, yieldToEventLoop } from './concurrency.js';
 import { USE_LOCK_TYPES, lockKey, parseFdinfoLocks, parseMapsLine, parseMountinfo, parseProcLocks, type ProcLock } from './proc.js';
@@ -80,22 +80,11 @@ export class ProcScan {
   async run(): Promise<void> {
     if (this.sources.locks) await this.readLocks();
     this.selfNs = readlinkOrUndefined(`${this.procRoot}/self/ns/mnt`);
-    const dir = await opendir(this.procRoot, { bufferSize: 128 });
-    let batch: number[] = [];
-    try {
-      for await (const entry of dir) {
-        if (this.stats.exhausted) break;
-        if (!/^\d+$/.test(entry.name)) continue;
-        batch.push(Number(entry.name));
-        if (batch.length >= SCAN_CONCURRENCY * 4) {
-          await mapLimit(batch, SCAN_CONCURRENCY, (pid) => this.scanProcess(pid));
-          batch = [];
-        }
-      }
-      if (!this.stats.exhausted) await mapLimit(batch, SCAN_CONCURRENCY, (pid) => this.scanProcess(pid));
-    } finally {
-      // Breaking out of for-await closes the directory; closing again after a full read is an error.
-      await dir.close().catch(() => {});
+    // The list of processes is read at once: reading /proc in pieces while processes come and go skipped
+    // some of them. Its length is bounded by the kernel's limit on tasks, and charged to the budget.
+    const pids = (await readdir(this.procRoot)).filter((n) => /^\d+$/.test(n)).map(Number);
+    for (let i = 0; i < pids.length && !this.stats.exhausted; i += SCAN_CONCURRENCY * 4) {
+      await mapLimit(pids.slice(i, i + SCAN_CONCURRENCY * 4), SCAN_CONCURRENCY, (pid) => this.scanProcess(pid));
     }
     if (this.sources.locks) this.lockedCacheDirs();
   }
