@@ -30,6 +30,7 @@ const AREAS = {
   'faults-fs.test.ts': 'Faults: filesystem',
   'faults-time.test.ts': 'Faults: outage and clock',
   'secrets.test.ts': 'Secrets',
+  'stall.test.ts': 'Hostile users: stalls and limits',
 };
 
 /** What the suite made us change in src/, for readers of the report (kept by hand; the table is generated). */
@@ -40,6 +41,12 @@ const FIXES = [
   ['src/plan.ts', 'A deferred purge no longer applies to a directory whose birth time is after the request (+ margin): a cache deleted and recreated while its purge waited can reuse the old inode number, and was purged.'],
   ['src/plan.ts, src/cycle.ts', 'A cursor ahead of the wall clock (set while the clock ran fast) leads to a full query without `since`, logged; and while the service\'s Date header shows our clock running ahead by more than the margin, the cursor takes the service\'s time: requests filed while the clock ran ahead were never returned.'],
   ['src/config/load.ts', 'A YAML error in the config file no longer quotes the offending line, which could hold a credential not yet registered for scrubbing.'],
+  ['src/caches/proc-scan.ts, src/caches/inuse.ts', 'The /proc in-use scan is streamed and charged to a budget of 250,000 entries per pass, yields to the event loop, and stops reading a process that holds every cache: forty processes of 20,000 descriptors took one cycle 27 s (339 s and 2.4 GB with more) with /healthz silent. Caches the pass could not judge are deferred as held by "unknown", never purged.'],
+  ['src/caches/proc-scan.ts', 'A lock kept alive only by a mapping is placed by the inode /proc/<pid>/maps shows; a lock whose holder no process shows is no longer looked for by walking the cache (27 s per decision on 300,000 files).'],
+  ['src/api/size.ts, src/eviction.ts', 'Sizes are the blocks files occupy: a 15 TB sparse file made every other idle cache be evicted. The walk is streamed with byte names, and any error from the tree (ELOOP from a directory swapped for a looping symlink, ENAMETOOLONG) is a failed entry with the path instead of an "unexpected error".'],
+  ['src/api/connections.ts, src/api/server.ts', 'A new TCP connection over the limits pushes out the oldest one with no request in progress, and timeouts are checked every second: 300–400 stalled connections kept /healthz from answering.'],
+  ['src/leases.ts, src/agent.ts', 'Leases are capped (64 per cache, 4096 in all; 409 LeaseLimitReached), and a renewal in the first third of its TTL does not rewrite the state file.'],
+  ['src/caches/dir-lock.ts, src/flock.ts', 'Without flock(1) and perl the agent refuses to rename caches (the purges fail and stay pending) instead of renaming them without the lock.'],
   ['src/caches/delete.ts', 'A fault point, `trash-delete`, after each directory removed from the trash, so the crash tests kill the agent in the middle of emptying it.'],
 ];
 

@@ -61,7 +61,7 @@ async function localContext(settings: Settings, logger: Logger, store: StateStor
   return {
     settings,
     sources: await resolveSources(settings.cacheRoots, settings.caches),
-    usage: createUsageProbe({ sources: { locks: checks.includes('locks'), processes: checks.includes('processes') }, logger }),
+    usage: createUsageProbe({ sources: { locks: checks.includes('locks'), processes: checks.includes('processes') }, budget: settings.inUseScanBudget, logger }),
     clock: systemClock,
     logger,
     store,

@@ -12,7 +12,7 @@ import { StateStore } from './state.js';
 import { runCycle, runRecheck, runPurgeNow, evict, localReport, holdersOfCaches, saveState, newObservations, adoptIdentity, type CycleContext, type CycleReport, type Observations } from './cycle.js';
 import { resolveSources, type CacheSources } from './caches/inventory.js';
 import { createUsageProbe, type Holder } from './caches/inuse.js';
-import { acquireLease, releaseLease, liveLeases, type Lease } from './leases.js';
+import { acquireLease, releaseLease, liveLeases, leaseNeedsWrite, findLease, type Lease } from './leases.js';
 import { PurgeCacheClient } from './upstream/client.js';
 import { TrashRunner } from './trash-runner.js';
 import { minFreeCrossedNow, type EvictedEntry } from './eviction.js';
@@ -117,7 +117,7 @@ export class Agent {
       signal: stopping.signal,
     });
     const checks = settings.inUseChecks;
-    const usage = createUsageProbe({ sources: { locks: checks.includes('locks'), processes: checks.includes('processes') }, logger });
+    const usage = createUsageProbe({ sources: { locks: checks.includes('locks'), processes: checks.includes('processes') }, budget: settings.inUseScanBudget, logger });
     // A dry run changes nothing, not even the lock file: it reads the state and never writes it.
     const store = settings.dryRun ? null : await StateStore.open(settings.stateDir, { logger, waitMs: options.lockWaitMs ?? 0 });
     const state = store ? store.state : await StateStore.peek(settings.stateDir, logger);
@@ -142,12 +142,18 @@ export class Agent {
   /** Create or extend `owner`'s lease on a cache (see src/leases.ts); expired leases are forgotten on the way. */
   async acquireLease(cacheName: string, owner: string, ttlMs: number): Promise<Lease> {
     let lease: Lease | undefined;
-    await this.updateState((state) => {
+    // In turn with the state writes, as saveState does; a renewal early in its TTL is not written (leaseNeedsWrite).
+    const run = (this.ctx.writes ?? Promise.resolve()).then(async () => {
+      const state = this.ctx.state;
       const now = this.clock.now();
       const next = acquireLease(liveLeases(state.leases, now), cacheName, owner, ttlMs, now);
       lease = next.lease;
-      return { ...state, leases: next.leases };
+      const changed = { ...state, leases: next.leases };
+      if (this.ctx.store && leaseNeedsWrite(findLease(state.leases, cacheName, owner, now), next.lease, ttlMs, now)) await this.ctx.store.save(changed);
+      this.ctx.state = changed;
     });
+    this.ctx.writes = run.catch(() => {});
+    await run;
     return lease!;
   }
 

@@ -118,6 +118,19 @@ export class UnsafePathError extends AgentError {
   }
 }
 
+/**
+ * Neither flock(1) nor perl is installed: the agent cannot take flock(2)
+ * locks, so it cannot keep a user from locking a cache while it renames it.
+ */
+export class FlockUnavailableError extends AgentError {
+  readonly code = 'PCA_FLOCK_UNAVAILABLE';
+}
+
+/** A new lease would take the live leases past their limit (per cache, or in all). */
+export class LeaseLimitError extends AgentError {
+  readonly code = 'PCA_LEASE_LIMIT';
+}
+
 /** No running agent answered on its local API. */
 export class AgentUnreachableError extends AgentError {
   readonly code = 'PCA_AGENT_UNREACHABLE';

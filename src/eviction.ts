@@ -117,6 +117,13 @@ export async function runEviction(ctx: EvictionContext, opts: { dryRun: boolean 
     for (const cache of caches) {
       const measured = await measureTree(cache.path, deadline);
       sizes.set(cache.path, measured.bytes);
+      if (measured.error) {
+        // A tree that cannot be measured (a looping symlink swapped in, a directory we may not read) is
+        // reported and counted as far as it was measured; the pass goes on with the other caches.
+        const error = `cannot measure ${cache.path} for eviction: ${measured.error.path}: ${measured.error.reason}`;
+        ctx.logger.error({ cache: cache.name, path: measured.error.path, err: measured.error.reason }, 'cannot measure a cache for eviction; counted as far as it was measured');
+        result.failed.push({ name: cache.name, path: cache.path, error });
+      }
     }
   }
 

@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
-import { errnoCode } from './errors.js';
+import { errnoCode, FlockUnavailableError } from './errors.js';
+
+export { FlockUnavailableError } from './errors.js';
 
 /**
  * flock(2) from Node, which has no binding for it.
@@ -22,23 +24,27 @@ export type FlockResult = 'locked' | 'busy';
 /** flock(1) exits with this when the lock is held elsewhere (`-E 75`). */
 const CONFLICT_EXIT = 75;
 
-export class FlockUnavailableError extends Error {
-  readonly code = 'PCA_FLOCK_UNAVAILABLE';
-}
-
 /**
  * Try to take a lock on `fd` without blocking. Resolves 'busy' when another
- * open file description holds a conflicting lock. Rejects with
- * FlockUnavailableError when flock(1) is not installed (util-linux).
+ * open file description holds a conflicting lock. Uses flock(1), or perl when
+ * flock(1) is missing; rejects with FlockUnavailableError when neither is
+ * installed.
  */
-export function tryFlock(fd: number, mode: FlockMode): Promise<FlockResult> {
-  return runFlock(fd, [mode === 'exclusive' ? '-x' : '-s', '-n']);
+export async function tryFlock(fd: number, mode: FlockMode): Promise<FlockResult> {
+  try {
+    return await runFlock(fd, [mode === 'exclusive' ? '-x' : '-s', '-n']);
+  } catch (err) {
+    if (!(err instanceof FlockUnavailableError) || !(await perlAvailable())) throw err;
+    return (await perlFlock([fd], mode))[0]!;
+  }
 }
 
 /** Release a lock early without closing the descriptor. */
 export async function unflock(fd: number): Promise<void> {
   await runFlock(fd, ['-u']);
 }
+
+const NO_LOCK_TOOL = 'neither flock(1) nor perl was found on PATH, so the agent cannot take flock(2) locks; install util-linux (flock) or perl';
 
 function runFlock(fd: number, flags: string[]): Promise<FlockResult> {
   return new Promise((resolve, reject) => {
@@ -49,7 +55,7 @@ function runFlock(fd: number, flags: string[]): Promise<FlockResult> {
     child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     child.on('error', (err) => {
       if (errnoCode(err) === 'ENOENT') {
-        reject(new FlockUnavailableError('flock(1) was not found on PATH; install util-linux to enable lock checks'));
+        reject(new FlockUnavailableError(NO_LOCK_TOOL));
       } else reject(err);
     });
     child.on('close', (code) => {
@@ -66,7 +72,8 @@ function runFlock(fd: number, flags: string[]): Promise<FlockResult> {
  * installed — Debian and Ubuntu ship it in the essential perl-base package —
  * one perl process takes every lock with its flock builtin (1,000 locks in
  * ≈30 ms). The locks land on the same shared open file descriptions, exactly
- * as with flock(1). Without perl, falls back to flock(1) per descriptor.
+ * as with flock(1). Without perl, falls back to flock(1) per descriptor;
+ * rejects with FlockUnavailableError when neither is installed.
  */
 export async function tryFlockMany(fds: readonly number[], mode: FlockMode): Promise<FlockResult[]> {
   if (fds.length === 0) return [];
@@ -107,7 +114,7 @@ function perlFlock(fds: readonly number[], mode: FlockMode): Promise<FlockResult
     let err = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-    child.on('error', reject);
+    child.on('error', (e) => reject(errnoCode(e) === 'ENOENT' ? new FlockUnavailableError(NO_LOCK_TOOL) : e));
     child.on('close', (code) => {
       const lines = out.split('\n').filter(Boolean);
       if (code !== 0 || lines.length !== fds.length) reject(new Error(`perl flock batch failed (exit ${code}): ${err.trim()}`));

@@ -5,6 +5,7 @@
  * the callers (local API, `lease` command, exec) do the I/O and the locking.
  */
 import type { Holder } from './caches/inuse.js';
+import { LeaseLimitError } from './errors.js';
 
 export interface Lease {
   cacheName: string;
@@ -27,6 +28,15 @@ export const MIN_TTL_MS = 1_000;
 export const MAX_TTL_MS = 24 * 60 * 60 * 1_000;
 
 export const OWNER_MAX_CHARS = 128;
+
+/**
+ * Live leases allowed on one cache, and in all. Leases are kept in the state
+ * file and checked at every decision, so their number must not be up to
+ * whoever may call the API. 64 owners of one cache is far beyond any real
+ * concurrency on a worker; 4096 in all allows 64 on each of 64 caches.
+ */
+export const MAX_LEASES_PER_CACHE = 64;
+export const MAX_LEASES = 4096;
 
 /** Error text for a TTL outside the bounds, or null. */
 export function validateTtl(ttlMs: number): string | null {
@@ -78,6 +88,7 @@ export function acquireLease(
   if (problem) throw new RangeError(problem);
   const index = leases.findIndex((l) => same(l, cacheName, owner));
   const old = index >= 0 ? leases[index]! : undefined;
+  if (!old || !isLive(old, now)) refuseOverLimit(leases, cacheName, now);
   const lease: Lease =
     old && isLive(old, now)
       ? { ...old, expiresAt: Math.max(old.expiresAt, now + ttlMs), ttlSeconds: ttlMs / 1000 }
@@ -86,6 +97,37 @@ export function acquireLease(
   if (index >= 0) next[index] = lease;
   else next.push(lease);
   return { leases: next, lease };
+}
+
+/** A new lease must not take the live leases past either limit; extending one never counts. */
+function refuseOverLimit(leases: readonly Lease[], cacheName: string, now: number): void {
+  const live = liveLeases(leases, now);
+  const onCache = live.filter((l) => l.cacheName === cacheName).length;
+  if (onCache >= MAX_LEASES_PER_CACHE) {
+    throw new LeaseLimitError(`cache ${JSON.stringify(cacheName)} already has ${onCache} live leases, the most one cache may have (${MAX_LEASES_PER_CACHE}); release a lease on it, or let one expire, then try again`);
+  }
+  if (live.length >= MAX_LEASES) {
+    throw new LeaseLimitError(`the agent already holds ${live.length} live leases, the most it keeps (${MAX_LEASES}); release leases, or let some expire, then try again`);
+  }
+}
+
+/**
+ * Whether extending `old` to `next` needs the state file rewritten. Not while
+ * the stored expiry still covers two thirds of the TTL asked for (a renewal
+ * in the first third of it): the agent keeps the later expiry in memory, and
+ * saves it with its next write. Should the agent restart before then, the
+ * lease still lasts at least two thirds of its TTL from the last renewal
+ * written, which an owner renewing at least that often never notices; heart
+ * beats no longer cost a file write each.
+ */
+export function leaseNeedsWrite(old: Lease | undefined, next: Lease, ttlMs: number, now: number): boolean {
+  if (!old || !isLive(old, now) || old.acquiredAt !== next.acquiredAt) return true;
+  return old.expiresAt < now + (2 * ttlMs) / 3;
+}
+
+/** The owner's live lease on a cache, if any. */
+export function findLease(leases: readonly Lease[], cacheName: string, owner: string, now: number): Lease | undefined {
+  return leases.find((l) => same(l, cacheName, owner) && isLive(l, now));
 }
 
 /** Drop the owner's lease on a cache; `released` says whether there was one. Other owners keep theirs. */

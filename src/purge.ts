@@ -19,7 +19,7 @@ import type { Candidate, Outcome } from './plan.js';
 import { moveToTrash, CacheVanishedError, type TrashChecks } from './caches/trash.js';
 import { tryLockManyForRename, type DirLock } from './caches/inuse.js';
 import { mapLimit } from './caches/concurrency.js';
-import { UnsafePathError, errnoCode, errorMessage } from './errors.js';
+import { FlockUnavailableError, UnsafePathError, errnoCode, errorMessage } from './errors.js';
 import { faultPoint } from './fault.js';
 
 /** Renames in flight at once: each is one quick syscall on the thread pool. */
@@ -52,6 +52,7 @@ async function renameLocked(candidate: Candidate, lock: DirLock | 'busy' | Error
   if (lock instanceof Error) {
     // Removed by someone else since we listed it, or no longer a directory: nothing of ours to purge.
     if (errnoCode(lock) === 'ENOENT' || lock instanceof UnsafePathError) return { kind: 'gone', candidate };
+    if (lock instanceof FlockUnavailableError) return { kind: 'failed', candidate, error: `cannot take the rename lock on ${cache.path}: ${lock.message}` };
     return { kind: 'failed', candidate, error: `cannot open ${cache.path} to lock it: ${errorMessage(lock)}` };
   }
   try {

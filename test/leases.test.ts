@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
-  MAX_TTL_MS, MIN_TTL_MS, acquireLease, leaseHolders, liveLeases, releaseLease, validateOwner, validateTtl, type Lease,
+  MAX_LEASES, MAX_LEASES_PER_CACHE, MAX_TTL_MS, MIN_TTL_MS, acquireLease, leaseHolders, leaseNeedsWrite, liveLeases, releaseLease, validateOwner, validateTtl, type Lease,
 } from '../src/leases.js';
+import { LeaseLimitError } from '../src/errors.js';
 
 const T0 = Date.UTC(2025, 0, 1);
 const names = fc.constantFrom('cargo', 'npm', 'a/b', 'sccache');
@@ -120,5 +121,37 @@ describe('leases (examples)', () => {
     }
     expect(validateOwner(' padded')).toMatch(/space/);
     expect(validateOwner('padded ')).toMatch(/space/);
+  });
+});
+
+describe('lease limits and writes', () => {
+  const hour = 3_600_000;
+  const fill = (count: number, cache: (i: number) => string): Lease[] =>
+    Array.from({ length: count }, (_, i) => ({ cacheName: cache(i), owner: `o${i}`, expiresAt: T0 + hour, ttlSeconds: 3600, acquiredAt: T0 }));
+
+  it(`refuses a new lease past ${MAX_LEASES_PER_CACHE} on one cache, with a stable code; an existing one is still extended`, () => {
+    const full = fill(MAX_LEASES_PER_CACHE, () => 'c');
+    expect(() => acquireLease(full, 'c', 'newcomer', hour, T0 + 1)).toThrow(expect.objectContaining({ code: 'PCA_LEASE_LIMIT', message: expect.stringContaining('release a lease on it') }));
+    expect(acquireLease(full, 'c', 'o0', hour, T0 + 1).lease.expiresAt).toBe(T0 + 1 + hour);
+    expect(acquireLease(full, 'other', 'newcomer', hour, T0 + 1).leases).toHaveLength(MAX_LEASES_PER_CACHE + 1);
+    // Expired leases do not count.
+    expect(acquireLease(full, 'c', 'newcomer', hour, T0 + hour).leases.length).toBe(MAX_LEASES_PER_CACHE + 1);
+  });
+
+  it(`refuses a new lease past ${MAX_LEASES} in all`, () => {
+    const full = fill(MAX_LEASES, (i) => `cache-${i}`);
+    expect(() => acquireLease(full, 'fresh', 'newcomer', hour, T0 + 1)).toThrow(LeaseLimitError);
+  });
+
+  it('a renewal in the first third of the TTL needs no write; later, or a new lease, does', () => {
+    const { lease } = acquireLease([], 'c', 'o', 30_000, T0);
+    const early = acquireLease([lease], 'c', 'o', 30_000, T0 + 9_000).lease;
+    expect(leaseNeedsWrite(lease, early, 30_000, T0 + 9_000)).toBe(false);
+    const late = acquireLease([lease], 'c', 'o', 30_000, T0 + 11_000).lease;
+    expect(leaseNeedsWrite(lease, late, 30_000, T0 + 11_000)).toBe(true);
+    expect(leaseNeedsWrite(undefined, lease, 30_000, T0)).toBe(true);
+    // A longer TTL asked for early is written: the stored expiry does not cover two thirds of it.
+    const longer = acquireLease([lease], 'c', 'o', 3_600_000, T0 + 1_000).lease;
+    expect(leaseNeedsWrite(lease, longer, 3_600_000, T0 + 1_000)).toBe(true);
   });
 });

@@ -1,7 +1,8 @@
 /**
  * The local API server: node:http on a unix socket (mode 0660) and, with
  * --listen, on TCP as well. Over TCP every /v1 route needs the bearer token;
- * /healthz, /readyz and /metrics are open on both. The socket is protected by
+ * /healthz, /readyz and /metrics are open on both, and slow or idle TCP
+ * clients give way to new ones so the probes keep answering. The socket is protected by
  * its mode (and its directory's): whoever may open it may use the API.
  */
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -10,12 +11,13 @@ import { connect, type AddressInfo } from 'node:net';
 import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Agent } from '../agent.js';
-import { AgentError, ConfigError, PortInUseError, errnoCode, errorMessage } from '../errors.js';
+import { AgentError, ConfigError, LeaseLimitError, PortInUseError, errnoCode, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { scrub } from '../secrets.js';
 import type { ApiServerConfig } from './config.js';
 import { TokenCheck } from './auth.js';
 import { TrashBacklog } from './backlog.js';
+import { limitConnections, TCP_CONNECTION_LIMITS } from './connections.js';
 import { ApiError, sendError, splitTarget } from './http.js';
 import { createMetrics } from './metrics.js';
 import { scheduleInterval } from './readiness.js';
@@ -177,7 +179,9 @@ async function removeStaleSocket(socketPath: string): Promise<void> {
 
 /** `auth`: null on the unix socket (no token needed); a TokenCheck, or 'no-token' (every /v1 route refused) on TCP. */
 function makeServer(ctx: ApiContext, logger: Logger, auth: TokenCheck | 'no-token' | null): Server {
-  const server = createServer((req, res) => {
+  const tcp = auth !== null;
+  // Timeouts are enforced at each check: every second on TCP, so a stalled client is dropped promptly.
+  const server = createServer({ connectionsCheckingInterval: tcp ? 1_000 : 30_000 }, (req, res) => {
     handle(req, res, ctx, logger, auth).catch((err: unknown) => {
       logger.error({ err: errorMessage(err) }, 'local API: failed to answer');
       res.destroy();
@@ -188,7 +192,15 @@ function makeServer(ctx: ApiContext, logger: Logger, auth: TokenCheck | 'no-toke
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   server.keepAliveTimeout = 5_000;
-  server.maxConnections = 256;
+  server.maxRequestsPerSocket = 1_000;
+  if (tcp) {
+    // Slow or idle clients on TCP are pushed out by newer ones (src/api/connections.ts); node's own
+    // cap, which would refuse the newest connection (the probe), stays out of reach.
+    limitConnections(server, TCP_CONNECTION_LIMITS);
+    server.maxConnections = 8 * TCP_CONNECTION_LIMITS.total;
+  } else {
+    server.maxConnections = 256;
+  }
   // Requests node:http cannot even parse (or that time out) get a JSON error too, then the connection closes.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const started = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
@@ -227,6 +239,9 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: ApiContext
     let apiError: ApiError;
     if (err instanceof ApiError) {
       apiError = err;
+    } else if (err instanceof LeaseLimitError) {
+      // 409, not 429: what stands in the way is the leases held now, not the rate of calls; it clears when leases go.
+      apiError = new ApiError(409, 'LeaseLimitReached', err.message);
     } else {
       logger.error({ err: errorMessage(err), method, path: where }, 'local API: internal error');
       apiError = new ApiError(500, 'InternalServerError', `the agent failed to handle the request: ${scrub(errorMessage(err))}`);

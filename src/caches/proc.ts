@@ -68,18 +68,32 @@ export function lockKey(dev: string, ino: bigint): string {
 
 // The mapping's path starts after the inode column; file paths are absolute
 // and pseudo-mappings are bracketed, so skipping blanks never eats a name.
-const MAPS_LINE = /^\S+\s+\S+\s+\S+\s+\S+\s+\d+\s+(\/.*)$/;
+const MAPS_LINE = /^\S+\s+\S+\s+\S+\s+([0-9a-fA-F]+):([0-9a-fA-F]+)\s+(\d+)\s+(\/.*)$/;
+
+/** One file mapping of /proc/<pid>/maps: its path, and the lock key of the file mapped. */
+export interface MappedFile {
+  path: string;
+  key: string;
+}
 
 /**
- * The distinct file paths in /proc/<pid>/maps. The kernel escapes only a
+ * One line of /proc/<pid>/maps, if it maps a file. The kernel escapes only a
  * newline in a name (as \012), which is decoded; a ` (deleted)` suffix is
- * kept, so callers see what the kernel said (see withoutDeleted).
+ * kept, so callers see what the kernel said (see pathForms).
  */
+export function parseMapsLine(line: string): MappedFile | undefined {
+  const m = MAPS_LINE.exec(line);
+  if (!m) return undefined;
+  const dev = `${parseInt(m[1]!, 16)}:${parseInt(m[2]!, 16)}`;
+  return { path: m[4]!.replaceAll('\\012', '\n'), key: lockKey(dev, BigInt(m[3]!)) };
+}
+
+/** The distinct file paths in /proc/<pid>/maps. */
 export function parseMaps(text: string): string[] {
   const paths = new Set<string>();
   for (const line of text.split('\n')) {
-    const m = MAPS_LINE.exec(line);
-    if (m) paths.add(m[1]!.replaceAll('\\012', '\n'));
+    const mapped = parseMapsLine(line);
+    if (mapped) paths.add(mapped.path);
   }
   return [...paths];
 }
@@ -133,16 +147,29 @@ export function parseMountinfo(text: string): Mount[] {
   return mounts;
 }
 
+/** A namespace's mounts by mount point, the latest mount at each point winning (it hides the ones below). */
+export type MountIndex = ReadonlyMap<string, Mount>;
+
+export function indexMounts(mounts: readonly Mount[]): MountIndex {
+  const index = new Map<string, Mount>();
+  for (const m of mounts) index.set(m.mountPoint, m);
+  return index;
+}
+
 /**
  * Where a path of some mount namespace lives on its filesystem: the device and
  * the path from that filesystem's root. Two namespaces agree on this even when
  * they mount the cache at different places (a container's bind mount), which
- * is how a containerised process's paths are compared with the agent's.
+ * is how a containerised process's paths are compared with the agent's. A
+ * lookup per ancestor of `p`: the cost does not grow with the number of mounts.
  */
-export function fsLocation(p: string, mounts: readonly Mount[]): { dev: string; fsPath: string } | undefined {
+export function fsLocation(p: string, mounts: readonly Mount[] | MountIndex): { dev: string; fsPath: string } | undefined {
+  const index = mounts instanceof Map ? mounts : indexMounts(mounts as readonly Mount[]);
+  if (!p.startsWith('/')) return undefined;
   let best: Mount | undefined;
-  for (const m of mounts) {
-    if (isInside(p, m.mountPoint) && (!best || m.mountPoint.length >= best.mountPoint.length)) best = m;
+  for (let at = p; ; at = path.posix.dirname(at)) {
+    best = index.get(at);
+    if (best || at === '/') break;
   }
   if (!best) return undefined;
   const rest = best.mountPoint === '/' ? p.slice(1) : p.slice(best.mountPoint.length + 1);

@@ -142,6 +142,7 @@ export const SETTINGS: SettingSpec[] = [
   { key: 'heartbeat', flag: '--heartbeat <duration>', env: ['PURGE_CACHE_AGENT_HEARTBEAT'], describe: 'the daemon logs a line saying it is alive (cycles run, last success) this often when its cycles had nothing to log (0 = never)', defaultText: '10m', commands: DAEMON, parse: p.parseDurationSetting },
   { key: 'recheck', flag: '--recheck <duration>', env: ['PURGE_CACHE_AGENT_RECHECK'], describe: 'how often the daemon retries purges deferred because a cache was in use', defaultText: '5s', commands: DAEMON, parse: p.parseDurationSetting },
   { key: 'inUseChecks', flag: '--in-use-checks <list>', env: ['PURGE_CACHE_AGENT_IN_USE_CHECKS'], describe: `which signs of use defer a purge, comma-separated: ${IN_USE_CHECKS.join(', ')}`, defaultText: 'locks,processes,leases', commands: CYCLE, parse: p.parseList(',', p.parseEnum(IN_USE_CHECKS)) },
+  { key: 'inUseScanBudget', flag: '--in-use-scan-budget <entries>', env: ['PURGE_CACHE_AGENT_IN_USE_SCAN_BUDGET'], describe: 'entries of /proc (processes, descriptors, lines of maps, locks and mountinfo) one in-use check may read; caches it could not judge within it are deferred, not purged', defaultText: '250000', commands: CYCLE, parse: p.parseNonNegativeInt },
   { key: 'deleteRate', flag: '--delete-rate <files/s>', env: ['PURGE_CACHE_AGENT_DELETE_RATE'], describe: 'limit trash deletion to this many files per second (0 = unlimited)', defaultText: '0', commands: AGENT, parse: p.parseNonNegativeInt },
   { key: 'deletePriority', flag: '--delete-priority <priority>', env: ['PURGE_CACHE_AGENT_DELETE_PRIORITY'], describe: 'CPU and I/O priority of trash deletion: idle (nice 19, idle I/O class) or normal', defaultText: 'idle', commands: AGENT, parse: p.parseEnum(DELETE_PRIORITIES) },
   { key: 'minFree', flag: '--min-free <size|percent>', env: ['PURGE_CACHE_AGENT_MIN_FREE'], describe: 'evict idle caches, least recently used first, when free space on a filesystem holding a cache root falls below this (bytes such as 20G, or a percentage such as 10%)', defaultText: 'off', commands: AGENT, parse: p.parseSizeOrPercent },
@@ -176,6 +177,7 @@ export interface Settings {
   heartbeat: number;
   recheck: number;
   inUseChecks: (typeof IN_USE_CHECKS)[number][];
+  inUseScanBudget: number;
   deleteRate: number;
   deletePriority: (typeof DELETE_PRIORITIES)[number];
   /** Eviction limits (src/evict.ts); absent = off. */
@@ -205,6 +207,7 @@ export const DEFAULTS: Omit<Settings, 'rootUrl' | 'proxyUrl' | 'workerPoolId' | 
   heartbeat: 10 * 60_000,
   recheck: 5_000,
   inUseChecks: ['locks', 'processes', 'leases'],
+  inUseScanBudget: 250_000,
   deleteRate: 0,
   deletePriority: 'idle',
 };

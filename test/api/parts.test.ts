@@ -1,6 +1,6 @@
 /** The API's pieces on their own: token check, target parsing, addresses, task store, tree sizes, schedule intervals, socket paths. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { link, mkdir, symlink, writeFile } from 'node:fs/promises';
+import { link, lstat, mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import fc from 'fast-check';
 import { TokenCheck } from '../../src/api/auth.js';
@@ -131,7 +131,11 @@ describe('measureTree', () => {
     await writeFile(path.join(outside, 'big'), 'z'.repeat(10_000));
     await symlink(outside, path.join(root, 'escape'));
     await symlink(path.join(outside, 'big'), path.join(root, 'a', 'file-link'));
-    expect(await measureTree(root, Infinity)).toEqual({ bytes: 150, files: 2, complete: true });
+    // Sizes are the blocks files occupy (st_blocks × 512), and a hard-linked file counts once.
+    const occupied = async (p: string): Promise<number> => (await lstat(p)).blocks * 512;
+    const expected = (await occupied(path.join(root, 'one'))) + (await occupied(path.join(root, 'a', 'b', 'two')));
+    expect(expected).toBeGreaterThan(0);
+    expect(await measureTree(root, Infinity)).toEqual({ bytes: expected, files: 2, complete: true });
     expect(await measureTree(path.join(tmp.path, 'nothing'), Infinity)).toEqual({ bytes: 0, files: 0, complete: true });
   });
 

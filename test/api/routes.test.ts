@@ -202,8 +202,14 @@ describe('GET /v1/caches', () => {
     await symlink(fx.outside, path.join(fx.root, 'sized', 'escape'));
     const reply = await call(d.socket, 'GET', '/v1/caches?size=1');
     const sized = reply.json.caches.find((c: { name: string }) => c.name === 'sized');
-    // data.txt from makeCache ("contents of sized") + 1000 + 24; the link to `outside` adds nothing.
-    expect(sized.sizeBytes).toBe('contents of sized'.length + 1000 + 24);
+    // The blocks its regular files occupy (data.txt from makeCache and the two files added); the link to `outside` adds nothing.
+    const { lstat, readdir } = await import('node:fs/promises');
+    let occupied = 0;
+    for (const entry of await readdir(path.join(fx.root, 'sized'), { recursive: true, withFileTypes: true })) {
+      if (entry.isFile()) occupied += (await lstat(path.join(entry.parentPath, entry.name))).blocks * 512;
+    }
+    expect(occupied).toBeGreaterThan(0);
+    expect(sized.sizeBytes).toBe(occupied);
     expect(sized.sizePartial).toBeUndefined();
   });
 

@@ -7,8 +7,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { lstat, mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
-import { acquireSharedLock, inodeKey, tryLockForRename } from '../../src/caches/inuse.js';
-import { UnsafePathError } from '../../src/errors.js';
+import { acquireSharedLock, inodeKey, tryLockForRename, tryLockManyForRename } from '../../src/caches/inuse.js';
+import { FlockUnavailableError, UnsafePathError } from '../../src/errors.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 
 let tmp: TempDir;
@@ -122,22 +122,25 @@ describe('acquireSharedLock', () => {
   });
 });
 
-describe('without flock(1)', () => {
-  it('warns once and goes on without the lock', async () => {
+describe('without flock(1) or perl', () => {
+  it('refuses the rename lock with a stable code; exec\'s shared lock warns once and goes on', async () => {
     const lines: string[] = [];
     const logger = pino({ level: 'warn' }, { write: (s: string) => void lines.push(s) });
     const savedPath = process.env.PATH;
-    process.env.PATH = tmp.path; // an empty directory: flock(1) is not found
+    process.env.PATH = tmp.path; // an empty directory: neither flock(1) nor perl is found
     try {
-      const first = await tryLockForRename(cache, { logger });
+      await expect(tryLockForRename(cache, { logger })).rejects.toMatchObject({ code: 'PCA_FLOCK_UNAVAILABLE', message: expect.stringContaining('install util-linux (flock) or perl') });
+      const [many] = await tryLockManyForRename([cache], { logger });
+      expect(many).toBeInstanceOf(FlockUnavailableError);
       const second = await acquireSharedLock(cache, { logger });
-      expect(first).not.toBe('busy');
-      if (first !== 'busy') await first.release();
+      const third = await acquireSharedLock(cache, { logger });
       await second.release();
+      await third.release();
     } finally {
       process.env.PATH = savedPath;
     }
-    expect(lines).toHaveLength(1);
-    expect(JSON.parse(lines[0]!).msg).toContain('flock(1) was not found');
+    const warnings = lines.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level === 40);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]!.msg).toContain('neither flock(1) nor perl was found');
   });
 });

@@ -21,6 +21,8 @@ const canUnshare = spawnSync('unshare', ['-m', 'true'], { stdio: 'ignore' }).sta
 
 let tmp: TempDir;
 let children: ChildProcess[] = [];
+/** What each child printed on stdout so far. */
+const printed = new WeakMap<ChildProcess, string>();
 
 beforeEach(async () => {
   tmp = await makeTempDir('pca-inuse-');
@@ -40,7 +42,12 @@ function start(cmd: string, args: string[], opts: SpawnOptions & { ready?: boole
     child.once('error', reject);
     child.once('exit', (code, signal) => reject(new Error(`${cmd} exited early (${code ?? signal})`)));
     if (opts.ready === false) child.once('spawn', () => resolve(child));
-    else child.stdout!.setEncoding('utf8').on('data', (s: string) => s.includes('ready') && resolve(child));
+    else {
+      child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+        printed.set(child, (printed.get(child) ?? '') + s);
+        if (s.includes('ready')) resolve(child);
+      });
+    }
   });
 }
 
@@ -146,16 +153,16 @@ describe('locks', () => {
     expect(found[0]!.detail).toContain(`holds a shared OFD lock on ${file}`);
   });
 
-  it.skipIf(!hasPython)('a lock no descriptor shows (kept alive by a mapping) is found by walking the cache', async () => {
+  it.skipIf(!hasPython)('a lock no descriptor shows (kept alive by a mapping) is placed, with its holder, by the inode maps shows', async () => {
     const cache = await cacheDir('root', 'c');
     const file = await fileIn(cache, 'deep', 'er', 'mapped');
-    await python(
+    const child = await python(
       // mmap keeps a private dup of the descriptor: close every descriptor, keep the mapping.
       "f = open(sys.argv[1], 'r+b'); fcntl.flock(f, fcntl.LOCK_EX); m = mmap.mmap(f.fileno(), 0); os.closerange(3, 4096)",
       file,
     );
     const found = await holders(cache, LOCKS);
-    expect(found).toEqual([{ kind: 'lock', detail: expect.stringContaining(`exclusive flock on ${file} is held by a process the agent cannot see`) }]);
+    expect(found).toEqual([expect.objectContaining({ kind: 'lock', pid: child.pid, detail: expect.stringContaining(`holds an exclusive flock on ${file} through a mapping`) })]);
   });
 
   it('a lock on another file of the same filesystem does not count', async () => {
@@ -245,12 +252,16 @@ describe.skipIf(!canUnshare)('processes in another mount namespace (a container)
     const cache = await cacheDir('root', 'c');
     const file = await fileIn(cache, 'deep', 'file');
     const mnt = await cacheDir('container', 'builds', 'cache');
-    const child = await start('unshare', ['-m', 'sh', '-c', 'mount --bind "$1" "$2" && cd "$2/deep" && exec 3<"$2/deep/file" && flock -s 3 && echo ready && exec sleep 600', 'sh', cache, mnt]);
+    // Two processes of the container: once a process is known to hold the cache the rest of it is not
+    // read, so the working directory and the lock are shown by one process each.
+    const child = await start('unshare', ['-m', 'sh', '-c', 'mount --bind "$1" "$2" || exit 1; (cd "$2/deep" && exec sleep 600) & echo "cwd $!"; cd / && exec 3<"$2/deep/file" && flock -s 3 && echo ready && exec sleep 600', 'sh', cache, mnt]);
     const found = await holders(cache, BOTH);
+    const cwdPid = /cwd (\d+)/.exec(printed.get(child) ?? '')?.[1];
     expect(found.map((h) => h.detail).sort()).toEqual([
-      `pid ${child.pid} (sleep 600) has its working directory in ${cache}`,
+      `pid ${child.pid} (sleep 600) has ${mnt}/deep/file open`,
       `pid ${child.pid} (sleep 600) holds a shared flock on ${mnt}/deep/file`,
-    ]);
+      `pid ${cwdPid} (sleep 600) has its working directory in ${cache}`,
+    ].sort());
     expect(file).toBe(path.join(cache, 'deep', 'file'));
   });
 
