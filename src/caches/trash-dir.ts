@@ -117,9 +117,10 @@ export async function openTrash(parentPath: string, opts: { create: boolean }): 
   }
 }
 
+/** Release both descriptors. Never throws: a failed close is no reason to fail a purge or a cycle. */
 export async function closeTrash(open: OpenTrash): Promise<void> {
-  await open.trash.close();
-  await open.parent.close();
+  await open.trash.close().catch(() => {});
+  await open.parent.close().catch(() => {});
 }
 
 /**
