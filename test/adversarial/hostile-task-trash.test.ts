@@ -107,7 +107,7 @@ describe('the trash swapped for a symlink during purges', () => {
 });
 
 describe('a trash the task made in advance', () => {
-  it('is refused for its root (a failed entry naming it and the fix; exit 1); other roots purge on', async (ctx) => {
+  it('is refused for its root (a failed entry naming it and the fix; exit 1); other roots purge on', { timeout: 120_000 }, async (ctx) => {
     const why = attackerUnavailable();
     if (why) skipBecause(ctx, why);
     fx = await makeFixture();

@@ -25,7 +25,7 @@ afterEach(async () => {
 const once = (f: Fixture, ...extra: string[]) => runCli(['once', '--json', ...f.args('--in-use-checks', 'locks', ...extra)], { timeoutMs: 120_000 });
 
 describe('names that are not UTF-8', () => {
-  it('are deleted as bytes, and their bytes are counted', async (ctx) => {
+  it('are deleted as bytes, and their bytes are counted', { timeout: 120_000 }, async (ctx) => {
     const why = attackerUnavailable();
     if (why) skipBecause(ctx, why);
     fx = await makeFixture();
@@ -51,7 +51,7 @@ describe('names that are not UTF-8', () => {
 });
 
 describe('the deleting child dies', () => {
-  it('with SIGKILL in the middle: once exits 1 with a failed (trash) entry, and the next run finishes', async (ctx) => {
+  it('with SIGKILL in the middle: once exits 1 with a failed (trash) entry, and the next run finishes', { timeout: 300_000 }, async (ctx) => {
     fx = await makeFixture();
     const cache = await fx.makeCache('big');
     for (let d = 0; d < 4; d++) {
@@ -96,7 +96,7 @@ describe('the deleting child dies', () => {
 });
 
 describe('a trash replaced by the task', () => {
-  it('by a symlink out, a symlink loop, a fifo or its own directory: a failed entry each, and the other root purges on', async (ctx) => {
+  it('by a symlink out, a symlink loop, a fifo or its own directory: a failed entry each, and the other root purges on', { timeout: 300_000 }, async (ctx) => {
     const why = attackerUnavailable();
     if (why) skipBecause(ctx, why);
     fx = await makeFixture();
