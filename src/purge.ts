@@ -10,13 +10,15 @@
  *    process (src/flock.ts), so a thousand purges don't cost a thousand spawns.
  * 2. Rename each directory into the trash on the same filesystem. The rename
  *    is atomic: the cache path is gone at once, whatever the cache's size, and
- *    no task ever sees a half-deleted cache. moveToTrash re-checks, just before
- *    renaming, that the path is still the directory the decision was about.
+ *    no task ever sees a half-deleted cache. It goes from the root (or a single
+ *    cache's parent) held open to the trash held open, never through paths a
+ *    task could swap; moveToTrash re-checks, just before renaming, that the
+ *    entry is still the directory the decision was about.
  * 3. Release the locks. Deleting the trash happens later, in the background.
  */
 import type { Logger } from './log.js';
 import type { Candidate, Outcome } from './plan.js';
-import { moveToTrash, CacheVanishedError, type TrashChecks } from './caches/trash.js';
+import { moveToTrash, CacheVanishedError, TrashHandles } from './caches/trash.js';
 import { tryLockManyForRename, type DirLock } from './caches/inuse.js';
 import { mapLimit } from './caches/concurrency.js';
 import { FlockUnavailableError, UnsafePathError, errnoCode, errorMessage } from './errors.js';
@@ -31,19 +33,24 @@ export async function applyPurges(candidates: readonly Candidate[], deps: { logg
     candidates.map((c) => c.cache.path),
     { logger: deps.logger },
   );
-  const trashChecks: TrashChecks = new Map();
-  return mapLimit(candidates, RENAME_CONCURRENCY, async (candidate, i) => {
-    const outcome = await renameLocked(candidate, locks[i]!, trashChecks, deps);
-    await faultPoint('after-rename');
-    return outcome;
-  });
+  // Each trash (and the directory it is in) is held open for the batch: every rename goes through those descriptors.
+  const trashes = new TrashHandles();
+  try {
+    return await mapLimit(candidates, RENAME_CONCURRENCY, async (candidate, i) => {
+      const outcome = await renameLocked(candidate, locks[i]!, trashes, deps);
+      await faultPoint('after-rename');
+      return outcome;
+    });
+  } finally {
+    await trashes.close();
+  }
 }
 
 export async function applyPurge(candidate: Candidate, deps: { logger: Logger }): Promise<Outcome> {
   return (await applyPurges([candidate], deps))[0]!;
 }
 
-async function renameLocked(candidate: Candidate, lock: DirLock | 'busy' | Error, trashChecks: TrashChecks, deps: { logger: Logger }): Promise<Outcome> {
+async function renameLocked(candidate: Candidate, lock: DirLock | 'busy' | Error, trashes: TrashHandles, deps: { logger: Logger }): Promise<Outcome> {
   const { cache } = candidate;
   if (lock === 'busy') {
     const holder = { kind: 'lock' as const, detail: `a lock on ${cache.path} was taken after the in-use check` };
@@ -56,7 +63,7 @@ async function renameLocked(candidate: Candidate, lock: DirLock | 'busy' | Error
     return { kind: 'failed', candidate, error: `cannot open ${cache.path} to lock it: ${errorMessage(lock)}` };
   }
   try {
-    await moveToTrash(cache, cache.key, trashChecks);
+    await moveToTrash(cache, cache.key, trashes);
     return { kind: 'purged', candidate };
   } catch (err) {
     if (err instanceof CacheVanishedError) return { kind: 'gone', candidate };

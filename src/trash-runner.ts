@@ -50,6 +50,7 @@ export class TrashRunner {
 
   /** What the latest run could not delete (retried on the next run). */
   private lastFailures: { path: string; error: string }[] = [];
+  private lastSkippedMounts = 0;
 
   /**
    * Kick, and resolve once the trash is empty — or a run failed to empty it:
@@ -58,7 +59,17 @@ export class TrashRunner {
   async drain(): Promise<{ path: string; error: string }[]> {
     this.kick();
     while (this.running) await this.running;
-    return this.lastFailures;
+    if (this.lastFailures.length > 0) return this.lastFailures;
+    // A mount point left in the trash is reported as such, on every run, and is no failure to delete.
+    if (this.lastSkippedMounts > 0) return [];
+    // No failure reported, yet something is left (a run cut short): the trash was not emptied.
+    try {
+      const left = await trashEntries(trashDirsFor(this.sources), 1);
+      if (left.length > 0) return [{ path: left[0]!, error: 'still in the trash after emptying it; retried on the next run' }];
+    } catch (err) {
+      return [{ path: trashDirsFor(this.sources).join(', '), error: `cannot list the trash: ${errorMessage(err)}` }];
+    }
+    return [];
   }
 
   async stop(): Promise<void> {
@@ -70,14 +81,17 @@ export class TrashRunner {
     do {
       this.again = false;
       this.lastFailures = [];
+      this.lastSkippedMounts = 0;
       try {
         const options = { rateLimit: this.settings.deleteRate, signal: this.controller.signal, logger: this.logger };
         const dirs = trashDirsFor(this.sources);
-        // Most kicks find the trash empty: one readdir instead of a child process.
-        if ((await trashEntries(dirs)).length === 0) continue;
+        // Most kicks find the trash empty: one entry read instead of a child process.
+        if ((await trashEntries(dirs, 1)).length === 0) continue;
         const report = this.settings.deletePriority === 'idle' ? await emptyTrashInChild(dirs, options) : await emptyTrash(dirs, options);
         this.record(report);
       } catch (err) {
+        // The deleting child crashed or could not start: the trash is not empty, and `once` must say so.
+        this.lastFailures = [{ path: trashDirsFor(this.sources).join(', '), error: errorMessage(err) }];
         this.logger.error({ err: errorMessage(err) }, 'emptying the trash failed; it will be retried after the next purge or at the next start');
       }
     } while (this.again && !this.controller.signal.aborted);
@@ -85,6 +99,7 @@ export class TrashRunner {
 
   private record(report: DeleteReport): void {
     this.lastFailures = report.failures;
+    this.lastSkippedMounts = report.skippedMounts.length;
     this.totals.files += report.files;
     this.totals.bytes += report.bytes;
     this.totals.failures += report.failures.length;

@@ -12,8 +12,11 @@
  * 3. A cache lives on its root's filesystem. A mount point where a cache should
  *    be is refused (renaming it would fail, and deleting inside it would reach
  *    into another filesystem).
- * 4. Just before a rename, the path is checked again and must still be the
- *    directory (device and inode) the decision was made about.
+ * 4. Just before a rename, the entry is checked again and must still be the
+ *    directory (device and inode) the decision was made about; the rename goes
+ *    from the root (or a single cache's parent) held open into a trash held
+ *    open, owned by the agent with mode 0700 (src/caches/trash.ts, trash-dir.ts),
+ *    never through paths a task could swap. Rule 2 is enforced there too.
  * 5. Deletion never follows a symlink (links are unlinked as links) and never
  *    crosses into another filesystem or mount (src/caches/delete.ts acts on
  *    one name inside a directory it holds open, and checks each directory's
@@ -25,10 +28,10 @@
  * 7. Locks are honoured: the rename happens under an exclusive flock on the
  *    cache directory (src/purge.ts), so users holding a lock are never cut off.
  */
-import { lstat, realpath, stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { BigIntStats } from 'node:fs';
-import { ConfigError, UnsafePathError, errnoCode } from '../errors.js';
+import { ConfigError, errnoCode } from '../errors.js';
 import { TRASH_DIR_NAME } from './names.js';
 import type { CacheSources } from './inventory.js';
 import { isInside } from './proc.js';
@@ -71,28 +74,6 @@ export function cacheDirProblem(st: BigIntStats, parentDev: bigint): string | nu
   if (!st.isDirectory()) return 'is not a directory';
   if (st.dev !== parentDev) return 'is a mount point (another filesystem); never purged';
   return null;
-}
-
-/** Rule 2: a cache path is exactly one component below its root. */
-export function assertDirectChild(root: string, cachePath: string): void {
-  if (path.dirname(cachePath) !== root || path.basename(cachePath) === '..' || path.basename(cachePath) === '.') {
-    throw new UnsafePathError(`refusing ${cachePath}: not a direct child of its root ${root}`, cachePath);
-  }
-}
-
-/**
- * Rule 4: lstat the cache right before acting on it and check it is still the
- * directory the decision was about, on its parent's filesystem (`parentDev`).
- * Returns its stats.
- */
-export async function recheckCacheDir(cachePath: string, expectedKey: string | undefined, parentDev: bigint): Promise<BigIntStats> {
-  const st = await lstat(cachePath, { bigint: true });
-  const problem = cacheDirProblem(st, parentDev);
-  if (problem) throw new UnsafePathError(`refusing to purge ${cachePath}: it ${problem}`, cachePath);
-  if (expectedKey !== undefined && keyOf(st) !== expectedKey) {
-    throw new UnsafePathError(`refusing to purge ${cachePath}: it was replaced by another directory since it was judged`, cachePath);
-  }
-  return st;
 }
 
 /**

@@ -36,6 +36,8 @@ export interface WorkerReport extends DeleteReport {
   nice: number | null;
   /** 'idle' when ionice put the child in the idle I/O class. */
   ioClass: 'idle' | null;
+  /** The child's peak resident memory (MiB), for the reliability report and the bench. */
+  peakMiB?: number;
 }
 
 /** The child failed to run or to report. */
@@ -130,7 +132,8 @@ async function main(argv: readonly string[]): Promise<number> {
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => controller.abort());
   const priority = lowerPriority();
   const report = await emptyTrash(args.dirs, { rateLimit: args.rateLimit, concurrency: args.concurrency, signal: controller.signal });
-  process.stdout.write(JSON.stringify({ ...report, ...priority }) + '\n');
+  const peakMiB = Math.round(process.resourceUsage().maxRSS / 1024);
+  process.stdout.write(JSON.stringify({ ...report, ...priority, peakMiB }) + '\n');
   return 0;
 }
 

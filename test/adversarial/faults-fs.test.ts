@@ -282,6 +282,8 @@ describe('a cache removed or replaced by someone else during a purge', () => {
 
   it('a trash entry removed by someone else while it is being deleted is no failure', async (ctx) => {
     fx = await makeFixture();
+    // The agent's own trash (mode 0700): it empties no other.
+    await mkdir(trash(), { mode: 0o700 });
     const rounds = 5;
     for (let round = 0; round < rounds; round++) {
       const entry = path.join(trash(), `entry-${round}`);

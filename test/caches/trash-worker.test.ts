@@ -27,6 +27,8 @@ async function makeTrash(entries: number, files: number): Promise<{ trash: strin
   const trash = path.join(tmp.path, 'root', TRASH_DIR_NAME);
   const outside = path.join(tmp.path, 'outside');
   await makeSentinel(outside);
+  // The agent's own trash: its owner, mode 0700 (it refuses any other).
+  await mkdir(trash, { recursive: true, mode: 0o700 });
   for (let e = 0; e < entries; e++) {
     const entry = path.join(trash, `${e}-entry`, 'sub');
     await mkdir(entry, { recursive: true });

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UnsafePathError } from '../../src/errors.js';
 import { listCaches, type CacheDir } from '../../src/caches/inventory.js';
@@ -60,6 +60,8 @@ describe('moveToTrash', () => {
     const err = await moveToTrash(cache, cache.key).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UnsafePathError);
     expect((err as UnsafePathError).message).toContain(cache.path);
+    expect((err as UnsafePathError).message).toMatch(/replaced/);
+    expect((err as UnsafePathError).path).toBe(cache.path);
     expect(existsSync(cache.path)).toBe(true);
     expect(await trashEntries([path.join(root, TRASH_DIR_NAME)])).toEqual([]);
   });
@@ -70,9 +72,26 @@ describe('moveToTrash', () => {
     await rm(cache.path, { recursive: true });
     await symlink(outside, cache.path);
     const before = await hashTree(outside);
-    await expect(moveToTrash(cache)).rejects.toBeInstanceOf(UnsafePathError);
+    await expect(moveToTrash(cache, cache.key)).rejects.toBeInstanceOf(UnsafePathError);
     expect((await lstat(cache.path)).isSymbolicLink()).toBe(true);
     expect(await hashTree(outside)).toBe(before);
+  });
+
+  it('moves only a direct child of the root it holds open (rule 2), never `..` or the trash', async () => {
+    const { root, outside } = await setup();
+    const cache = await makeCache(root, 'c', outside);
+    await mkdir(path.join(cache.path, 'inner'));
+    const innerKey = await keyAt(path.join(cache.path, 'inner'));
+    const rootKey = await keyAt(root);
+    const attempts: [string, string][] = [
+      [path.join(cache.path, 'inner'), innerKey],
+      [path.join(root, '..'), rootKey],
+      [path.join(root, TRASH_DIR_NAME), rootKey],
+      [outside, await keyAt(outside)],
+    ];
+    for (const [p, key] of attempts) await expect(moveToTrash({ root, path: p }, key), p).rejects.toBeInstanceOf(UnsafePathError);
+    expect(await trashEntries([path.join(root, TRASH_DIR_NAME)])).toEqual([]);
+    expect(existsSync(path.join(cache.path, 'inner'))).toBe(true);
   });
 
   it('says, with its own error code, when the cache is already gone', async () => {
@@ -105,6 +124,41 @@ describe('moveToTrash', () => {
     expect(await hashTree(outside)).toBe(before);
   });
 
+  it("refuses a trash that is not the agent's own 0700 directory, naming it and the fix", async (ctx) => {
+    const { root, outside } = await setup();
+    const cache = await makeCache(root, 'c', outside);
+    const trash = path.join(root, TRASH_DIR_NAME);
+    await mkdir(trash, { mode: 0o700 });
+    await chmod(trash, 0o755);
+    const wide = await moveToTrash(cache, cache.key).catch((e: unknown) => e);
+    expect(wide).toBeInstanceOf(TrashUnavailableError);
+    expect((wide as Error).message).toMatch(new RegExp(`refusing the trash ${trash}: it has mode 0755, not 0700.*removed`));
+    await chmod(trash, 0o700);
+    if (process.getuid?.() !== 0) return ctx.skip('chown needs root');
+    await chown(trash, 4242, 4242);
+    const foreign = await moveToTrash(cache, cache.key).catch((e: unknown) => e);
+    expect((foreign as Error).message).toMatch(/owned by uid 4242, not by the agent \(uid 0\)/);
+    expect(existsSync(cache.path)).toBe(true);
+    expect(await readdir(trash)).toEqual([]);
+    // Nor is one emptied: whatever is in it stays, and the report says why.
+    await writeFile(path.join(trash, 'theirs'), 'x');
+    const report = await emptyTrash([trash]);
+    expect(report.failures).toEqual([{ path: trash, error: expect.stringMatching(/owned by uid 4242.*left alone/) }]);
+    expect(await readdir(trash)).toEqual(['theirs']);
+  });
+
+  it('makes its trash with mode exactly 0700 whatever the umask', async () => {
+    const { root, outside } = await setup();
+    const cache = await makeCache(root, 'c', outside);
+    const old = process.umask(0o077);
+    try {
+      await moveToTrash(cache, cache.key);
+    } finally {
+      process.umask(old);
+    }
+    expect((await lstat(path.join(root, TRASH_DIR_NAME))).mode & 0o7777).toBe(0o700);
+  });
+
   it('refuses a cache that is a mount point', async (ctx) => {
     const { root } = await setup();
     const mnt = path.join(root, 'mounted');
@@ -112,7 +166,7 @@ describe('moveToTrash', () => {
     const { caches } = await listCaches({ roots: [root], singles: [] });
     const error = await mountTmpfs(mnt);
     if (error) return ctx.skip(`mounts are not permitted here: ${error}`);
-    await expect(moveToTrash(caches[0]!)).rejects.toThrow(/mount point/);
+    await expect(moveToTrash(caches[0]!, caches[0]!.key)).rejects.toThrow(/mount point/);
     expect(existsSync(mnt)).toBe(true);
   });
 });

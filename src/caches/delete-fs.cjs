@@ -1,0 +1,39 @@
+// @ts-check
+/** What both kinds of deletion call share: one name inside a held directory, and a descriptor's identity. */
+'use strict';
+const fs = require('node:fs');
+
+const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = fs.constants;
+
+/** `/proc/self/fd/<fd>/<name>`, as bytes. @param {number} fd @param {Uint8Array} name */
+const at = (fd, name) => Buffer.concat([Buffer.from(`/proc/self/fd/${fd}/`), name]);
+
+/** @param {any} e */
+const failure = (e) => ({ code: (e && e.code) || 'EUNKNOWN', message: String((e && e.message) || e) });
+
+/** @param {number} fd */
+function mountId(fd) {
+  try {
+    const m = /^mnt_id:\s*(\d+)/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'latin1'));
+    return m ? m[1] : null;
+  } catch {
+    return null;
+  }
+}
+
+/** @param {number} fd */
+function identity(fd) {
+  const st = fs.fstatSync(fd, { bigint: true });
+  return { dev: String(st.dev), ino: String(st.ino), mnt: mountId(fd) };
+}
+
+/** @param {fs.Dir} dir */
+function closeQuietly(dir) {
+  try {
+    dir.closeSync();
+  } catch {
+    // Already closed: nothing to release.
+  }
+}
+
+module.exports = { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, at, failure, identity, closeQuietly };
