@@ -11,9 +11,11 @@ import { footprint } from './scenarios/footprint.js';
 import { visibility } from './scenarios/visibility.js';
 import { reclaim } from './scenarios/reclaim.js';
 import { gentleness } from './scenarios/gentleness.js';
+import { startup } from './scenarios/startup.js';
 import type { Result } from './lib.js';
 
 const SCENARIOS: Record<string, () => Promise<Result[]>> = {
+  startup,
   visibility,
   reclaim,
   gentleness,

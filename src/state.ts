@@ -13,7 +13,7 @@
  */
 import { open, readFile, readdir, rename, mkdir, unlink, chmod, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { z } from 'zod';
+import { z } from './validation.js';
 import { StateLockedError, StateWriteError, errnoCode, errorMessage } from './errors.js';
 import { tryFlock, FlockUnavailableError } from './flock.js';
 import type { Logger } from './log.js';
@@ -27,7 +27,7 @@ const pendingSchema = z.object({
   beforeMs: z.number(),
   reason: z.enum(['in-use', 'failed']),
   since: z.number(),
-  lastError: z.string().optional(),
+  lastError: z.optional(z.string()),
 });
 
 const leaseSchema = z.object({
@@ -41,14 +41,14 @@ const leaseSchema = z.object({
 const stateSchema = z.object({
   version: z.literal(1),
   /** Local start time (ms) of the last successful, applied query. */
-  cursor: z.number().nullable(),
+  cursor: z.nullable(z.number()),
   /** The latest wall-clock time the agent has seen: detects the clock jumping back. */
-  latestClock: z.number().nullable(),
+  latestClock: z.nullable(z.number()),
   firstSeen: z.record(z.string(), z.number()),
   pending: z.array(pendingSchema),
   leases: z.array(leaseSchema),
   /** When each cache (by name) was last released by a lease or exec: eviction's notion of last use. */
-  lastUsed: z.record(z.string(), z.number()).default({}),
+  lastUsed: z._default(z.record(z.string(), z.number()), {}),
 });
 
 export type AgentState = z.infer<typeof stateSchema>;

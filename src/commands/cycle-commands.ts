@@ -3,7 +3,7 @@ import { Agent } from '../agent.js';
 import { runDaemon } from '../daemon.js';
 import type { CycleReport } from '../cycle.js';
 import { commandContext, printJson } from './context.js';
-import { resolveApiServerConfig, startApi, type RunningApi } from '../api/index.js';
+import type { RunningApi } from '../api/index.js';
 
 /** One cycle, then exit: 0 when it completed, 1 when the query or a purge failed. */
 export async function onceCommand(flags: Record<string, unknown>): Promise<number> {
@@ -38,6 +38,8 @@ function summary(report: CycleReport): string {
 /** The daemon, with its local API, until SIGTERM or SIGINT. */
 export async function runCommand(flags: Record<string, unknown>): Promise<number> {
   const ctx = await commandContext(flags);
+  // Loaded here, not at the top: `once` has no API server and should not load one (nor its metrics).
+  const { resolveApiServerConfig, startApi } = await import('../api/index.js');
   // API settings are checked before the agent takes the state lock: a bad one exits 2 at once.
   const apiConfig = await resolveApiServerConfig(ctx.settings);
   const agent = await Agent.start(ctx.settings, { logger: ctx.logger });

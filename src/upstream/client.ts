@@ -160,7 +160,7 @@ export class PurgeCacheClient {
       try {
         const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'purge-cache-agent' };
         if (body !== undefined) headers['content-type'] = 'application/json';
-        if (this.signing) headers.authorization = hawkAuthorization(this.signing, url, method);
+        if (this.signing) headers.authorization = await hawkAuthorization(this.signing, url, method);
         const raw = await sendOnce(
           { method, url, headers, body },
           { timeoutMs: this.timeoutMs, maxResponseBytes: this.maxResponseBytes, signal: this.signal },
