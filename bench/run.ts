@@ -12,12 +12,14 @@ import { visibility } from './scenarios/visibility.js';
 import { reclaim } from './scenarios/reclaim.js';
 import { gentleness } from './scenarios/gentleness.js';
 import { startup } from './scenarios/startup.js';
+import { purgeOnce } from './scenarios/purge-once.js';
 import type { Result } from './lib.js';
 
 const SCENARIOS: Record<string, () => Promise<Result[]>> = {
   startup,
   visibility,
   reclaim,
+  purge: purgeOnce,
   gentleness,
   cycle: cycleAtScale,
   fleet,
