@@ -11,11 +11,15 @@ import { footprint } from './scenarios/footprint.js';
 import { visibility } from './scenarios/visibility.js';
 import { reclaim } from './scenarios/reclaim.js';
 import { gentleness } from './scenarios/gentleness.js';
+import { startup } from './scenarios/startup.js';
+import { purgeOnce } from './scenarios/purge-once.js';
 import type { Result } from './lib.js';
 
 const SCENARIOS: Record<string, () => Promise<Result[]>> = {
+  startup,
   visibility,
   reclaim,
+  purge: purgeOnce,
   gentleness,
   cycle: cycleAtScale,
   fleet,
@@ -29,6 +33,12 @@ async function main(): Promise<void> {
   // A run of some scenarios keeps the others' latest results.
   const previous = await readFile(file, 'utf8').then((t) => (JSON.parse(t) as { results: (Result & { group?: string })[] }).results, () => [] as (Result & { group?: string })[]);
   const results: (Result & { group: string })[] = previous.filter((r): r is Result & { group: string } => r.group !== undefined && !names.includes(r.group));
+  const machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, kernel: os.release(), loadAverage: os.loadavg().map((l) => Math.round(l * 10) / 10) };
+  const save = async (): Promise<void> => {
+    results.sort((a, b) => Object.keys(SCENARIOS).indexOf(a.group) - Object.keys(SCENARIOS).indexOf(b.group));
+    machine.loadAverage = os.loadavg().map((l) => Math.round(l * 10) / 10);
+    await writeFile(file, JSON.stringify({ date: new Date().toISOString(), machine, results }, null, 2) + '\n');
+  };
   for (const name of names) {
     const run = SCENARIOS[name];
     if (!run) throw new Error(`unknown scenario ${name}; known: ${Object.keys(SCENARIOS).join(', ')}`);
@@ -37,11 +47,10 @@ async function main(): Promise<void> {
       results.push({ group: name, ...result });
       printRow(result);
     }
+    // Saved after each group, so a long run stopped part-way keeps what it measured.
+    await save();
   }
-  results.sort((a, b) => Object.keys(SCENARIOS).indexOf(a.group) - Object.keys(SCENARIOS).indexOf(b.group));
-  const machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, kernel: os.release() };
-  await writeFile(file, JSON.stringify({ date: new Date().toISOString(), machine, results }, null, 2) + '\n');
-  process.stdout.write(`\nmachine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}, Linux ${machine.kernel}\nwrote bench/results.json\n`);
+  process.stdout.write(`\nmachine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}, Linux ${machine.kernel}, load average ${machine.loadAverage.join(' ')}\nwrote bench/results.json\n`);
 }
 
 function printRow(r: Result): void {

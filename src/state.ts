@@ -13,7 +13,7 @@
  */
 import { open, readFile, readdir, rename, mkdir, unlink, chmod, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { z } from 'zod';
+import { z } from './validation.js';
 import { StateLockedError, StateWriteError, errnoCode, errorMessage } from './errors.js';
 import { tryFlock, FlockUnavailableError } from './flock.js';
 import type { Logger } from './log.js';
@@ -27,7 +27,7 @@ const pendingSchema = z.object({
   beforeMs: z.number(),
   reason: z.enum(['in-use', 'failed']),
   since: z.number(),
-  lastError: z.string().optional(),
+  lastError: z.optional(z.string()),
 });
 
 const leaseSchema = z.object({
@@ -44,7 +44,7 @@ const recordSchema = z.object({
   receivedAt: z.number(),
   judged: z.array(z.string()),
   purged: z.number(),
-  appliedAt: z.number().nullable(),
+  appliedAt: z.nullable(z.number()),
 });
 
 const identitySchema = z.object({
@@ -56,18 +56,18 @@ const identitySchema = z.object({
 const stateSchema = z.object({
   version: z.literal(2),
   /** What the cursor was taken for (src/core/cursor.ts); null when unknown. */
-  identity: identitySchema.nullable(),
+  identity: z.nullable(identitySchema),
   /** Local start time (ms) of the last successful, applied query. */
-  cursor: z.number().nullable(),
+  cursor: z.nullable(z.number()),
   /** The latest wall-clock time the agent has seen: detects the clock jumping back. */
-  latestClock: z.number().nullable(),
+  latestClock: z.nullable(z.number()),
   firstSeen: z.record(z.string(), z.number()),
   pending: z.array(pendingSchema),
   /** The purge requests received and which locations judged them (src/core/records.ts). */
   records: z.array(recordSchema),
   leases: z.array(leaseSchema),
   /** When each cache (by name) was last released by a lease or exec: eviction's notion of last use. */
-  lastUsed: z.record(z.string(), z.number()).default({}),
+  lastUsed: z._default(z.record(z.string(), z.number()), {}),
 });
 
 /**
@@ -75,7 +75,7 @@ const stateSchema = z.object({
  * whose cursor was taken for something unknown, so the first query after an
  * upgrade is a full one, and every request it returns is recorded afresh.
  */
-const versionOneSchema = stateSchema.extend({ version: z.literal(1), identity: z.null().default(null), records: z.array(recordSchema).default([]) });
+const versionOneSchema = z.extend(stateSchema, { version: z.literal(1), identity: z._default(z.null(), null), records: z._default(z.array(recordSchema), []) });
 
 export type AgentState = z.infer<typeof stateSchema>;
 export type StoredPending = PendingPurge;

@@ -2,8 +2,9 @@
  * A cycle at scale: N caches on disk and a response of N requests, a tenth
  * of them matching. Times each step of the real code path, in process: the
  * query (against a 127.0.0.1 server), the listing, the plan, the in-use
- * probe of the matched caches, and the locked renames. Target (issue 7):
- * planning plus issuing the renames under 200 ms at N = 10,000.
+ * probe of the matched caches, and the locked renames. Target: planning plus
+ * issuing the renames at most 100 ms at N = 10,000; the listing is reported
+ * on its own row.
  */
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:http';
@@ -87,9 +88,12 @@ export async function cycleAtScale(): Promise<Result[]> {
       scenario: `cycle: ${n} caches, ${n} requests, ${n / 10} matching — plan + in-use probe + locked renames`,
       value: round(core),
       unit: 'ms',
-      ...(n === 10_000 ? { target: '< 200 ms at 10,000', met: core < 200 } : {}),
+      ...(n === 10_000 ? { target: '≤ 100 ms at 10,000', met: core <= 100 } : {}),
       note: `median of 3 runs; query ${round(r.fetchMs!)} ms, listing ${round(r.listMs!)} ms, plan ${round(r.planMs!, 2)} ms, probe ${round(r.probeMs!)} ms, renames ${round(r.renameMs!)} ms`,
     });
+    if (n === 10_000) {
+      results.push({ scenario: `cycle: listing ${n} caches (readdir + one lstat each)`, value: round(r.listMs!), unit: 'ms', note: 'median of 3 runs' });
+    }
   }
   return results;
 }

@@ -3,7 +3,8 @@
  * lease) and for exec: it finds the running agent — through its unix socket,
  * or over TCP with --api and the token — and speaks the routes.
  */
-import { Agent as Dispatcher } from 'undici';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Settings } from '../config/index.js';
 import { AgentError, AgentUnreachableError, errnoCode, errorMessage } from '../errors.js';
 import { clientSocketCandidates, loadApiToken } from './config.js';
@@ -56,19 +57,28 @@ export function encodeSegment(value: string): string {
 /** Long polls last at most 60 s on the agent's side; the client waits a little longer. */
 const TIMEOUT_MS = 90_000;
 const FOLLOW_WAIT_SECONDS = 30;
+const CONNECT_TIMEOUT_MS = 5_000;
+
+async function readText(res: IncomingMessage): Promise<string> {
+  res.setEncoding('utf8');
+  let text = '';
+  for await (const chunk of res) text += chunk as string;
+  return text;
+}
 
 export class ApiClient {
-  private readonly dispatcher: Dispatcher;
-  private readonly origin: string;
+  // node:http rather than undici: its parser is native, so `exec` and the other
+  // short commands don't compile undici's WebAssembly one (about 20 MB) to ask a question.
+  private readonly agent: HttpAgent;
+  private readonly request: typeof httpRequest;
+  private readonly target: { socketPath: string } | { host: string; port: number };
 
   constructor(readonly endpoint: Endpoint) {
-    if (endpoint.kind === 'socket') {
-      this.dispatcher = new Dispatcher({ connect: { socketPath: endpoint.socketPath, timeout: 5_000 }, headersTimeout: TIMEOUT_MS, bodyTimeout: TIMEOUT_MS });
-      this.origin = 'http://localhost';
-    } else {
-      this.dispatcher = new Dispatcher({ connect: { timeout: 5_000 }, headersTimeout: TIMEOUT_MS, bodyTimeout: TIMEOUT_MS });
-      this.origin = new URL(endpoint.url).origin;
-    }
+    const url = endpoint.kind === 'tcp' ? new URL(endpoint.url) : null;
+    const secure = url?.protocol === 'https:';
+    this.agent = secure ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
+    this.request = secure ? httpsRequest : httpRequest;
+    this.target = url ? { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || (secure ? 443 : 80)) } : { socketPath: (endpoint as { socketPath: string }).socketPath };
   }
 
   /** Where this client talks to, for messages. */
@@ -76,20 +86,15 @@ export class ApiClient {
     return this.endpoint.kind === 'socket' ? this.endpoint.socketPath : this.endpoint.url;
   }
 
-  /** One request. Answers of 400 and above throw ApiRequestError; network failures throw as undici reports them. */
+  /** One request. Answers of 400 and above throw ApiRequestError; network failures throw as node:http reports them. */
   async call<T = unknown>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.endpoint.kind === 'tcp' && this.endpoint.token) headers.authorization = `Bearer ${this.endpoint.token}`;
-    // origin + path, not a URL: the path is sent exactly as encoded.
-    const res = await this.dispatcher.request({
-      origin: this.origin,
-      path,
-      method: method as 'GET',
-      headers,
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await res.body.text();
+    // A path, not a URL: it is sent exactly as encoded.
+    const res = await this.send(method, path, headers, body === undefined ? undefined : JSON.stringify(body));
+    const status = res.statusCode ?? 0;
+    const text = await readText(res);
     let parsed: unknown = null;
     if (text !== '') {
       try {
@@ -98,14 +103,37 @@ export class ApiClient {
         parsed = text;
       }
     }
-    if (res.statusCode >= 400) {
+    if (status >= 400) {
       const err = (parsed ?? {}) as { code?: string; message?: string };
-      const apiCode = typeof err.code === 'string' ? err.code : `HTTP${res.statusCode}`;
-      let message = typeof err.message === 'string' ? err.message : `HTTP ${res.statusCode}`;
-      if (res.statusCode === 401) message += ' (the token comes from --api-token-file or PURGE_CACHE_AGENT_API_TOKEN)';
-      throw new ApiRequestError(`the agent at ${this.where} refused ${method} ${decodeForHumans(path)}: ${message}`, res.statusCode, apiCode);
+      const apiCode = typeof err.code === 'string' ? err.code : `HTTP${status}`;
+      let message = typeof err.message === 'string' ? err.message : `HTTP ${status}`;
+      if (status === 401) message += ' (the token comes from --api-token-file or PURGE_CACHE_AGENT_API_TOKEN)';
+      throw new ApiRequestError(`the agent at ${this.where} refused ${method} ${decodeForHumans(path)}: ${message}`, status, apiCode);
     }
-    return { status: res.statusCode, body: parsed as T };
+    return { status, body: parsed as T };
+  }
+
+  /** One exchange; connecting is bounded by CONNECT_TIMEOUT_MS, then each silence by TIMEOUT_MS. */
+  private send(method: string, path: string, headers: Record<string, string>, body: string | undefined): Promise<IncomingMessage> {
+    if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
+    return new Promise((resolve, reject) => {
+      const req = this.request({ ...this.target, agent: this.agent, method, path, headers, timeout: TIMEOUT_MS });
+      const connecting = setTimeout(() => req.destroy(Object.assign(new Error(`connecting took longer than ${CONNECT_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' })), CONNECT_TIMEOUT_MS);
+      req.once('socket', (socket) => {
+        if (!socket.connecting) clearTimeout(connecting);
+        else socket.once('connect', () => clearTimeout(connecting));
+      });
+      req.once('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' })));
+      req.once('response', (res) => {
+        clearTimeout(connecting);
+        resolve(res);
+      });
+      req.once('error', (err) => {
+        clearTimeout(connecting);
+        reject(err);
+      });
+      req.end(body);
+    });
   }
 
   async healthz(): Promise<void> {
@@ -156,7 +184,7 @@ export class ApiClient {
   }
 
   async close(): Promise<void> {
-    await this.dispatcher.close();
+    this.agent.destroy();
   }
 }
 

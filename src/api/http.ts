@@ -4,7 +4,7 @@
  * be named `..`, sent as `%2E%2E`).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { z } from 'zod';
+import type { z, Issue } from '../validation.js';
 
 /** An error answer. Every error the API gives is JSON `{"code","message"}` with one of these statuses. */
 export class ApiError extends Error {
@@ -81,7 +81,7 @@ export function readBody(req: IncomingMessage, limit = BODY_LIMIT): Promise<stri
 }
 
 /** Parse a JSON body against a strict schema: malformed JSON and unknown or invalid fields are 400. An empty body is `{}`. */
-export function parseBody<S extends z.ZodType>(text: string, schema: S): z.infer<S> {
+export function parseBody<S extends z.ZodMiniType>(text: string, schema: S): z.infer<S> {
   let value: unknown = {};
   if (text.trim() !== '') {
     try {
@@ -96,7 +96,7 @@ export function parseBody<S extends z.ZodType>(text: string, schema: S): z.infer
 }
 
 /** Validate query parameters strictly: an unknown parameter is a 400 too (a typo must not be silently ignored). */
-export function parseQuery<S extends z.ZodType>(query: URLSearchParams, schema: S): z.infer<S> {
+export function parseQuery<S extends z.ZodMiniType>(query: URLSearchParams, schema: S): z.infer<S> {
   const value: Record<string, string> = {};
   for (const [key, v] of query) {
     if (key in value) throw badRequest(`query parameter "${key}" is given more than once`);
@@ -107,7 +107,7 @@ export function parseQuery<S extends z.ZodType>(query: URLSearchParams, schema: 
   return parsed.data;
 }
 
-function describeIssues(error: z.ZodError): string {
+function describeIssues(error: { issues: Issue[] }): string {
   return error.issues
     .map((issue) => {
       const where = issue.path.length > 0 ? issue.path.join('.') : '';

@@ -4,7 +4,7 @@
  * an ApiError. See the README's "Local API" section for the contract.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { z } from 'zod';
+import { z } from '../validation.js';
 import type { Agent, Operation } from '../agent.js';
 import type { CycleReport } from '../cycle.js';
 import { findCaches, listCaches } from '../caches/inventory.js';
@@ -112,13 +112,13 @@ function outcomeOf(op: Operation, report: CycleReport): { code: number; error: s
 
 // ---------------------------------------------------------------------------
 
-const flag = z.enum(['1', '0', 'true', 'false']).transform((v) => v === '1' || v === 'true');
-const noQuery = z.object({}).strict();
-const noBody = z.object({}).strict();
+const flag = z.pipe(z.enum(['1', '0', 'true', 'false']), z.transform((v) => v === '1' || v === 'true'));
+const noQuery = z.strictObject({});
+const noBody = z.strictObject({});
 
 const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
 
-async function body<S extends z.ZodType>(r: RouteRequest, schema: S): Promise<z.infer<S>> {
+async function body<S extends z.ZodMiniType>(r: RouteRequest, schema: S): Promise<z.infer<S>> {
   return parseBody(await readBody(r.req), schema);
 }
 
@@ -201,7 +201,7 @@ function configSummary(agent: Agent): Record<string, unknown> {
 }
 
 const listCachesRoute: Handler = async (r) => {
-  const { size } = parseQuery(r.query, z.object({ size: flag.optional() }).strict());
+  const { size } = parseQuery(r.query, z.strictObject({ size: z.optional(flag) }));
   const { agent } = r.ctx;
   const inventory = await listCaches(agent.sources);
   const caches = [...inventory.caches].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
@@ -230,7 +230,7 @@ const listCachesRoute: Handler = async (r) => {
 
 const deleteCache: Handler = async (r) => {
   const [name] = r.params as [string];
-  const { dry_run: dryRun } = parseQuery(r.query, z.object({ dry_run: flag.optional() }).strict());
+  const { dry_run: dryRun } = parseQuery(r.query, z.strictObject({ dry_run: z.optional(flag) }));
   await body(r, noBody);
   const { agent } = r.ctx;
   const matching = (await findCaches(agent.sources, [name])).caches.filter((c) => c.name === name);
@@ -256,12 +256,10 @@ const getTask: Handler = async (r) => {
   const [id] = r.params as [string];
   const query = parseQuery(
     r.query,
-    z
-      .object({
-        first: z.string().regex(/^\d{1,9}$/, 'expected a whole number, 0 or more').transform(Number).optional(),
-        wait: z.string().regex(/^\d{1,9}(\.\d+)?$/, 'expected a number of seconds, 0 or more').transform(Number).optional(),
-      })
-      .strict(),
+    z.strictObject({
+      first: z.optional(z.pipe(z.string().check(z.regex(/^\d{1,9}$/, 'expected a whole number, 0 or more')), z.transform(Number))),
+      wait: z.optional(z.pipe(z.string().check(z.regex(/^\d{1,9}(\.\d+)?$/, 'expected a number of seconds, 0 or more')), z.transform(Number))),
+    }),
   );
   const task = r.ctx.tasks.get(id);
   if (!task) throw notFound(`no task ${JSON.stringify(id)} (unknown, or finished more than an hour ago)`);
@@ -292,7 +290,7 @@ export const DEFAULT_LEASE_TTL_SECONDS = 600;
 const putLease: Handler = async (r) => {
   parseQuery(r.query, noQuery);
   const { cacheName, owner } = leaseParams(r);
-  const { ttlSeconds = DEFAULT_LEASE_TTL_SECONDS } = await body(r, z.object({ ttlSeconds: z.number().finite().optional() }).strict());
+  const { ttlSeconds = DEFAULT_LEASE_TTL_SECONDS } = await body(r, z.strictObject({ ttlSeconds: z.optional(z.number()) }));
   const ttlMs = Math.round(ttlSeconds * 1000);
   const problem = validateTtl(ttlMs);
   if (problem) throw new ApiError(400, 'InputValidationError', `invalid ttlSeconds ${ttlSeconds}: ${problem}`);

@@ -5,7 +5,7 @@ import type { CycleReport } from '../cycle.js';
 import { startFields } from '../heartbeat.js';
 import { commandContext, printJson } from './context.js';
 import { requireUsableStateDir } from './state-dir.js';
-import { resolveApiServerConfig, startApi, type RunningApi } from '../api/index.js';
+import type { RunningApi } from '../api/index.js';
 
 /** One cycle, then exit: 0 when it completed, 1 when the query or a purge failed. */
 export async function onceCommand(flags: Record<string, unknown>): Promise<number> {
@@ -66,6 +66,8 @@ export function formatBytes(bytes: number): string {
 /** The daemon, with its local API, until SIGTERM or SIGINT. */
 export async function runCommand(flags: Record<string, unknown>): Promise<number> {
   const ctx = await commandContext(flags, 'run');
+  // Loaded here, not at the top: `once` has no API server and should not load one (nor its metrics).
+  const { resolveApiServerConfig, startApi } = await import('../api/index.js');
   // API settings are checked before the agent takes the state lock: a bad one exits 2 at once.
   const apiConfig = await resolveApiServerConfig(ctx.settings);
   await requireUsableStateDir(ctx.settings.stateDir, { write: !ctx.settings.dryRun });

@@ -6,7 +6,6 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import YAML from 'yaml';
 import { ConfigError, errnoCode, errorMessage } from '../errors.js';
 import { registerSecret } from '../secrets.js';
 import { SETTINGS, DEFAULTS, singleCache, type CommandName, type Settings, type SettingSpec } from './settings.js';
@@ -45,6 +44,8 @@ export async function readConfigFile(file: string): Promise<Record<string, unkno
     throw new ConfigError(`cannot read config file ${file} (--config / PURGE_CACHE_AGENT_CONFIG): ${why}`, 'config');
   }
   let doc: unknown;
+  // Loaded only when there is a config file: most runs of `once` and `exec` take flags and environment.
+  const { default: YAML } = await import('yaml');
   try {
     // YAML 1.2 is a superset of JSON, so one parser reads both formats.
     doc = YAML.parse(text);

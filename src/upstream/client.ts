@@ -4,7 +4,6 @@
  * on it, and each failure becomes one of the shared upstream errors with a
  * message that says what to do.
  */
-import type { Dispatcher } from 'undici';
 import { ConfigError, UpstreamHttpError, UpstreamNetworkError, UpstreamResponseError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { registerSecret } from '../secrets.js';
@@ -36,7 +35,6 @@ export interface UpstreamOptions {
   logger?: Logger;
   random?: () => number;
   sleep?: (ms: number) => Promise<void>;
-  dispatcher?: Dispatcher;
   /** Aborting it abandons every call in flight and every retry (the agent is stopping). */
   signal?: AbortSignal;
 }
@@ -75,7 +73,6 @@ export class PurgeCacheClient {
   private readonly logger: Logger;
   private readonly random: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
-  private readonly dispatcher: Dispatcher | undefined;
   private readonly signal: AbortSignal | undefined;
 
   constructor(opts: UpstreamOptions) {
@@ -101,7 +98,6 @@ export class PurgeCacheClient {
     this.logger = opts.logger ?? silentLogger();
     this.random = opts.random ?? Math.random;
     this.sleep = opts.sleep ?? defaultSleep;
-    this.dispatcher = opts.dispatcher;
     this.signal = opts.signal;
   }
 
@@ -164,10 +160,10 @@ export class PurgeCacheClient {
       try {
         const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'purge-cache-agent' };
         if (body !== undefined) headers['content-type'] = 'application/json';
-        if (this.signing) headers.authorization = hawkAuthorization(this.signing, url, method);
+        if (this.signing) headers.authorization = await hawkAuthorization(this.signing, url, method);
         const raw = await sendOnce(
           { method, url, headers, body },
-          { timeoutMs: this.timeoutMs, maxResponseBytes: this.maxResponseBytes, dispatcher: this.dispatcher, signal: this.signal },
+          { timeoutMs: this.timeoutMs, maxResponseBytes: this.maxResponseBytes, signal: this.signal },
         );
         this.logger.debug({ method, url: describeUrl(url), status: raw.status, attempt }, 'purge-cache service answered');
         if (raw.status >= 200 && raw.status < 300) return { raw, attempts: attempt, where };

@@ -3,7 +3,6 @@
  * registered for scrubbing the moment it is read, and no message here ever
  * quotes a credential's value, only the name of the setting it came from.
  */
-import hawk from 'hawk';
 import { ConfigError } from '../errors.js';
 import { registerSecret } from '../secrets.js';
 
@@ -61,8 +60,19 @@ function parseCertificate(certificate: string | object): object {
   return parsed;
 }
 
+/** Loaded on the first signed request: anonymous and proxied agents never need it. */
+let hawkModule: Promise<Hawk> | undefined;
+type Hawk = typeof import('hawk');
+
+/** hawk is CommonJS: its exports are the namespace's default under a bundler, and also named under Node. */
+async function loadHawk(): Promise<Hawk> {
+  const loaded = (await import('hawk')) as Hawk & { default?: Hawk };
+  return loaded.default ?? loaded;
+}
+
 /** The Authorization header for one request; sign each attempt anew (Hawk timestamps and nonces). */
-export function hawkAuthorization(creds: SigningCredentials, url: string, method: string): string {
+export async function hawkAuthorization(creds: SigningCredentials, url: string, method: string): Promise<string> {
+  const hawk = await (hawkModule ??= loadHawk());
   const { header } = hawk.client.header(url, method, {
     credentials: { id: creds.clientId, key: creds.accessToken, algorithm: 'sha256' },
     ...(creds.ext !== undefined ? { ext: creds.ext } : {}),

@@ -4,7 +4,7 @@
  * each purge request is then checked on its own, and a bad one is skipped
  * with a reason instead of spoiling the good ones.
  */
-import { z } from 'zod';
+import { z, type Issue } from '../validation.js';
 import { UpstreamResponseError } from '../errors.js';
 import type { PurgeRequest, WorkerPool } from '../model.js';
 import { workerPoolId } from '../model.js';
@@ -31,7 +31,7 @@ const entrySchema = z.object({
   provisionerId: z.string(),
   workerType: z.string(),
   cacheName: z.string(),
-  before: z.string().refine(isServiceTimestamp, { message: 'not an ISO 8601 date-time with a time zone' }),
+  before: z.string().check(z.refine(isServiceTimestamp, { message: 'not an ISO 8601 date-time with a time zone' })),
 });
 
 /**
@@ -43,7 +43,7 @@ const entriesArray = z.custom<unknown[]>((value) => Array.isArray(value), { mess
 const purgeRequestsSchema = z.object({ requests: entriesArray });
 const listSchema = z.object({
   requests: entriesArray,
-  continuationToken: z.string().nullish(),
+  continuationToken: z.nullish(z.string()),
 });
 const pingSchema = z.object({ alive: z.boolean(), uptime: z.number() });
 
@@ -60,7 +60,7 @@ export function parseJson(raw: RawResponse, where: string): unknown {
   }
 }
 
-function envelope<T>(schema: z.ZodType<T>, body: unknown, where: string, expected: string): T {
+function envelope<T>(schema: z.ZodMiniType<T>, body: unknown, where: string, expected: string): T {
   const result = schema.safeParse(body);
   if (!result.success) {
     throw new UpstreamResponseError(
@@ -144,7 +144,7 @@ export function serviceError(raw: RawResponse): { code?: string; message?: strin
   };
 }
 
-function describeIssues(issues: z.core.$ZodIssue[]): string {
+function describeIssues(issues: Issue[]): string {
   return issues
     .slice(0, 5)
     .map((i) => `${i.path.length ? i.path.join('.') : 'value'}: ${i.message}`)

@@ -1,12 +1,16 @@
 /**
- * One HTTP attempt, bounded in time and in memory. undici's headers/body
- * timeouts are idle timeouts (a server dribbling a byte a second never trips
- * them), so an AbortSignal deadline covers the whole attempt, body included;
- * and the body is counted as it arrives so a huge answer is cut off rather
- * than buffered.
+ * One HTTP attempt, bounded in time and in memory. A deadline covers the whole
+ * attempt, body included (idle timeouts alone let a server dribbling a byte a
+ * second hold a cycle forever), and the body is counted as it arrives so a
+ * huge answer is cut off rather than buffered.
+ *
+ * Built on node:http/https: their parser is native, whereas undici (and the
+ * global fetch built on it) compiles a WebAssembly parser in every process —
+ * about 20 MB of resident memory and, at exit, a wait for that compilation —
+ * which `once` and `exec`, started before every task, would pay each time.
  */
-import { request, type Dispatcher } from 'undici';
-import type { IncomingHttpHeaders } from 'node:http';
+import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { AgentError, UpstreamNetworkError, UpstreamResponseError, errnoCode } from '../errors.js';
 import { scrub } from '../secrets.js';
 import { describeUrl } from './urls.js';
@@ -30,7 +34,6 @@ export interface RawResponse {
 export interface TransportOptions {
   timeoutMs: number;
   maxResponseBytes: number;
-  dispatcher: Dispatcher | undefined;
   /** Abandons the attempt at once (the agent is stopping). */
   signal?: AbortSignal | undefined;
 }
@@ -44,24 +47,17 @@ export async function sendOnce(out: Outgoing, opts: TransportOptions): Promise<R
   const abandon = (): void => controller.abort();
   opts.signal?.addEventListener('abort', abandon, { once: true });
   try {
-    const res = await request(out.url, {
-      method: out.method,
-      headers: out.headers,
-      body: out.body,
-      signal: controller.signal,
-      headersTimeout: opts.timeoutMs,
-      bodyTimeout: opts.timeoutMs,
-      dispatcher: opts.dispatcher,
-    });
-    const headers = res.headers as IncomingHttpHeaders;
-    if (res.statusCode >= 300 && res.statusCode < 400) {
+    const res = await exchange(out, controller.signal);
+    const headers = res.headers;
+    const status = res.statusCode ?? 0;
+    if (status >= 300 && status < 400) {
       // Not followed, so its body is of no use.
-      discard(res.body);
-      return { status: res.statusCode, headers, body: Buffer.alloc(0) };
+      discard(res);
+      return { status, headers, body: Buffer.alloc(0) };
     }
-    const ok = res.statusCode >= 200 && res.statusCode < 300;
-    const body = await readCapped(res.body, ok ? opts.maxResponseBytes : ERROR_BODY_LIMIT, ok, headers, where);
-    return { status: res.statusCode, headers, body };
+    const ok = status >= 200 && status < 300;
+    const body = await readCapped(res, ok ? opts.maxResponseBytes : ERROR_BODY_LIMIT, ok, headers, where);
+    return { status, headers, body };
   } catch (err) {
     if (opts.signal?.aborted) throw new UpstreamNetworkError(`${where}: ${ABANDONED}`);
     if (controller.signal.aborted) {
@@ -82,8 +78,21 @@ export async function sendOnce(out: Outgoing, opts: TransportOptions): Promise<R
   }
 }
 
+/** Send the request; resolve with the response once its head has arrived. The signal destroys both. */
+function exchange(out: Outgoing, signal: AbortSignal): Promise<IncomingMessage> {
+  const url = new URL(out.url);
+  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  const headers: Record<string, string> = { ...out.headers };
+  if (out.body !== undefined) headers['content-length'] = String(Buffer.byteLength(out.body));
+  return new Promise((resolve, reject) => {
+    const req = send(url, { method: out.method, headers, signal });
+    req.once('response', resolve);
+    req.once('error', reject);
+    req.end(out.body);
+  });
+}
 async function readCapped(
-  body: AsyncIterable<Buffer> & Discardable,
+  body: IncomingMessage,
   limit: number,
   failWhenOver: boolean,
   headers: IncomingHttpHeaders,
@@ -120,7 +129,7 @@ interface Discardable {
   destroy(): unknown;
 }
 
-/** Stops reading a body. undici reports the abort as an 'error' event: expected here, so swallowed. */
+/** Stops reading a body. The abort may surface as an 'error' event: expected here, so swallowed. */
 function discard(body: Discardable): void {
   body.on('error', () => undefined);
   body.destroy();

@@ -1,0 +1,97 @@
+/**
+ * Reclaim as a user sees it: `once` (the built CLI, process start included)
+ * purging one cache of 100,000 files against the embedded service, until its
+ * trash is empty, side by side with `rm -rf` of an identical tree in the same
+ * run. Two kinds of tree: 64-byte files, and empty files (metadata only:
+ * `rm -rf`'s best case). Target: a ratio of at most 1.0.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { lstat } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startService } from '../../src/service/index.js';
+import { PurgeCacheClient } from '../../src/upstream/client.js';
+import { silentLogger } from '../../src/log.js';
+import { makeTree, median, ms, round, scratch, type Result } from '../lib.js';
+
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../dist/cli.js');
+const FILES = 100_000;
+const DIRS = 1_000;
+const ROUNDS = Number(process.env.PCA_BENCH_PURGE_ROUNDS ?? 2);
+const POOL = { provisionerId: 'bench', workerType: 'purge-once' };
+
+function settle(): void {
+  // Flush dirty pages so one tree's writeback doesn't bill the next deletion.
+  spawnSync('sync');
+}
+
+function runOnce(args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, 'once', ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`once exited ${code}: ${stderr}`))));
+  });
+}
+
+export async function purgeOnce(): Promise<Result[]> {
+  const results: Result[] = [];
+  for (const bytes of [64, 0]) {
+    const dir = await scratch(`purge-once-${bytes}`);
+    const service = await startService({ host: '127.0.0.1', port: 0, logger: silentLogger() });
+    const client = new PurgeCacheClient({ rootUrl: service.url, logger: silentLogger() });
+    const ours: number[] = [];
+    const rm: number[] = [];
+    try {
+      for (let round = 0; round < ROUNDS; round++) {
+        const root = path.join(dir.path, `root-${round}`);
+        const cache = path.join(root, 'victim');
+        const other = path.join(dir.path, `rm-${round}`);
+        await makeTree(cache, DIRS, FILES, bytes);
+        await makeTree(other, DIRS, FILES, bytes);
+        await client.purgeCache(POOL, 'victim');
+        settle();
+        const args = ['--root-url', service.url, '--worker-pool-id', `${POOL.provisionerId}/${POOL.workerType}`, '--cache-root', root, '--state-dir', path.join(dir.path, `state-${round}`)];
+        const runOurs = async (): Promise<void> => {
+          const start = performance.now();
+          await runOnce(args);
+          ours.push(ms(start));
+          if (await lstat(cache).then(() => true, () => false)) throw new Error('once left the cache in place');
+        };
+        const runRm = (): void => {
+          const start = performance.now();
+          const res = spawnSync('rm', ['-rf', '--one-file-system', other]);
+          rm.push(ms(start));
+          if (res.status !== 0) throw new Error(`rm -rf failed: ${res.stderr}`);
+        };
+        if (round % 2 === 0) {
+          await runOurs();
+          settle();
+          runRm();
+        } else {
+          runRm();
+          settle();
+          await runOurs();
+        }
+        settle();
+      }
+    } finally {
+      await service.close();
+      spawnSync('rm', ['-rf', dir.path]);
+    }
+    const o = median(ours);
+    const r = median(rm);
+    results.push({
+      scenario: `reclaim: \`once\` purging a cache of ${FILES.toLocaleString('en')} ${bytes === 0 ? 'empty' : `${bytes}-byte`} files (process start included)`,
+      value: round(o),
+      unit: 'ms',
+      reference: round(r),
+      ratio: round(o / r, 2),
+      target: 'ratio ≤ 1.0 vs rm -rf',
+      met: o / r <= 1.0,
+      note: `median of ${ROUNDS} (once ${ours.map((x) => round(x)).join(', ')} ms; rm -rf ${rm.map((x) => round(x)).join(', ')} ms); the trash is emptied in the default low-priority child`,
+    });
+  }
+  return results;
+}
