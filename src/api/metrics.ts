@@ -11,7 +11,23 @@ import type { Agent } from '../agent.js';
 import { liveLeases } from '../leases.js';
 import { workerPoolId } from '../model.js';
 import { VERSION } from '../version.js';
+import { createHash } from 'node:crypto';
+import { requestStandings } from '../core/convergence.js';
+import { locationIds } from '../cycle.js';
 import type { TrashBacklog } from './backlog.js';
+
+/** At most this many cache names get a convergence series per worker: the latest requests win. */
+const CONVERGENCE_SERIES_LIMIT = 200;
+
+/**
+ * A cache name as a label value. Names are any string; Prometheus escapes
+ * quotes and newlines, and a very long name is cut with a digest of the whole
+ * so two long names never share a series.
+ */
+function labelValue(name: string): string {
+  if (name.length <= 128) return name;
+  return `${name.slice(0, 100)}…${createHash('sha256').update(name).digest('hex').slice(0, 12)}`;
+}
 
 export interface Metrics {
   registry: Registry;
@@ -94,6 +110,20 @@ export function createMetrics(agent: Agent, backlog: TrashBacklog): Metrics {
   });
   // The worker pool and worker id let a fleet's dashboards group and name agents
   // by what they serve, not by scrape target; worker_id is left out when unset.
+  // Fleet convergence: one series per cache name for its latest request, valued with its `before`,
+  // labelled with where this worker stands on it (summed over workers in the README's PromQL).
+  new Gauge({
+    name: 'purge_cache_agent_purge_request_before_timestamp_seconds',
+    help: "The latest purge request for each cache name that the service still holds (its before, Unix time), by this worker's standing: applied, in-use, failed or unreadable",
+    labelNames: ['cache_name', 'state'] as const,
+    registers,
+    collect() {
+      this.reset();
+      const standings = requestStandings(agent.state.records, agent.state.pending, locationIds(agent.sources), CONVERGENCE_SERIES_LIMIT);
+      for (const s of standings) this.set({ cache_name: labelValue(s.cacheName), state: s.state }, s.beforeMs / 1000);
+    },
+  });
+
   const info = new Gauge({ name: 'purge_cache_agent_info', help: 'Always 1; the labels describe the agent', labelNames: ['version', 'worker_pool_id', 'worker_id'] as const, registers });
   info.set({ version: VERSION, worker_pool_id: workerPoolId(agent.pool), ...(agent.settings.workerId ? { worker_id: agent.settings.workerId } : {}) }, 1);
 
