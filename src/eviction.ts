@@ -20,7 +20,8 @@ import type { UsageProbe } from './caches/inuse.js';
 import { measureTree } from './api/size.js';
 import { leaseHolders } from './leases.js';
 import { applyPurges } from './purge.js';
-import { createdAt, type Candidate } from './plan.js';
+import { createdAt } from './core/rule.js';
+import type { Candidate } from './core/judge.js';
 import { planEviction, minFreeCrossed, type EvictableCache, type EvictionLimits, type FilesystemUsage, type EvictionReason } from './evict.js';
 import type { AgentState } from './state.js';
 

@@ -17,7 +17,7 @@
  * 3. Release the locks. Deleting the trash happens later, in the background.
  */
 import type { Logger } from './log.js';
-import type { Candidate, Outcome } from './plan.js';
+import type { Candidate, Outcome } from './core/judge.js';
 import { moveToTrash, CacheVanishedError, TrashHandles } from './caches/trash.js';
 import { tryLockManyForRename, type DirLock } from './caches/inuse.js';
 import { mapLimit } from './caches/concurrency.js';

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { PurgeCacheClient } from '../../src/upstream/client.js';
 import { listCaches, resolveSources } from '../../src/caches/inventory.js';
 import { createUsageProbe } from '../../src/caches/inuse.js';
-import { selectCandidates, decide } from '../../src/plan.js';
+import { selectCandidates, decide } from '../../src/core/judge.js';
 import { applyPurges } from '../../src/purge.js';
 import { silentLogger } from '../../src/log.js';
 import { median, ms, round, scratch, type Result } from '../lib.js';

@@ -1,7 +1,7 @@
 /** `caches`: the local caches, without contacting the service. */
 import { requireCaches } from '../config/index.js';
 import { listCaches, resolveSources } from '../caches/inventory.js';
-import { createdAt } from '../plan.js';
+import { createdAt } from '../core/rule.js';
 import { StateStore } from '../state.js';
 import { commandContext, printJson } from './context.js';
 

@@ -16,7 +16,7 @@ import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { resolveSources, listCaches } from '../../src/caches/inventory.js';
 import { emptyTrash, trashDirsFor, TRASH_DIR_NAME } from '../../src/caches/trash.js';
-import { selectCandidates, decide } from '../../src/plan.js';
+import { selectCandidates, decide } from '../../src/core/judge.js';
 import { applyPurges } from '../../src/purge.js';
 import type { DeleteReport } from '../../src/caches/delete.js';
 import { silentLogger } from '../../src/log.js';

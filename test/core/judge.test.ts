@@ -1,21 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import {
-  selectCandidates,
-  decide,
-  nextPending,
-  nextFirstSeen,
-  sinceFor,
-  advanceCursor,
-  gapExceeded,
-  clockOffsetMs,
-  isCondemned,
-  createdAt,
-  type ObservedCache,
-  type PendingPurge,
-  type ValidRequest,
-  type Outcome,
-} from '../src/plan.js';
+import { selectCandidates, decide, type PendingPurge, type Outcome } from '../../src/core/judge.js';
+import { nextPending, nextFirstSeen } from '../../src/core/pending.js';
+import { sinceFor, advanceCursor, gapExceeded, clockOffsetMs } from '../../src/core/cursor.js';
+import { isCondemned, createdAt, type ObservedCache } from '../../src/core/rule.js';
+import type { ValidRequest } from '../../src/core/records.js';
 
 const MARGIN = 5 * 60_000;
 const T = Date.parse('2026-11-21T12:00:00Z');
