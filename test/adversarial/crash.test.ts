@@ -1,7 +1,7 @@
 /**
  * SIGKILL at every step of a cycle (issue 6, "Faults"). The fault point
  * (src/fault.ts, PURGE_CACHE_AGENT_TEST_KILL_AT=K) kills the process at the
- * K-th step it reaches: after the query, after each rename, after each
+ * K-th step it reaches: after the query, after the new requests are recorded, after each rename, after each
  * directory removed from the trash, and between writing the state's
  * temporary file and renaming it into place. K is looped from 1 until a run
  * completes without being killed, so every step is covered however many the
@@ -106,7 +106,7 @@ describe('SIGKILL at every fault point', () => {
       }
     }
     const counts = reached.reduce<Record<string, number>>((acc, p) => ((acc[p] = (acc[p] ?? 0) + 1), acc), {});
-    expect(Object.keys(counts).sort()).toEqual(['after-query', 'after-rename', 'state-write', 'trash-delete']);
+    expect(Object.keys(counts).sort()).toEqual(['after-query', 'after-record', 'after-rename', 'state-write', 'trash-delete']);
     record(ctx, { cases: k - 1, unit: 'kill points (K)', detail: `K=1…${k - 1} killed, K=${k} completed; ${Object.entries(counts).map(([p, n]) => `${p} ×${n}`).join(', ')}; each followed by a restart with a request filed after the crash` });
   }, 1_200_000);
 
