@@ -49,6 +49,14 @@ export interface FilesystemUsage {
 
 export type EvictionReason = 'max-unused' | 'max-size' | 'min-free';
 
+/** A cache evicted (or, in a dry run, that would be), as reports carry it. */
+export interface EvictedEntry {
+  name: string;
+  path: string;
+  reason: EvictionReason;
+  bytes: number;
+}
+
 export interface Eviction {
   cache: EvictableCache;
   reason: EvictionReason;

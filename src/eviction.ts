@@ -22,15 +22,10 @@ import { leaseHolders } from './leases.js';
 import { applyPurges } from './purge.js';
 import { createdAt } from './core/rule.js';
 import type { Candidate } from './core/judge.js';
-import { planEviction, minFreeCrossed, type EvictableCache, type EvictionLimits, type FilesystemUsage, type EvictionReason } from './evict.js';
+import { planEviction, minFreeCrossed, type EvictableCache, type EvictionLimits, type FilesystemUsage, type EvictionReason, type EvictedEntry } from './evict.js';
+export type { EvictedEntry };
 import type { AgentState } from './state.js';
 
-export interface EvictedEntry {
-  name: string;
-  path: string;
-  reason: EvictionReason;
-  bytes: number;
-}
 
 export interface EvictionContext {
   settings: Settings;

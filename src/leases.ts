@@ -4,7 +4,7 @@
  * never pins a cache forever. Pure functions over the list kept in the state:
  * the callers (local API, `lease` command, exec) do the I/O and the locking.
  */
-import type { Holder } from './caches/inuse.js';
+import type { Holder } from './core/judge.js';
 import { LeaseLimitError } from './errors.js';
 
 export interface Lease {

@@ -1,7 +1,7 @@
 /** What one operation on the caches did: `once --json` prints it, task results and the local API carry it. */
 import type { Candidate } from './core/judge.js';
 import type { RecordView } from './core/contract.js';
-import type { EvictedEntry } from './eviction.js';
+import type { EvictedEntry } from './evict.js';
 
 export interface PurgedEntry {
   name: string;

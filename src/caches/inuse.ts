@@ -47,15 +47,8 @@ import type { Target } from './proc-view.js';
 export { parseProcLocks, parseMaps } from './proc.js';
 export { inodeKey, tryLockForRename, tryLockManyForRename, acquireSharedLock, type DirLock } from './dir-lock.js';
 
-export interface Holder {
-  /** 'unknown': the scan ran out of budget before it could say; the cache counts as in use. */
-  kind: 'lock' | 'process' | 'lease' | 'unknown';
-  pid?: number;
-  command?: string;
-  owner?: string;
-  /** Human text: "pid 1234 (cargo build) holds a shared flock on /caches/x". */
-  detail: string;
-}
+export type { Holder } from '../core/judge.js';
+import type { Holder } from '../core/judge.js';
 
 /** Each source can be switched off in the configuration; leases live in src/leases.ts. */
 export interface UsageSources {

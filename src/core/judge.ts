@@ -135,6 +135,17 @@ export interface HolderLike {
   detail: string;
 }
 
+/** A holder as the in-use probe and the leases report it. */
+export interface Holder extends HolderLike {
+  /** 'unknown': the scan ran out of budget before it could say; the cache counts as in use. */
+  kind: 'lock' | 'process' | 'lease' | 'unknown';
+  pid?: number;
+  command?: string;
+  owner?: string;
+  /** Human text: "pid 1234 (cargo build) holds a shared flock on /caches/x". */
+  detail: string;
+}
+
 export interface Decision<H extends HolderLike = HolderLike> {
   purge: Candidate[];
   defer: { candidate: Candidate; holders: H[] }[];
