@@ -107,7 +107,7 @@ export class UpstreamResponseError extends AgentError {
   readonly code = 'PCA_UPSTREAM_RESPONSE';
 }
 
-/** A path failed one of the safety rules in src/caches/safety.ts; nothing was touched. */
+/** A path failed one of the safety rules in src/edges/caches/safety.ts; nothing was touched. */
 export class UnsafePathError extends AgentError {
   readonly code = 'PCA_UNSAFE_PATH';
   constructor(

@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { loadSettings, requirePool, requireService, requireCaches, SETTINGS, flagAttribute } from '../src/config/index.js';
 import { ConfigError } from '../src/errors.js';
-import { parseDuration, formatDuration } from '../src/duration.js';
+import { parseDuration, formatDuration } from '../src/core/duration.js';
 import { scrub, clearSecrets } from '../src/secrets.js';
 import { makeTempDir, type TempDir } from './helpers/tmp.js';
 

@@ -9,11 +9,11 @@
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import path from 'node:path';
-import { PurgeCacheClient } from '../../src/upstream/client.js';
-import { listCaches, resolveSources } from '../../src/caches/inventory.js';
-import { createUsageProbe } from '../../src/caches/inuse.js';
+import { PurgeCacheClient } from '../../src/edges/upstream/client.js';
+import { listCaches, resolveSources } from '../../src/edges/caches/inventory.js';
+import { createUsageProbe } from '../../src/edges/caches/inuse.js';
 import { selectCandidates, decide } from '../../src/core/judge.js';
-import { applyPurges } from '../../src/purge.js';
+import { applyPurges } from '../../src/engine/purge.js';
 import { silentLogger } from '../../src/log.js';
 import { median, ms, round, scratch, type Result } from '../lib.js';
 

@@ -2,14 +2,14 @@
  * A fleet of 10,000 agents polling one purge-cache service, simulated in one
  * process with simulated clocks — using the agent's real settings (default
  * schedule every minute, default --jitter 15s) and the client's real retry
- * policy (src/upstream/retry.ts: 5 retries, 100 ms × 2^n ±25 %).
+ * policy (src/edges/upstream/retry.ts: 5 retries, 100 ms × 2^n ±25 %).
  *
  * Reported: the request rate the service sees (per-second bins) in steady
  * state and in the minutes after a 5-minute outage in which the service
  * answered 5xx, as peak-to-mean ratios. A synchronized retry storm would show
  * as a peak right after recovery far above the steady peak.
  */
-import { backoffDelay } from '../../src/upstream/retry.js';
+import { backoffDelay } from '../../src/edges/upstream/retry.js';
 import { DEFAULTS } from '../../src/config/index.js';
 import { round, type Result } from '../lib.js';
 

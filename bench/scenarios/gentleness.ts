@@ -9,7 +9,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { emptyTrashInChild } from '../../src/caches/trash-worker.js';
+import { emptyTrashInChild } from '../../src/edges/caches/trash-worker.js';
 import { makeTree, median, round, scratch, type Result } from '../lib.js';
 
 const TREE_FILES = 200_000;

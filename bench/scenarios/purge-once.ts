@@ -10,7 +10,7 @@ import { lstat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startService } from '../../src/service/index.js';
-import { PurgeCacheClient } from '../../src/upstream/client.js';
+import { PurgeCacheClient } from '../../src/edges/upstream/client.js';
 import { silentLogger } from '../../src/log.js';
 import { makeTree, median, ms, round, scratch, type Result } from '../lib.js';
 

@@ -1,6 +1,6 @@
 /**
  * Reclaim: deleting a tree of 200,000 files in 2,000 directories with the
- * agent's deleter (src/caches/delete.ts) against `rm -rf` of an identical
+ * agent's deleter (src/edges/caches/delete.ts) against `rm -rf` of an identical
  * tree, side by side in the same run, alternating which goes first. Target
  * (issue 7): a ratio of at most 1.0.
  *
@@ -9,8 +9,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { deleteTree } from '../../src/caches/delete.js';
-import { emptyTrashInChild } from '../../src/caches/trash-worker.js';
+import { deleteTree } from '../../src/edges/caches/delete.js';
+import { emptyTrashInChild } from '../../src/edges/caches/trash-worker.js';
 import { makeTree, median, ms, round, scratch, type Result } from '../lib.js';
 
 const FILES = 200_000;

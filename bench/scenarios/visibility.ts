@@ -1,14 +1,14 @@
 /**
  * Visibility: the time from the start of a purge to the cache path being gone
- * — the real locked rename (src/purge.ts) — for caches of 10, 10,000 and
+ * — the real locked rename (src/engine/purge.ts) — for caches of 10, 10,000 and
  * 1,000,000 files. Target (issue 7): it does not grow with the cache's size.
  */
 import { lstat } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { applyPurges } from '../../src/purge.js';
+import { applyPurges } from '../../src/engine/purge.js';
 import { silentLogger } from '../../src/log.js';
-import { keyOf } from '../../src/caches/safety.js';
+import { keyOf } from '../../src/edges/caches/safety.js';
 import { makeTree, median, ms, round, scratch, type Result } from '../lib.js';
 
 const SIZES = [10, 10_000, 1_000_000];

@@ -1,12 +1,12 @@
 /**
  * The trash backlog: how many bytes wait in the agent's trash directories for
- * background deletion. Measured by walking them (src/api/size.ts) within a
+ * background deletion. Measured by walking them (src/edges/caches/size.ts) within a
  * budget, at most one walk at a time, and cached for a few seconds so that
  * frequent scrapes and status calls cost one walk.
  */
-import type { CacheSources } from '../caches/inventory.js';
-import { trashDirsFor } from '../caches/trash.js';
-import { measureTrees } from './size.js';
+import type { CacheSources } from '../edges/caches/inventory.js';
+import { trashDirsFor } from '../edges/caches/trash.js';
+import { measureTrees } from '../edges/caches/size.js';
 
 export interface Backlog {
   bytes: number;

@@ -7,13 +7,13 @@
  * deletion); gauges are read from the agent when scraped.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Agent } from '../agent.js';
-import { liveLeases } from '../leases.js';
-import { workerPoolId } from '../model.js';
+import type { Agent } from '../engine/agent.js';
+import { liveLeases } from '../core/leases.js';
+import { workerPoolId } from '../core/model.js';
 import { VERSION } from '../version.js';
 import { createHash } from 'node:crypto';
 import { requestStandings } from '../core/convergence.js';
-import { locationIds } from '../cycle.js';
+import { locationIds } from '../engine/cycle.js';
 import type { TrashBacklog } from './backlog.js';
 
 /** At most this many cache names get a convergence series per worker: the latest requests win. */

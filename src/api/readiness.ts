@@ -8,8 +8,8 @@
  * plus --jitter, by which each scheduled cycle may start late.
  */
 import cron from 'node-cron';
-import type { Agent } from '../agent.js';
-import { formatDuration } from '../duration.js';
+import type { Agent } from '../engine/agent.js';
+import { formatDuration } from '../core/duration.js';
 
 const RUNS_SAMPLED = 300;
 

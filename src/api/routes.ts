@@ -5,21 +5,21 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from '../validation.js';
-import type { Agent, Operation } from '../agent.js';
-import type { CycleReport } from '../cycle.js';
-import { findCaches, listCaches } from '../caches/inventory.js';
+import type { Agent, Operation } from '../engine/agent.js';
+import type { CycleReport } from '../engine/cycle.js';
+import { findCaches, listCaches } from '../edges/caches/inventory.js';
 import { createdAt } from '../core/rule.js';
 import { sinceFor } from '../core/cursor.js';
 import { recordViews } from '../core/contract.js';
-import { locationIds } from '../cycle.js';
+import { locationIds } from '../engine/cycle.js';
 import { SETTINGS } from '../config/index.js';
-import { liveLeases, validateOwner, validateTtl } from '../leases.js';
+import { liveLeases, validateOwner, validateTtl } from '../core/leases.js';
 import { errorMessage } from '../errors.js';
 import { VERSION } from '../version.js';
 import type { TrashBacklog } from './backlog.js';
 import type { Metrics } from './metrics.js';
 import { readiness } from './readiness.js';
-import { measureTrees } from './size.js';
+import { measureTrees } from '../edges/caches/size.js';
 import { MAX_WAIT_SECONDS, type Task, type TaskStore } from './tasks.js';
 import { ApiError, badRequest, notFound, parseBody, parseQuery, readBody, sendJson, sendNoContent, sendText } from './http.js';
 

@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import { connect, type AddressInfo } from 'node:net';
 import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import type { Agent } from '../agent.js';
+import type { Agent } from '../engine/agent.js';
 import { AgentError, ConfigError, LeaseLimitError, PortInUseError, errnoCode, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { scrub } from '../secrets.js';

@@ -9,11 +9,11 @@
  */
 import path from 'node:path';
 import { TaskFailedError, UsageError } from '../errors.js';
-import { parseDuration } from '../duration.js';
-import { acquireLease, liveLeases, releaseLease, validateOwner, validateTtl } from '../leases.js';
-import { StateStore, STATE_FILE } from '../state.js';
+import { parseDuration } from '../core/duration.js';
+import { acquireLease, liveLeases, releaseLease, validateOwner, validateTtl } from '../core/leases.js';
+import { StateStore, STATE_FILE } from '../edges/state.js';
 import { connectToAgent, type ApiClient, type LeaseView } from '../api/client.js';
-import { withAgentOrState } from '../agent-link.js';
+import { withAgentOrState } from '../engine/agent-link.js';
 import type { TaskView } from '../api/tasks.js';
 import { commandContext, printJson, type CommandContext } from './context.js';
 

@@ -1,8 +1,8 @@
 /** `caches`: the local caches, without contacting the service. */
 import { requireCaches } from '../config/index.js';
-import { listCaches, resolveSources } from '../caches/inventory.js';
+import { listCaches, resolveSources } from '../edges/caches/inventory.js';
 import { createdAt } from '../core/rule.js';
-import { StateStore } from '../state.js';
+import { StateStore } from '../edges/state.js';
 import { commandContext, printJson } from './context.js';
 
 export async function cachesCommand(flags: Record<string, unknown>): Promise<number> {

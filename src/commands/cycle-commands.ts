@@ -1,8 +1,8 @@
 /** `once` and `run`: the agent's two ways of syncing. */
-import { Agent } from '../agent.js';
-import { runDaemon } from '../daemon.js';
-import type { CycleReport } from '../cycle.js';
-import { startFields } from '../heartbeat.js';
+import { Agent } from '../engine/agent.js';
+import { runDaemon } from '../engine/daemon.js';
+import type { CycleReport } from '../engine/cycle.js';
+import { startFields } from '../engine/heartbeat.js';
 import { commandContext, printJson } from './context.js';
 import { requireUsableStateDir } from './state-dir.js';
 import type { RunningApi } from '../api/index.js';

@@ -6,13 +6,13 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Agent } from '../agent.js';
+import { Agent } from '../engine/agent.js';
 import { loadSettings } from '../config/index.js';
-import { runDaemon } from '../daemon.js';
+import { runDaemon } from '../engine/daemon.js';
 import { createLogger } from '../log.js';
 import { startService, type RunningService } from '../service/index.js';
-import { encodeCacheName } from '../caches/names.js';
-import { PurgeCacheClient } from '../upstream/client.js';
+import { encodeCacheName } from '../core/names.js';
+import { PurgeCacheClient } from '../edges/upstream/client.js';
 
 const POOL = 'demo-provisioner/demo-worker';
 const DEMO_CACHES = ['npm-cache', 'cargo registry', 'gradle/wrapper'];

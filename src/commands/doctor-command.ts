@@ -8,10 +8,10 @@
 import { loadSettings, requireCaches, requirePool, requireService, type Settings } from '../config/index.js';
 import { resolveApiServerConfig } from '../api/config.js';
 import { ConfigError } from '../errors.js';
-import type { WorkerPool } from '../model.js';
-import { fail, formatCheck, ok, summarize, type CheckResult } from '../doctor/check.js';
-import { checkApiEndpoints, checkCacheLocations, checkOverlap, checkStateDirectory, checkTools, findRunningAgent } from '../doctor/local.js';
-import { checkService } from '../doctor/service.js';
+import type { WorkerPool } from '../core/model.js';
+import { fail, formatCheck, ok, summarize, type CheckResult } from './doctor/check.js';
+import { checkApiEndpoints, checkCacheLocations, checkOverlap, checkStateDirectory, checkTools, findRunningAgent } from './doctor/local.js';
+import { checkService } from './doctor/service.js';
 
 export async function doctorCommand(flags: Record<string, unknown>): Promise<number> {
   const results: CheckResult[] = [];

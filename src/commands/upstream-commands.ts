@@ -1,7 +1,7 @@
 /** Commands that only talk to the purge-cache service: request, requests, ping. */
 import { requirePool, requireService, type Settings } from '../config/index.js';
 import type { Logger } from '../log.js';
-import { PurgeCacheClient } from '../upstream/client.js';
+import { PurgeCacheClient } from '../edges/upstream/client.js';
 import { commandContext, printJson } from './context.js';
 
 export function clientFor(settings: Settings, logger: Logger): PurgeCacheClient {

@@ -1,6 +1,6 @@
 /** What each command requires of the settings, checked up front so a misconfiguration fails before any work starts. */
 import { ConfigError } from '../errors.js';
-import { parseWorkerPoolId, WORKER_POOL_ID_PATTERN, type WorkerPool } from '../model.js';
+import { parseWorkerPoolId, WORKER_POOL_ID_PATTERN, type WorkerPool } from '../core/model.js';
 import type { Settings } from './settings.js';
 
 export { loadSettings, flagAttribute, readConfigFile } from './load.js';

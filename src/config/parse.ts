@@ -4,7 +4,7 @@
  * parser accepts both and returns the value or an error text saying what the
  * setting accepts — the caller names the setting and where it came from.
  */
-import { parseDuration, DURATION_HELP } from '../duration.js';
+import { parseDuration, DURATION_HELP } from '../core/duration.js';
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; accepts: string };
 

@@ -180,7 +180,7 @@ export interface Settings {
   inUseScanBudget: number;
   deleteRate: number;
   deletePriority: (typeof DELETE_PRIORITIES)[number];
-  /** Eviction limits (src/evict.ts); absent = off. */
+  /** Eviction limits (src/core/eviction-plan.ts); absent = off. */
   minFree?: SizeOrPercent;
   maxSize?: number;
   maxUnused?: number;

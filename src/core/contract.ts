@@ -2,7 +2,7 @@
  * The purge contract as transitions over plain data: never miss a purge,
  * never repeat one. Each function takes the persisted state and one event —
  * the configuration at start, a service answer, the outcome of a look at the
- * disk — and returns the next state. The engine (src/cycle.ts) gathers the
+ * disk — and returns the next state. The engine (src/engine/cycle.ts) gathers the
  * events and persists the states, in this order:
  *
  * 1. start: reconcileIdentity — a cursor taken for another service, pool or

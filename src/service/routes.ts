@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
-import { purgeCacheScope, purgeRequestsScope, workerPoolId, type WorkerPool } from '../model.js';
+import { purgeCacheScope, purgeRequestsScope, workerPoolId, type WorkerPool } from '../core/model.js';
 import { ANONYMOUS, authenticate, type Clients, type Principal } from './auth.js';
 import { ApiError, badRequest, notFound, readBody, sendJson, sendNoContent } from './http.js';
 import { satisfies } from './scopes.js';

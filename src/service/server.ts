@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { systemClock, type Clock } from '../clock.js';
+import { systemClock, type Clock } from '../edges/clock.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { Clients } from './auth.js';
 import { parseClients } from './clients.js';

@@ -10,8 +10,8 @@ import { connect, type Socket } from 'node:net';
 import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { makeFixture, exists, hashTree, readState, type Fixture } from '../helpers/fixture.js';
-import { encodeCacheName } from '../../src/caches/names.js';
-import { TRASH_DIR_NAME } from '../../src/caches/trash.js';
+import { encodeCacheName } from '../../src/core/names.js';
+import { TRASH_DIR_NAME } from '../../src/edges/caches/trash.js';
 import { call, bearer, startDaemon, tokenFile, firstCycle, finishedTask, TOKEN, startGate, type Daemon, type Gate } from '../api/helpers.js';
 import { isRunning, memoryOf, record, until } from './support.js';
 

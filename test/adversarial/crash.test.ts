@@ -15,8 +15,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { runCli, startCli, finished, logLines } from '../helpers/cli.js';
 import { makeFixture, exists, hashTree, type Fixture } from '../helpers/fixture.js';
-import { encodeCacheName } from '../../src/caches/names.js';
-import { TRASH_DIR_NAME } from '../../src/caches/trash.js';
+import { encodeCacheName } from '../../src/core/names.js';
+import { TRASH_DIR_NAME } from '../../src/edges/caches/trash.js';
 import { isRunning, record, until } from './support.js';
 
 const DOOMED = ['doomed one', 'doomed/two', '..'];

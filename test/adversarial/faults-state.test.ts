@@ -9,7 +9,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { runCli, startCli, finished, logLines, waitForOutput } from '../helpers/cli.js';
 import { makeFixture, exists, hashTree, readState, type Fixture } from '../helpers/fixture.js';
-import { encodeCacheName } from '../../src/caches/names.js';
+import { encodeCacheName } from '../../src/core/names.js';
 import { isRunning, mountTmpfs, record, skipBecause, unmountAllUnder, until } from './support.js';
 
 let fx: Fixture;

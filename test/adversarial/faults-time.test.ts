@@ -15,10 +15,10 @@ import path from 'node:path';
 import { startCli, finished, logLines } from '../helpers/cli.js';
 import { makeFixture, exists, readState, POOL, type Fixture } from '../helpers/fixture.js';
 import { call } from '../api/helpers.js';
-import { captureLogger } from '../upstream/servers.js';
+import { captureLogger } from '../edges/upstream/servers.js';
 import { loadSettings } from '../../src/config/index.js';
-import { Agent } from '../../src/agent.js';
-import { encodeCacheName } from '../../src/caches/names.js';
+import { Agent } from '../../src/engine/agent.js';
+import { encodeCacheName } from '../../src/core/names.js';
 import { isRunning, record, until } from './support.js';
 
 let fx: Fixture;

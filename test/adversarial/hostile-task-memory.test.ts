@@ -12,13 +12,13 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { TRASH_DIR_NAME } from '../../src/caches/names.js';
-import { emptyTrashInChild } from '../../src/caches/trash-worker.js';
+import { TRASH_DIR_NAME } from '../../src/core/names.js';
+import { emptyTrashInChild } from '../../src/edges/caches/trash-worker.js';
 import { CLI_PATH } from '../helpers/tmp.js';
 import { hostileTempDir, mountTmpfs, record, skipBecause } from './support.js';
 import type { TempDir } from '../helpers/tmp.js';
 
-const SCRIPT = path.join(path.dirname(CLI_PATH), 'caches', 'trash-worker.js');
+const SCRIPT = path.join(path.dirname(CLI_PATH), 'edges', 'caches', 'trash-worker.js');
 const ENTRIES = 250_000;
 const DEPTH = 20_000;
 /** Peak resident memory of the deleting child, in MiB (node itself and its four threads take about 60). */

@@ -7,11 +7,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { chown, lstat, mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { listCaches, type CacheDir } from '../../src/caches/inventory.js';
-import { moveToTrash, TRASH_DIR_NAME } from '../../src/caches/trash.js';
+import { listCaches, type CacheDir } from '../../src/edges/caches/inventory.js';
+import { moveToTrash, TRASH_DIR_NAME } from '../../src/edges/caches/trash.js';
 import { runCli } from '../helpers/cli.js';
 import { makeFixture, readState, type Fixture } from '../helpers/fixture.js';
-import { encodeCacheName } from '../../src/caches/names.js';
+import { encodeCacheName } from '../../src/core/names.js';
 import { hostileTempDir, record, skipBecause } from './support.js';
 import { NOBODY, asNobodySync, attackerUnavailable, exchangeLoop, openUp, stop, whenReady } from './attacker.js';
 import type { TempDir } from '../helpers/tmp.js';

@@ -11,8 +11,8 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { logLines, runCli, startCli, finished } from '../helpers/cli.js';
 import { makeFixture, readState, type Fixture } from '../helpers/fixture.js';
-import { encodeCacheName } from '../../src/caches/names.js';
-import { TRASH_DIR_NAME } from '../../src/caches/trash.js';
+import { encodeCacheName } from '../../src/core/names.js';
+import { TRASH_DIR_NAME } from '../../src/edges/caches/trash.js';
 import { record, skipBecause } from './support.js';
 import { NOBODY, asNobodySync, attackerUnavailable, openUp } from './attacker.js';
 

@@ -11,8 +11,8 @@
  */
 import { link, lstat, mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { encodeCacheName, decodeDirName, isLegalCacheDirName } from '../../src/caches/names.js';
-import { TRASH_DIR_NAME } from '../../src/caches/trash.js';
+import { encodeCacheName, decodeDirName, isLegalCacheDirName } from '../../src/core/names.js';
+import { TRASH_DIR_NAME } from '../../src/edges/caches/trash.js';
 import { hashTree } from '../helpers/fixture.js';
 import { bindMount, mountTmpfs, mountsUnder, whereIsTmpfs } from './support.js';
 

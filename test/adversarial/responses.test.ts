@@ -12,9 +12,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { PurgeCacheClient } from '../../src/upstream/index.js';
+import { PurgeCacheClient } from '../../src/edges/upstream/index.js';
 import { UpstreamNetworkError } from '../../src/errors.js';
-import { encodeCacheName } from '../../src/caches/names.js';
+import { encodeCacheName } from '../../src/core/names.js';
 import { startCli, logLines, finished } from '../helpers/cli.js';
 import { hashTree, exists, readState, POOL, POOL_PARTS } from '../helpers/fixture.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';

@@ -15,8 +15,8 @@ import path from 'node:path';
 import { logLines, runCli, waitForOutput } from '../helpers/cli.js';
 import { makeFixture, exists, readState, type Fixture } from '../helpers/fixture.js';
 import { call, firstCycle, startDaemon, type Daemon } from '../api/helpers.js';
-import { DEFAULT_SCAN_BUDGET } from '../../src/caches/inuse.js';
-import { MAX_LEASES_PER_CACHE } from '../../src/leases.js';
+import { DEFAULT_SCAN_BUDGET } from '../../src/edges/caches/inuse.js';
+import { MAX_LEASES_PER_CACHE } from '../../src/core/leases.js';
 import { TCP_CONNECTION_LIMITS } from '../../src/api/connections.js';
 import { record, skipBecause } from './support.js';
 

@@ -7,7 +7,7 @@ import { TokenCheck } from '../../src/api/auth.js';
 import { splitTarget } from '../../src/api/http.js';
 import { isLoopback, clientSocketCandidates, serverSocketPath, SYSTEMD_SOCKET } from '../../src/api/config.js';
 import { TaskStore } from '../../src/api/tasks.js';
-import { measureTree } from '../../src/api/size.js';
+import { measureTree } from '../../src/edges/caches/size.js';
 import { scheduleInterval } from '../../src/api/readiness.js';
 import { encodeSegment } from '../../src/api/client.js';
 import { DEFAULTS, type Settings } from '../../src/config/index.js';

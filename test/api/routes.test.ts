@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { makeFixture, exists, readState, type Fixture } from '../helpers/fixture.js';
-import { encodeCacheName } from '../../src/caches/names.js';
+import { encodeCacheName } from '../../src/core/names.js';
 import { call, bearer, startDaemon, tokenFile, firstCycle, finishedTask, eventually, TOKEN, type Daemon, type Target } from './helpers.js';
 
 let fx: Fixture;

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { runCli, startCli, waitForOutput, finished } from '../helpers/cli.js';
 import { makeFixture, exists, readState, type Fixture } from '../helpers/fixture.js';
 import { waitUntil } from '../helpers/wait.js';
-import { parsePurgeOnExit, purgesOn } from '../../src/exec/purge-on-exit.js';
+import { parsePurgeOnExit, purgesOn } from '../../src/engine/exec/purge-on-exit.js';
 import { UsageError } from '../../src/errors.js';
 
 let fx: Fixture;

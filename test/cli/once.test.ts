@@ -7,7 +7,7 @@ import { mkdir, readdir, symlink, writeFile, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { runCli, logLines } from '../helpers/cli.js';
 import { makeFixture, hashTree, exists, readState, type Fixture } from '../helpers/fixture.js';
-import { encodeCacheName } from '../../src/caches/names.js';
+import { encodeCacheName } from '../../src/core/names.js';
 
 let fx: Fixture;
 beforeEach(async () => {

@@ -5,7 +5,7 @@
  * worker clock that jumps, and an agent whose only memory across crashes is
  * what it persisted. The agent's decisions are the real core's
  * (src/core/*); this file plays the shell around them, in the engine's order
- * (src/cycle.ts, src/look.ts), and checks the contract after every step.
+ * (src/engine/cycle.ts, src/engine/look.ts), and checks the contract after every step.
  */
 import { sinceFor, queryMark, clockOffsetMs, type CursorIdentity } from '../../src/core/cursor.js';
 import { reconcileIdentity, receiveAnswer, settleLook, type ContractState } from '../../src/core/contract.js';

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, writeFile, readdir, lstat, readlink, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startService, type RunningService } from '../../src/service/index.js';
-import { encodeCacheName } from '../../src/caches/names.js';
+import { encodeCacheName } from '../../src/core/names.js';
 import { silentLogger } from '../../src/log.js';
 import { makeTempDir, type TempDir } from './tmp.js';
 

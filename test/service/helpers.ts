@@ -1,7 +1,7 @@
 /** Raw HTTP against serve (real requests on 127.0.0.1), optionally Hawk-signed. */
 import hawk from 'hawk';
 import { request } from 'undici';
-import type { Clock } from '../../src/clock.js';
+import type { Clock } from '../../src/edges/clock.js';
 
 export interface Signer {
   id: string;

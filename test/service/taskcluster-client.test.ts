@@ -7,7 +7,7 @@ import taskcluster from 'taskcluster-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTemporaryCredentials, startService, type RunningService } from '../../src/service/index.js';
 import { certificateSignature, temporaryAccessToken } from '../../src/service/tempcreds.js';
-import { PurgeCacheClient } from '../../src/upstream/index.js';
+import { PurgeCacheClient } from '../../src/edges/upstream/index.js';
 
 const ADMIN = { clientId: 'admin', accessToken: 'admin-token-for-tc-client-0000' };
 const WORKER = { clientId: 'worker', accessToken: 'worker-token-for-tc-client-000' };
