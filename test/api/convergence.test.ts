@@ -11,8 +11,17 @@ import { call, eventually, finishedTask, firstCycle, metrics, sample, startDaemo
 const fixtures: Fixture[] = [];
 const daemons: Daemon[] = [];
 let holder: ChildProcess | undefined;
+const release = (child: ChildProcess | undefined): void => {
+  if (child?.pid !== undefined) {
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+};
 afterEach(async () => {
-  holder?.kill('SIGKILL');
+  release(holder);
   for (const d of daemons.splice(0)) expect((await d.stop()).code).toBe(0);
   for (const fx of fixtures.splice(0)) await fx.close();
 });
@@ -34,7 +43,8 @@ describe('purge convergence across workers', () => {
     const held = await two.makeCache('deps');
     await one.makeCache('tool "quoted"\nname');
     // A task on worker two holds its cache the systemd-tmpfiles way.
-    holder = spawn('flock', ['--shared', held, 'sh', '-c', 'echo held; exec sleep 600'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // Its own process group: flock(1)'s command inherits the locked descriptor, so both must go to let go.
+    holder = spawn('flock', ['--shared', held, 'sh', '-c', 'echo held; exec sleep 600'], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
     await new Promise((resolve) => holder!.stdout!.once('data', resolve));
     await one.request('deps');
     await one.request('tool "quoted"\nname');
@@ -58,7 +68,7 @@ describe('purge convergence across workers', () => {
     expect(sample(await metrics(d1.tcp), 'purge_cache_agent_requests_seen_total')).toBe(seen);
 
     // The task ends: worker two converges at its next recheck.
-    holder.kill('SIGKILL');
+    release(holder);
     await eventually(async () => ((await standings(d2)).deps === 'applied' ? true : undefined), 'worker two to apply the purge');
     const after = (await call(d2.socket, 'GET', '/v1/status')).json;
     expect(after.requests.find((r: { cacheName: string }) => r.cacheName === 'deps')).toMatchObject({ purged: 1, pending: 0 });

@@ -48,8 +48,16 @@ interface Cache {
 
 let fx: Fixture | undefined;
 const holders: ChildProcess[] = [];
+/** A holder and the command it runs, together (they share a process group). */
+function kill(child: ChildProcess): void {
+  try {
+    process.kill(-child.pid!, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
 afterEach(async () => {
-  for (const h of holders.splice(0)) h.kill('SIGKILL');
+  for (const h of holders.splice(0)) kill(h);
   await fx?.close();
   fx = undefined;
 });
@@ -97,7 +105,8 @@ async function runHistory(steps: Step[]): Promise<number> {
         const at = path.join(dirs[s.root], s.name);
         if (!present.has(at) || held.has(at) || away.has(s.root)) break;
         // A task declaring use the systemd-tmpfiles way: a shared flock on the directory.
-        const child = spawn('flock', ['--shared', at, 'sh', '-c', 'echo held; exec sleep 600'], { stdio: ['ignore', 'pipe', 'ignore'] });
+        // Its own process group: flock(1)'s command inherits the locked descriptor, so both must go to let go.
+        const child = spawn('flock', ['--shared', at, 'sh', '-c', 'echo held; exec sleep 600'], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
         await new Promise((resolve) => child.stdout!.once('data', resolve));
         holders.push(child);
         held.add(at);
@@ -105,8 +114,9 @@ async function runHistory(steps: Step[]): Promise<number> {
       }
       case 'release':
         for (const h of holders.splice(0)) {
-          h.kill('SIGKILL');
-          await new Promise((resolve) => h.once('close', resolve));
+          const closed = new Promise((resolve) => h.once('close', resolve));
+          kill(h);
+          await closed;
         }
         held.clear();
         break;
@@ -158,7 +168,7 @@ describe('the purge contract over random histories, end to end', () => {
         try {
           purges += await runHistory([...steps, { t: 'release' }, { t: 'back', root: 'A' }, { t: 'back', root: 'B' }, { t: 'once' }]);
         } finally {
-          for (const h of holders.splice(0)) h.kill('SIGKILL');
+          for (const h of holders.splice(0)) kill(h);
           await fx?.close();
           fx = undefined;
         }

@@ -82,22 +82,9 @@ export async function listCaches(sources: CacheSources): Promise<Inventory> {
   const locations: LocationRead[] = [];
   const candidates: Candidate[] = [];
   for (const root of sources.roots) {
-    let rootDev: bigint;
-    let entries: import('node:fs').Dirent<Buffer>[];
-    let location: LocationRead;
-    try {
-      const st = await lstat(root, { bigint: true });
-      rootDev = st.dev;
-      // Raw bytes: a name that isn't UTF-8 would come back with U+FFFD in it, a path to some other entry.
-      entries = await readdir(root, { withFileTypes: true, encoding: 'buffer' });
-      location = { id: root, instance: instanceOf(st) };
-      locations.push(location);
-    } catch (err) {
-      const error = `cannot read cache root: ${errorMessage(err)}`;
-      problems.push({ path: root, error });
-      locations.push({ id: root, instance: null, error });
-      continue;
-    }
+    const opened = await openRoot(root, problems, locations, true);
+    if (!opened) continue;
+    const { rootDev, location, entries } = opened;
     for (const entry of entries) {
       // Hidden entries are the agent's; symlinks and files are never caches.
       if (!entry.isDirectory()) continue;
@@ -114,6 +101,32 @@ export async function listCaches(sources: CacheSources): Promise<Inventory> {
   return statCandidates([...candidates, ...singles], problems, locations);
 }
 
+/**
+ * Read a root's identity (and, when listing, its entries), recording how the
+ * location read. Null when it could not be read: its caches keep every request
+ * they owe until it can be.
+ */
+async function openRoot(
+  root: string,
+  problems: InventoryProblem[],
+  locations: LocationRead[],
+  list: boolean,
+): Promise<{ rootDev: bigint; location: LocationRead; entries: import('node:fs').Dirent<Buffer>[] } | null> {
+  try {
+    const st = await lstat(root, { bigint: true });
+    // Raw bytes: a name that isn't UTF-8 would come back with U+FFFD in it, a path to some other entry.
+    const entries = list ? await readdir(root, { withFileTypes: true, encoding: 'buffer' }) : [];
+    const location = { id: root, instance: instanceOf(st) };
+    locations.push(location);
+    return { rootDev: st.dev, location, entries };
+  } catch (err) {
+    const error = `cannot read cache root: ${errorMessage(err)}`;
+    problems.push({ path: root, error });
+    locations.push({ id: root, instance: null, error });
+    return null;
+  }
+}
+
 /** Only the caches with the given names (roots looked up by encoded name, no listing). */
 export async function findCaches(sources: CacheSources, names: Iterable<string>): Promise<Inventory> {
   const wanted = new Set(names);
@@ -121,19 +134,9 @@ export async function findCaches(sources: CacheSources, names: Iterable<string>)
   const locations: LocationRead[] = [];
   const candidates: Candidate[] = [];
   for (const root of sources.roots) {
-    let rootDev: bigint;
-    let location: LocationRead;
-    try {
-      const st = await lstat(root, { bigint: true });
-      rootDev = st.dev;
-      location = { id: root, instance: instanceOf(st) };
-      locations.push(location);
-    } catch (err) {
-      const error = `cannot read cache root: ${errorMessage(err)}`;
-      problems.push({ path: root, error });
-      locations.push({ id: root, instance: null, error });
-      continue;
-    }
+    const opened = await openRoot(root, problems, locations, false);
+    if (!opened) continue;
+    const { rootDev, location } = opened;
     for (const name of wanted) {
       for (const dirName of dirNamesFor(name)) candidates.push({ name, path: path.join(root, dirName), root, parentDev: rootDev, location });
     }
