@@ -70,6 +70,8 @@ export interface Look {
   locations: readonly LocationRead[];
   /** What became of each candidate. */
   outcomes: readonly Outcome[];
+  /** Pending purges whose location was not read: carried over untouched. */
+  keptPending?: readonly PendingPurge[];
   nowMs: number;
   skewMarginMs: number;
   /** Where a successful query of this operation moves the cursor (queryMark); null when there was none. */
@@ -96,7 +98,7 @@ export function settleLook<S extends ContractState>(state: S, look: Look): { sta
   const next: S = {
     ...state,
     records: pruned.records,
-    pending: nextPending(look.outcomes),
+    pending: [...nextPending(look.outcomes), ...(look.keptPending ?? [])],
     firstSeen: nextFirstSeen(state.firstSeen, survivors(look.caches, look.outcomes), look.nowMs),
     latestClock: Math.max(state.latestClock ?? look.nowMs, look.nowMs),
     cursor: look.cursorMark === null ? state.cursor : advanceCursor(state.cursor, look.cursorMark),

@@ -64,8 +64,13 @@ export function sinceFor(cursorMs: number | null, skewMarginMs: number, nowMs?: 
  * make the agent ask for more, never for less.
  */
 export function queryMark(queryStartMs: number, clockOffsetMs: number | null, skewMarginMs: number): number {
-  return clockOffsetMs !== null && clockOffsetMs < -skewMarginMs ? queryStartMs + clockOffsetMs : queryStartMs;
+  // The estimate is good to about a second (the header's resolution, plus the round trip), so a clock ahead by
+  // just under the margin may really be just over it: trust the service's time from a little before the margin.
+  return clockOffsetMs !== null && clockOffsetMs < -(skewMarginMs - OFFSET_ERROR_MS) ? queryStartMs + clockOffsetMs : queryStartMs;
 }
+
+/** How far the Date-header estimate of the clock offset can be off: a second of resolution, and the round trip. */
+const OFFSET_ERROR_MS = 2_000;
 
 /**
  * The cursor after a successful query. It never moves backwards: if the wall

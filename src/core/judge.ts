@@ -4,7 +4,7 @@
  * inventory, who holds what) and carries out the result.
  */
 import { createdAt, isCondemned, requestCondemns, type ObservedCache } from './rule.js';
-import { locationId } from './cursor.js';
+import { locationId, singleLocationId } from './cursor.js';
 import { instanceTag, recordsByName, type LocationRead, type RequestRecord, type ValidRequest } from './records.js';
 
 /** A purge decided earlier but not yet carried out. Persisted in the state. */
@@ -22,6 +22,8 @@ export interface PendingPurge {
   /** When the purge was first decided (ms); for reporting how long it waited. */
   since: number;
   lastError?: string;
+  /** The location instance (instanceTag) it was decided in: another instance there (a disk mounted over it) is not where it lives. */
+  location?: string;
 }
 
 export interface Candidate {
@@ -32,6 +34,8 @@ export interface Candidate {
   beforeMs: number;
   /** When the purge was first decided: now, or when it was first deferred. */
   since: number;
+  /** The location instance it was judged in, when known. */
+  locationTag?: string;
 }
 
 export interface SelectInput {
@@ -64,6 +68,13 @@ export interface Selection {
   newer: SkippedCache[];
   /** Pending purges whose directory is gone or was replaced: dropped. */
   resolvedPending: PendingPurge[];
+  /** Pending purges whose location was not read this time (unreadable, or not configured now): kept as they are. */
+  keptPending: PendingPurge[];
+}
+
+/** The location a pending purge's directory belongs to: its root (the path's parent), or the single cache itself. */
+function pendingLocations(entry: PendingPurge): string[] {
+  return [entry.path.slice(0, entry.path.lastIndexOf('/')) || '/', singleLocationId(entry.name, entry.path)];
 }
 
 type Applicable = Pick<RequestRecord, 'beforeMs' | 'receivedAt'>;
@@ -87,7 +98,8 @@ export function selectCandidates(input: SelectInput): Selection {
   const chosen = new Map<string, Candidate>();
   const choose = (cache: ObservedCache, createdMs: number | null, beforeMs: number, since: number): void => {
     const existing = chosen.get(cache.path);
-    if (!existing) chosen.set(cache.path, { cache, createdMs, beforeMs, since });
+    const locationTag = tagOf.get(locationId(cache));
+    if (!existing) chosen.set(cache.path, { cache, createdMs, beforeMs, since, ...(locationTag !== undefined ? { locationTag } : {}) });
     else chosen.set(cache.path, { ...existing, beforeMs: Math.max(existing.beforeMs, beforeMs), since: Math.min(existing.since, since) });
   };
 
@@ -97,8 +109,24 @@ export function selectCandidates(input: SelectInput): Selection {
   // deferred can come back with the same key; a birth time after before +
   // margin proves it is another directory, which this purge never condemned.
   // Without a birth time there is no telling, and the purge applies as before.
+  // A pending purge is only judged where its location was read: a directory not listed because its disk
+  // could not be read (or its location is not configured now) is not gone, and its purge must not be forgotten.
+  const readable = input.locations ? new Map(input.locations.filter((l) => l.instance !== null).map((l) => [l.id, l])) : null;
+  const wasRead = (entry: PendingPurge): boolean =>
+    readable === null ||
+    pendingLocations(entry).some((id) => {
+      const location = readable.get(id);
+      if (!location || (location.unreadNames ?? []).includes(entry.name)) return false;
+      // Read as another instance (an empty mount point where its disk was): the directory is not gone, just not here.
+      return entry.location === undefined || entry.location === instanceTag(location);
+    });
   const resolvedPending: PendingPurge[] = [];
+  const keptPending: PendingPurge[] = [];
   for (const entry of pending) {
+    if (!wasRead(entry)) {
+      keptPending.push(entry);
+      continue;
+    }
     const cache = byPath.get(entry.path);
     if (cache && cache.key === entry.key && cache.name === entry.name && isCondemned(cache.birthtimeMs, entry.beforeMs, skewMarginMs)) {
       choose(cache, createdAt(cache, firstSeen), entry.beforeMs, entry.since);
@@ -127,7 +155,7 @@ export function selectCandidates(input: SelectInput): Selection {
     else newer.push({ name: cache.name, path: cache.path, createdMs: createdMs!, beforeMs: Math.max(...applicable.map((r) => r.beforeMs)) });
   }
 
-  return { candidates: [...chosen.values()], newer, resolvedPending };
+  return { candidates: [...chosen.values()], newer, resolvedPending, keptPending };
 }
 
 /** Who holds a cache: a lock, a process, or a lease. */

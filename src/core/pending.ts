@@ -21,6 +21,7 @@ export function nextPending(outcomes: readonly Outcome[]): PendingPurge[] {
       since,
     };
     if (outcome.kind === 'failed') entry.lastError = outcome.error;
+    if (outcome.candidate.locationTag !== undefined) entry.location = outcome.candidate.locationTag;
     pending.push(entry);
   }
   return pending;

@@ -28,6 +28,7 @@ const pendingSchema = z.object({
   reason: z.enum(['in-use', 'failed']),
   since: z.number(),
   lastError: z.optional(z.string()),
+  location: z.optional(z.string()),
 });
 
 const leaseSchema = z.object({

@@ -68,6 +68,7 @@ export async function applyLook(ctx: LocalContext, work: LookWork, report: Cycle
     caches: inventory.caches,
     locations: inventory.locations,
     outcomes,
+    keptPending: selection.keptPending,
     nowMs: now,
     skewMarginMs: settings.skewMargin,
     cursorMark: work.cursorMark,

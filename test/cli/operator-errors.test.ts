@@ -12,7 +12,10 @@ import { cleanEnv, finished, logLines, runCli, startCli, waitForOutput } from '.
 import { makeFixture, type Fixture } from '../helpers/fixture.js';
 
 const NOBODY = 65534;
-const canSetpriv = process.getuid?.() === 0 && spawnSync('setpriv', ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', 'true']).status === 0;
+// Root, setpriv, and a checkout nobody can run the CLI from (a clone in a private directory is not one).
+const canSetpriv =
+  process.getuid?.() === 0 &&
+  spawnSync('setpriv', ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, CLI_PATH, '--version'], { cwd: '/', env: cleanEnv() }).status === 0;
 
 /** The built CLI as an unprivileged user (nobody), with a clean environment. */
 function runAsNobody(args: string[], cwd: string): { code: number | null; stderr: string } {

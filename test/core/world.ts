@@ -92,6 +92,8 @@ export class World {
   private readonly judgedAt = new Map<string, number>();
   /** The latest reading of the worker clock before each time it was set back. */
   private readonly backJumps: number[] = [];
+  /** Real times at which the worker clock was set back. */
+  private readonly backJumpTimes: number[] = [];
   private latestWorkerClock = this.real;
   purges = 0;
   readonly log: string[] = [];
@@ -173,7 +175,10 @@ export class World {
         this.restart();
         return;
       case 'jump':
-        if (step.ms < 0) this.backJumps.push(this.latestWorkerClock);
+        if (step.ms < 0) {
+          this.backJumps.push(this.latestWorkerClock);
+          this.backJumpTimes.push(this.real);
+        }
         this.workerOffset += step.ms;
         return;
     }
@@ -201,8 +206,9 @@ export class World {
   private cycle(step: Extract<Step, { t: 'cycle' }>): void {
     const queryStart = this.workerNow();
     const since = sinceFor(this.memory.cursor, MARGIN, queryStart);
-    // The cursor never opens a gap: every request the agent has no record of is returned.
-    const known = new Set(this.memory.records.map(recordKey));
+    // The cursor never opens a gap: every request the agent never durably received is returned. (One it received
+    // may be skipped: its record did its work, even if a clock running fast pruned it while the service still held it.)
+    const known = new Set([...this.memory.records.map(recordKey), ...this.receipts.keys()]);
     for (const r of this.service) {
       if (r.pool !== this.pool || known.has(recordKey({ cacheName: r.name, beforeMs: r.before }))) continue;
       if (since !== null && r.before < since) throw new Violation(`gap: since ${iso(since)} skips ${r.name} (before ${iso(r.before)}), which the agent never received`);
@@ -252,7 +258,7 @@ export class World {
       outcomes.push({ kind: 'purged', candidate });
     }
     if (crash) return this.restart();
-    const settled = settleLook(this.memory, { caches, locations, outcomes, nowMs: now, skewMarginMs: MARGIN, cursorMark });
+    const settled = settleLook(this.memory, { caches, locations, outcomes, keptPending: selection.keptPending, nowMs: now, skewMarginMs: MARGIN, cursorMark });
     this.persist(settled.state);
     for (const location of locations) {
       if (location.instance === null) continue;
@@ -302,6 +308,9 @@ export class World {
     for (const loc of this.configured) {
       for (const dir of this.locations.get(loc)!.disk.values()) {
         if (!dir.sane || dir.birth === null) continue;
+        // A clock set back after a directory was born makes its birth look later than a receipt that came after
+        // it; the agent's floor (the latest time it has seen) only covers readings it saw before the step.
+        if (this.backJumpTimes.some((t) => t > dir.createdReal)) continue;
         for (const r of this.service) {
           if (r.pool !== this.pool || r.name !== dir.name) continue;
           const receivedReal = this.receipts.get(recordKey({ cacheName: r.name, beforeMs: r.before }));
