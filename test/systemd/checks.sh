@@ -162,7 +162,7 @@ check_stop_saves_state() {
   # `success` means it exited by itself on SIGTERM, not killed at TimeoutStopSec=.
   expect "$AGENT's result after systemctl stop" "$(prop "$AGENT" Result)" success
   expect "$AGENT's exit status after systemctl stop" "$(prop "$AGENT" ExecMainStatus)" 0
-  in_ct cat "$STATE" | json_ok 'j.version === 1 && typeof j.cursor === "number"' ||
+  in_ct cat "$STATE" | json_ok 'j.version === 2 && typeof j.cursor === "number"' ||
     fail "$STATE after stop is not a saved state with a cursor: $(in_ct cat "$STATE" | head -c 300)"
   say "ok: systemctl stop returned with the agent exited 0 on SIGTERM and its state (cursor) saved"
 }
