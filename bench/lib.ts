@@ -2,6 +2,7 @@
 import { mkdtemp, rm, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 
 export interface Result {
   scenario: string;
@@ -53,4 +54,33 @@ export async function makeTree(top: string, dirs: number, files: number, bytes =
     for (let f = 0; f < perDir && made < files; f++, made++) batch.push(writeFile(path.join(dir, `f${f}`), content));
     await Promise.all(batch);
   }
+}
+
+/** Flush dirty pages so one tree's writeback doesn't bill the next deletion. */
+export function settle(): void {
+  spawnSync('sync');
+}
+
+/**
+ * One round of ours against `rm -rf` on an identical tree, alternating which
+ * goes first so neither always meets the warmer cache; their times are pushed
+ * to `rmTimes` and by `ours` itself.
+ */
+export async function pairedWithRm(roundIndex: number, ours: () => Promise<void>, rmTarget: string, rmTimes: number[]): Promise<void> {
+  const runRm = (): void => {
+    const start = performance.now();
+    const res = spawnSync('rm', ['-rf', '--one-file-system', rmTarget]);
+    rmTimes.push(ms(start));
+    if (res.status !== 0) throw new Error(`rm -rf failed: ${String(res.stderr)}`);
+  };
+  if (roundIndex % 2 === 0) {
+    await ours();
+    settle();
+    runRm();
+  } else {
+    runRm();
+    settle();
+    await ours();
+  }
+  settle();
 }

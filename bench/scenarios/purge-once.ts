@@ -12,18 +12,13 @@ import { fileURLToPath } from 'node:url';
 import { startService } from '../../src/service/index.js';
 import { PurgeCacheClient } from '../../src/edges/upstream/client.js';
 import { silentLogger } from '../../src/log.js';
-import { makeTree, median, ms, round, scratch, type Result } from '../lib.js';
+import { makeTree, median, ms, pairedWithRm, round, scratch, settle, type Result } from '../lib.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../dist/cli.js');
 const FILES = 100_000;
 const DIRS = 1_000;
 const ROUNDS = Number(process.env.PCA_BENCH_PURGE_ROUNDS ?? 2);
 const POOL = { provisionerId: 'bench', workerType: 'purge-once' };
-
-function settle(): void {
-  // Flush dirty pages so one tree's writeback doesn't bill the next deletion.
-  spawnSync('sync');
-}
 
 function runOnce(args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -59,22 +54,7 @@ export async function purgeOnce(): Promise<Result[]> {
           ours.push(ms(start));
           if (await lstat(cache).then(() => true, () => false)) throw new Error('once left the cache in place');
         };
-        const runRm = (): void => {
-          const start = performance.now();
-          const res = spawnSync('rm', ['-rf', '--one-file-system', other]);
-          rm.push(ms(start));
-          if (res.status !== 0) throw new Error(`rm -rf failed: ${res.stderr}`);
-        };
-        if (round % 2 === 0) {
-          await runOurs();
-          settle();
-          runRm();
-        } else {
-          runRm();
-          settle();
-          await runOurs();
-        }
-        settle();
+        await pairedWithRm(round, runOurs, other, rm);
       }
     } finally {
       await service.close();

@@ -11,16 +11,11 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { deleteTree } from '../../src/edges/caches/delete.js';
 import { emptyTrashInChild } from '../../src/edges/caches/trash-worker.js';
-import { makeTree, median, ms, round, scratch, type Result } from '../lib.js';
+import { makeTree, median, ms, pairedWithRm, round, scratch, settle, type Result } from '../lib.js';
 
 const FILES = 200_000;
 const DIRS = 2_000;
 const ROUNDS = 2;
-
-function settle(): void {
-  // Flush dirty pages so one tree's writeback doesn't bill the next deletion.
-  spawnSync('sync');
-}
 
 export async function reclaim(): Promise<Result[]> {
   const dir = await scratch('reclaim');
@@ -40,22 +35,7 @@ export async function reclaim(): Promise<Result[]> {
         ours.push(ms(start));
         if (report.files !== FILES || report.failures.length > 0) throw new Error(`deleteTree removed ${report.files} files, ${report.failures.length} failures`);
       };
-      const runRm = (): void => {
-        const start = performance.now();
-        const res = spawnSync('rm', ['-rf', '--one-file-system', b]);
-        rm.push(ms(start));
-        if (res.status !== 0) throw new Error(`rm -rf failed: ${res.stderr}`);
-      };
-      if (round % 2 === 0) {
-        await runOurs();
-        settle();
-        runRm();
-      } else {
-        runRm();
-        settle();
-        await runOurs();
-      }
-      settle();
+      await pairedWithRm(round, runOurs, b, rm);
     }
     // The daemon's default path: a low-priority child process emptying a trash dir.
     const trash = path.join(dir.path, 'trash');
