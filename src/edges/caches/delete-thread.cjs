@@ -18,6 +18,18 @@ const fs = require('node:fs');
 const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, at, failure, identity, closeQuietly } = require('./delete-fs.cjs');
 const subtreeOps = require('./delete-subtree.cjs');
 
+/**
+ * Unlink one entry of a held directory; returns the blocks it freed when
+ * counting (a file with other links frees nothing yet). Throws what unlink throws.
+ * @param {number} dirFd @param {Buffer} name @param {boolean} countBytes
+ */
+function unlinkCounted(dirFd, name, countBytes) {
+  const p = at(dirFd, name);
+  const st = countBytes ? fs.lstatSync(p, { throwIfNoEntry: false }) : null;
+  fs.unlinkSync(p);
+  return st && st.isFile() && st.nlink === 1 ? st.blocks * 512 : 0;
+}
+
 /** Directory listings being read, by id: each stays in this thread until it is read to the end. */
 /** @type {Map<number, fs.Dir>} */
 const streams = new Map();
@@ -87,12 +99,9 @@ const ops = {
           continue;
         }
         files++;
-        const p = at(dirFd, name);
         try {
-          const st = countBytes ? fs.lstatSync(p, { throwIfNoEntry: false }) : null;
-          fs.unlinkSync(p);
+          bytes += unlinkCounted(dirFd, name, countBytes);
           removed++;
-          if (st && st.isFile() && st.nlink === 1) bytes += st.blocks * 512;
         } catch (e) {
           // Replaced by a directory since it was listed: it is walked like any other.
           if (/** @type {any} */ (e).code === 'EISDIR') {
@@ -126,12 +135,9 @@ const ops = {
     let bytes = 0;
     /** @type {object[]} */ const fails = [];
     for (const name of names) {
-      const p = at(dirFd, name);
       try {
-        const st = countBytes ? fs.lstatSync(p, { throwIfNoEntry: false }) : null;
-        fs.unlinkSync(p);
+        bytes += unlinkCounted(dirFd, name, countBytes);
         removed++;
-        if (st && st.isFile() && st.nlink === 1) bytes += st.blocks * 512;
       } catch (e) {
         fails.push({ name, ...failure(e) });
       }
