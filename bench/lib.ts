@@ -84,3 +84,11 @@ export async function pairedWithRm(roundIndex: number, ours: () => Promise<void>
   }
   settle();
 }
+
+/** A row measured side by side with `rm -rf` on an identical tree: medians, their ratio, and the ≤ 1.0 target. */
+export function versusRm(scenario: string, ours: number[], rm: number[], note: (o: string, r: string) => string): Result {
+  const o = median(ours);
+  const r = median(rm);
+  const list = (xs: number[]): string => xs.map((x) => round(x)).join(', ');
+  return { scenario, value: round(o), unit: 'ms', reference: round(r), ratio: round(o / r, 2), target: 'ratio ≤ 1.0 vs rm -rf', met: o / r <= 1.0, note: note(list(ours), list(rm)) };
+}

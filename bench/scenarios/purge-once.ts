@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { startService } from '../../src/service/index.js';
 import { PurgeCacheClient } from '../../src/edges/upstream/client.js';
 import { silentLogger } from '../../src/log.js';
-import { makeTree, median, ms, pairedWithRm, round, scratch, settle, type Result } from '../lib.js';
+import { makeTree, median, ms, pairedWithRm, round, scratch, settle, versusRm, type Result } from '../lib.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../dist/cli.js');
 const FILES = 100_000;
@@ -60,18 +60,14 @@ export async function purgeOnce(): Promise<Result[]> {
       await service.close();
       spawnSync('rm', ['-rf', dir.path]);
     }
-    const o = median(ours);
-    const r = median(rm);
-    results.push({
-      scenario: `reclaim: \`once\` purging a cache of ${FILES.toLocaleString('en')} ${bytes === 0 ? 'empty' : `${bytes}-byte`} files (process start included)`,
-      value: round(o),
-      unit: 'ms',
-      reference: round(r),
-      ratio: round(o / r, 2),
-      target: 'ratio ≤ 1.0 vs rm -rf',
-      met: o / r <= 1.0,
-      note: `median of ${ROUNDS} (once ${ours.map((x) => round(x)).join(', ')} ms; rm -rf ${rm.map((x) => round(x)).join(', ')} ms); the trash is emptied in the default low-priority child`,
-    });
+    results.push(
+      versusRm(
+        `reclaim: \`once\` purging a cache of ${FILES.toLocaleString('en')} ${bytes === 0 ? 'empty' : `${bytes}-byte`} files (process start included)`,
+        ours,
+        rm,
+        (o, r) => `median of ${ROUNDS} (once ${o} ms; rm -rf ${r} ms); the trash is emptied in the default low-priority child`,
+      ),
+    );
   }
   return results;
 }

@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { deleteTree } from '../../src/edges/caches/delete.js';
 import { emptyTrashInChild } from '../../src/edges/caches/trash-worker.js';
-import { makeTree, median, ms, pairedWithRm, round, scratch, settle, type Result } from '../lib.js';
+import { makeTree, median, ms, pairedWithRm, round, scratch, settle, versusRm, type Result } from '../lib.js';
 
 const FILES = 200_000;
 const DIRS = 2_000;
@@ -48,19 +48,9 @@ export async function reclaim(): Promise<Result[]> {
   } finally {
     spawnSync('rm', ['-rf', dir.path]);
   }
-  const o = median(ours);
   const r = median(rm);
   return [
-    {
-      scenario: `reclaim: delete ${FILES.toLocaleString('en')} files in ${DIRS.toLocaleString('en')} dirs (in process, bytes counted)`,
-      value: round(o),
-      unit: 'ms',
-      reference: round(r),
-      ratio: round(o / r, 2),
-      target: 'ratio ≤ 1.0 vs rm -rf',
-      met: o / r <= 1.0,
-      note: `median of ${ROUNDS} rounds each (ours ${ours.map((x) => round(x)).join(', ')} ms; rm -rf ${rm.map((x) => round(x)).join(', ')} ms)`,
-    },
+    versusRm(`reclaim: delete ${FILES.toLocaleString('en')} files in ${DIRS.toLocaleString('en')} dirs (in process, bytes counted)`, ours, rm, (o, r) => `median of ${ROUNDS} rounds each (ours ${o} ms; rm -rf ${r} ms)`),
     {
       scenario: 'reclaim: the same in the low-priority child the daemon uses (nice 19, idle I/O)',
       value: round(child[0]!),
