@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { startService } from '../../src/service/index.js';
 import { PurgeCacheClient } from '../../src/edges/upstream/client.js';
 import { silentLogger } from '../../src/log.js';
-import { makeTree, median, ms, pairedWithRm, round, scratch, settle, versusRm, type Result } from '../lib.js';
+import { makeTree, ms, pairedWithRm, scratch, settle, versusRm, type Result } from '../lib.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../dist/cli.js');
 const FILES = 100_000;
