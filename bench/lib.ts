@@ -90,5 +90,14 @@ export function versusRm(scenario: string, ours: number[], rm: number[], note: (
   const o = median(ours);
   const r = median(rm);
   const list = (xs: number[]): string => xs.map((x) => round(x)).join(', ');
-  return { scenario, value: round(o), unit: 'ms', reference: round(r), ratio: round(o / r, 2), target: 'ratio ≤ 1.0 vs rm -rf', met: o / r <= 1.0, note: note(list(ours), list(rm)) };
+  return {
+    scenario,
+    value: round(o),
+    unit: 'ms',
+    reference: round(r),
+    ratio: round(o / r, 2),
+    target: 'ratio ≤ 1.0 vs rm -rf',
+    met: o / r <= 1.0,
+    note: note(list(ours), list(rm)),
+  };
 }

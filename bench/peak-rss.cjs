@@ -9,6 +9,9 @@ if (file) {
     const status = fs.readFileSync('/proc/self/status', 'utf8');
     const kb = (field) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
     const m = process.memoryUsage();
-    fs.appendFileSync(file, JSON.stringify({ peakMb: kb('VmHWM') / 1024, rssMb: kb('VmRSS') / 1024, heapUsedMb: m.heapUsed / 2 ** 20, heapTotalMb: m.heapTotal / 2 ** 20 }) + '\n');
+    fs.appendFileSync(
+      file,
+      JSON.stringify({ peakMb: kb('VmHWM') / 1024, rssMb: kb('VmRSS') / 1024, heapUsedMb: m.heapUsed / 2 ** 20, heapTotalMb: m.heapTotal / 2 ** 20 }) + '\n',
+    );
   });
 }

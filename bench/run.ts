@@ -31,9 +31,19 @@ async function main(): Promise<void> {
   const names = wanted.length > 0 ? wanted : Object.keys(SCENARIOS);
   const file = new URL('../../bench/results.json', import.meta.url);
   // A run of some scenarios keeps the others' latest results.
-  const previous = await readFile(file, 'utf8').then((t) => (JSON.parse(t) as { results: (Result & { group?: string })[] }).results, () => [] as (Result & { group?: string })[]);
+  const previous = await readFile(file, 'utf8').then(
+    (t) => (JSON.parse(t) as { results: (Result & { group?: string })[] }).results,
+    () => [] as (Result & { group?: string })[],
+  );
   const results: (Result & { group: string })[] = previous.filter((r): r is Result & { group: string } => r.group !== undefined && !names.includes(r.group));
-  const machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, kernel: os.release(), loadAverage: os.loadavg().map((l) => Math.round(l * 10) / 10) };
+  const machine = {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    kernel: os.release(),
+    loadAverage: os.loadavg().map((l) => Math.round(l * 10) / 10),
+  };
   const save = async (): Promise<void> => {
     results.sort((a, b) => Object.keys(SCENARIOS).indexOf(a.group) - Object.keys(SCENARIOS).indexOf(b.group));
     machine.loadAverage = os.loadavg().map((l) => Math.round(l * 10) / 10);
@@ -50,11 +60,19 @@ async function main(): Promise<void> {
     // Saved after each group, so a long run stopped part-way keeps what it measured.
     await save();
   }
-  process.stdout.write(`\nmachine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}, Linux ${machine.kernel}, load average ${machine.loadAverage.join(' ')}\nwrote bench/results.json\n`);
+  process.stdout.write(
+    `\nmachine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}, Linux ${machine.kernel}, load average ${machine.loadAverage.join(' ')}\nwrote bench/results.json\n`,
+  );
 }
 
 function printRow(r: Result): void {
-  const cells = [r.scenario, `${r.value} ${r.unit}`, r.reference === undefined ? '—' : `${r.reference} ${r.unit}`, r.ratio === undefined ? '—' : String(r.ratio), r.target ? `${r.target}: ${r.met ? 'met' : 'NOT met'}` : ''];
+  const cells = [
+    r.scenario,
+    `${r.value} ${r.unit}`,
+    r.reference === undefined ? '—' : `${r.reference} ${r.unit}`,
+    r.ratio === undefined ? '—' : String(r.ratio),
+    r.target ? `${r.target}: ${r.met ? 'met' : 'NOT met'}` : '',
+  ];
   process.stdout.write(`| ${cells.join(' | ')} |\n${r.note ? `|   ${r.note} |\n` : ''}`);
 }
 

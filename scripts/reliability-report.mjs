@@ -38,22 +38,70 @@ const AREAS = {
 
 /** What the suite made us change in src/, for readers of the report (kept by hand; the table is generated). */
 const FIXES = [
-  ['src/edges/caches/delete.ts', 'Trash deletion finds mount points in /proc/self/mountinfo (and, since the deletion rewrite of issue 7, by mount id) as well as by st_dev: a bind mount of a directory on the same filesystem (same st_dev) inside a purged cache was walked into, and the directory it showed — outside every root — was emptied.'],
-  ['src/edges/upstream/response.ts, src/edges/upstream/client.ts', 'Invalid entries are kept (with reasons) only for the first 1000 and counted past that, and the requests array is no longer copied by the envelope check: a 32 MiB answer of 16 million tiny entries took the daemon to 1.7 GB.'],
-  ['src/edges/state.ts', 'Temporary state files left by a process killed mid-write (`state.json.tmp-<pid>`) are removed once the lock is held; a directory where state.json should be is moved aside like any corrupt state instead of stopping the start.'],
-  ['src/core/judge.ts', 'A deferred purge no longer applies to a directory whose birth time is after the request (+ margin): a cache deleted and recreated while its purge waited can reuse the old inode number, and was purged.'],
-  ['src/core/judge.ts, src/engine/cycle.ts', 'A cursor ahead of the wall clock (set while the clock ran fast) leads to a full query without `since`, logged; and while the service\'s Date header shows our clock running ahead by more than the margin, the cursor takes the service\'s time: requests filed while the clock ran ahead were never returned.'],
-  ['src/config/load.ts', 'A YAML error in the config file no longer quotes the offending line, which could hold a credential not yet registered for scrubbing.'],
-  ['src/edges/caches/proc-scan.ts, src/edges/caches/inuse.ts', 'The /proc in-use scan is streamed and charged to a budget of 250,000 entries per pass, yields to the event loop, and stops reading a process that holds every cache: forty processes of 20,000 descriptors took one cycle 27 s (339 s and 2.4 GB with more) with /healthz silent. Caches the pass could not judge are deferred as held by "unknown", never purged.'],
-  ['src/edges/caches/proc-scan.ts', 'A lock kept alive only by a mapping is placed by the inode /proc/<pid>/maps shows; a lock whose holder no process shows is no longer looked for by walking the cache (27 s per decision on 300,000 files).'],
-  ['src/edges/caches/size.ts, src/engine/eviction.ts', 'Sizes are the blocks files occupy: a 15 TB sparse file made every other idle cache be evicted. The walk is streamed with byte names, and any error from the tree (ELOOP from a directory swapped for a looping symlink, ENAMETOOLONG) is a failed entry with the path instead of an "unexpected error".'],
-  ['src/api/connections.ts, src/api/server.ts', 'A new TCP connection over the limits pushes out the oldest one with no request in progress, and timeouts are checked every second: 300–400 stalled connections kept /healthz from answering.'],
-  ['src/core/leases.ts, src/engine/agent.ts', 'Leases are capped (64 per cache, 4096 in all; 409 LeaseLimitReached), and a renewal in the first third of its TTL does not rewrite the state file.'],
-  ['src/edges/caches/dir-lock.ts, src/edges/flock.ts', 'Without flock(1) and perl the agent refuses to rename caches (the purges fail and stay pending) instead of renaming them without the lock.'],
-  ['src/edges/caches/delete.ts', 'A fault point, `trash-delete`, after each directory removed from the trash, so the crash tests kill the agent in the middle of emptying it.'],
-  ['src/edges/caches/trash.ts, src/edges/caches/trash-dir.ts, src/edges/caches/held-dir.ts', 'A task that can write to the root swapped the trash with a symlink (renameat2 RENAME_EXCHANGE) and got purged caches, other users\' 0700 ones included, moved into its own directory (21 of 150 purges). The root and its trash are now held open and every rename goes through the descriptors; a trash that is not the agent\'s own 0700 directory on the same mount is refused (that root\'s purges fail naming it and the fix) and never emptied.'],
-  ['src/edges/caches/delete*.ts, src/edges/caches/delete-thread.cjs', 'Directories were read whole (a quarter million entries took the deleting child to 150 MiB, a million to gigabytes) and names were strings (`\\xff` became U+FFFD, its unlink failed with ENOENT, and the trash could never be emptied); a chain 20,000 deep beside a mount in the trash ran out of a 4 GB heap after 10 minutes (a path per directory). Now listings stream in batches of 256 as bytes, subtrees are deleted whole in one thread with at most 32 directories open, and mounts are recognised by their parent directory\'s identity.'],
-  ['src/engine/trash-runner.ts', '`once` exited 0 when the deleting child was killed and the trash was left full; the failure is now a failed `(trash)` entry and exit 1.'],
+  [
+    'src/edges/caches/delete.ts',
+    'Trash deletion finds mount points in /proc/self/mountinfo (and, since the deletion rewrite of issue 7, by mount id) as well as by st_dev: a bind mount of a directory on the same filesystem (same st_dev) inside a purged cache was walked into, and the directory it showed — outside every root — was emptied.',
+  ],
+  [
+    'src/edges/upstream/response.ts, src/edges/upstream/client.ts',
+    'Invalid entries are kept (with reasons) only for the first 1000 and counted past that, and the requests array is no longer copied by the envelope check: a 32 MiB answer of 16 million tiny entries took the daemon to 1.7 GB.',
+  ],
+  [
+    'src/edges/state.ts',
+    'Temporary state files left by a process killed mid-write (`state.json.tmp-<pid>`) are removed once the lock is held; a directory where state.json should be is moved aside like any corrupt state instead of stopping the start.',
+  ],
+  [
+    'src/core/judge.ts',
+    'A deferred purge no longer applies to a directory whose birth time is after the request (+ margin): a cache deleted and recreated while its purge waited can reuse the old inode number, and was purged.',
+  ],
+  [
+    'src/core/judge.ts, src/engine/cycle.ts',
+    "A cursor ahead of the wall clock (set while the clock ran fast) leads to a full query without `since`, logged; and while the service's Date header shows our clock running ahead by more than the margin, the cursor takes the service's time: requests filed while the clock ran ahead were never returned.",
+  ],
+  [
+    'src/config/load.ts',
+    'A YAML error in the config file no longer quotes the offending line, which could hold a credential not yet registered for scrubbing.',
+  ],
+  [
+    'src/edges/caches/proc-scan.ts, src/edges/caches/inuse.ts',
+    'The /proc in-use scan is streamed and charged to a budget of 250,000 entries per pass, yields to the event loop, and stops reading a process that holds every cache: forty processes of 20,000 descriptors took one cycle 27 s (339 s and 2.4 GB with more) with /healthz silent. Caches the pass could not judge are deferred as held by "unknown", never purged.',
+  ],
+  [
+    'src/edges/caches/proc-scan.ts',
+    'A lock kept alive only by a mapping is placed by the inode /proc/<pid>/maps shows; a lock whose holder no process shows is no longer looked for by walking the cache (27 s per decision on 300,000 files).',
+  ],
+  [
+    'src/edges/caches/size.ts, src/engine/eviction.ts',
+    'Sizes are the blocks files occupy: a 15 TB sparse file made every other idle cache be evicted. The walk is streamed with byte names, and any error from the tree (ELOOP from a directory swapped for a looping symlink, ENAMETOOLONG) is a failed entry with the path instead of an "unexpected error".',
+  ],
+  [
+    'src/api/connections.ts, src/api/server.ts',
+    'A new TCP connection over the limits pushes out the oldest one with no request in progress, and timeouts are checked every second: 300–400 stalled connections kept /healthz from answering.',
+  ],
+  [
+    'src/core/leases.ts, src/engine/agent.ts',
+    'Leases are capped (64 per cache, 4096 in all; 409 LeaseLimitReached), and a renewal in the first third of its TTL does not rewrite the state file.',
+  ],
+  [
+    'src/edges/caches/dir-lock.ts, src/edges/flock.ts',
+    'Without flock(1) and perl the agent refuses to rename caches (the purges fail and stay pending) instead of renaming them without the lock.',
+  ],
+  [
+    'src/edges/caches/delete.ts',
+    'A fault point, `trash-delete`, after each directory removed from the trash, so the crash tests kill the agent in the middle of emptying it.',
+  ],
+  [
+    'src/edges/caches/trash.ts, src/edges/caches/trash-dir.ts, src/edges/caches/held-dir.ts',
+    "A task that can write to the root swapped the trash with a symlink (renameat2 RENAME_EXCHANGE) and got purged caches, other users' 0700 ones included, moved into its own directory (21 of 150 purges). The root and its trash are now held open and every rename goes through the descriptors; a trash that is not the agent's own 0700 directory on the same mount is refused (that root's purges fail naming it and the fix) and never emptied.",
+  ],
+  [
+    'src/edges/caches/delete*.ts, src/edges/caches/delete-thread.cjs',
+    "Directories were read whole (a quarter million entries took the deleting child to 150 MiB, a million to gigabytes) and names were strings (`\\xff` became U+FFFD, its unlink failed with ENOENT, and the trash could never be emptied); a chain 20,000 deep beside a mount in the trash ran out of a 4 GB heap after 10 minutes (a path per directory). Now listings stream in batches of 256 as bytes, subtrees are deleted whole in one thread with at most 32 directories open, and mounts are recognised by their parent directory's identity.",
+  ],
+  [
+    'src/engine/trash-runner.ts',
+    '`once` exited 0 when the deleting child was killed and the trash was left full; the failure is now a failed `(trash)` entry and exit 1.',
+  ],
 ];
 
 function runSuite(jsonFile) {

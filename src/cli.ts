@@ -86,13 +86,19 @@ export function buildProgram(): Command {
   program.showHelpAfterError(seeHelp(program));
   program.addHelpText('after', `\nEach command's --help lists the settings it uses. Exit codes: 0 success, 1 the work failed, 2 bad usage or configuration.`);
 
-  const once = define(program, 'once', 'run one cycle, then exit (0 ok, 1 failed, 2 bad configuration)')
-    .option('--json', 'print the cycle report as JSON on stdout');
+  const once = define(program, 'once', 'run one cycle, then exit (0 ok, 1 failed, 2 bad configuration)').option(
+    '--json',
+    'print the cycle report as JSON on stdout',
+  );
   addSettings(once, 'once').action(action(lazy('cycle', (m) => m.onceCommand)));
-  addSettings(define(program, 'run', 'run the daemon: a cycle at start, then on the schedule, until SIGTERM/SIGINT'), 'run')
-    .action(action(lazy('cycle', (m) => m.runCommand)));
-  const doctor = define(program, 'doctor', 'check a configuration end to end: one line per check, each failing one with the fix (exit 0 all pass, 1 otherwise)')
-    .option('--json', 'print the checks as JSON');
+  addSettings(define(program, 'run', 'run the daemon: a cycle at start, then on the schedule, until SIGTERM/SIGINT'), 'run').action(
+    action(lazy('cycle', (m) => m.runCommand)),
+  );
+  const doctor = define(
+    program,
+    'doctor',
+    'check a configuration end to end: one line per check, each failing one with the fix (exit 0 all pass, 1 otherwise)',
+  ).option('--json', 'print the checks as JSON');
   addSettings(doctor, 'doctor').action(action(lazy('doctor', (m) => m.doctorCommand)));
   const caches = define(program, 'caches', 'list the local caches (name, path, created) without contacting the service').option('--json', 'print JSON');
   addSettings(caches, 'caches').action(action(lazy('caches', (m) => m.cachesCommand)));
@@ -141,11 +147,16 @@ export function buildProgram(): Command {
     .option('--wait-timeout <duration>', 'how long to wait for a cache someone else holds', '10m')
     .option('--lease-ttl <duration>', "the lease's TTL; it is extended every third of it while the command runs", '2m')
     .option('--owner <id>', 'who holds the leases (default: exec:<hostname>:<pid>)')
-    .option('--purge-on-exit <codes>', "purge the caches once the command ends with one of these exit codes (exec's own: 128+N for signal N) or, for the word signal, is killed by a signal; comma-separated, such as 1,signal")
+    .option(
+      '--purge-on-exit <codes>',
+      "purge the caches once the command ends with one of these exit codes (exec's own: 128+N for signal N) or, for the word signal, is killed by a signal; comma-separated, such as 1,signal",
+    )
     .argument('<command...>', 'the command and its arguments, after --')
     .passThroughOptions();
   addSettings(exec, 'exec', { except: ['caches'] }).action(action(lazy('exec', (m) => m.execCommand)));
-  define(program, 'demo', 'the `npm start` demo: the daemon against an embedded service, with demo caches under ./.demo').action(action(lazy('demo', (m) => m.demoCommand)));
+  define(program, 'demo', 'the `npm start` demo: the daemon against an embedded service, with demo caches under ./.demo').action(
+    action(lazy('demo', (m) => m.demoCommand)),
+  );
   return program;
 }
 

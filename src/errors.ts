@@ -71,7 +71,9 @@ export class PortInUseError extends AgentError {
     readonly host: string,
     readonly port: number,
   ) {
-    super(`cannot listen on ${host}:${port} (${setting}): another process is listening there; stop it (\`ss -ltnp 'sport = :${port}'\` names it) or choose another ${setting}`);
+    super(
+      `cannot listen on ${host}:${port} (${setting}): another process is listening there; stop it (\`ss -ltnp 'sport = :${port}'\` names it) or choose another ${setting}`,
+    );
   }
 }
 
@@ -180,7 +182,7 @@ export function systemErrorMessage(err: unknown): string | undefined {
 /** The errno-style code of a Node system error (`ENOENT`, `EACCES`, ...), if any. */
 export function errnoCode(err: unknown): string | undefined {
   if (typeof err === 'object' && err !== null && 'code' in err) {
-    const code = (err as { code: unknown }).code;
+    const code = err.code;
     if (typeof code === 'string') return code;
   }
   return undefined;

@@ -112,7 +112,10 @@ describe('errors name the setting and what it accepts', () => {
     await expectConfigError(load({ rootUrl: 'ftp://x' }), /rootUrl.*http/);
   });
   it('refuses a size without a unit, saying which units exist; 0 needs none', async () => {
-    await expectConfigError(load({ maxSize: '200' }), /maxSize \(flag --max-size\): expected a size with a unit: B; K, M, G, T .*a bare number such as 200 has no unit/);
+    await expectConfigError(
+      load({ maxSize: '200' }),
+      /maxSize \(flag --max-size\): expected a size with a unit: B; K, M, G, T .*a bare number such as 200 has no unit/,
+    );
     await expectConfigError(load({}, { PURGE_CACHE_AGENT_MIN_FREE: '20' }), /minFree .*a percentage such as 15%, or a size with a unit/);
     const file = path.join(tmp.path, 'sizes.yaml');
     await writeFile(file, 'maxSize: 200\n');
@@ -143,7 +146,9 @@ describe('errors name the setting and what it accepts', () => {
   it('requires a service and caches where commands need them', async () => {
     await expectConfigError(load().then(requireService), /--root-url/);
     await expectConfigError(load().then(requireCaches), /--cache-root/);
-    expect(() => requireService({ proxyUrl: 'http://proxy' } as never)).not.toThrow();
+    expect(() => {
+      requireService({ proxyUrl: 'http://proxy' } as never);
+    }).not.toThrow();
   });
 });
 

@@ -55,7 +55,14 @@ export async function footprint(): Promise<Result[]> {
       reference: round(bare),
       ratio: round(shipped.peakRss / bare, 2),
     },
-    { scenario: `footprint: idle daemon CPU between cycles (${SAMPLE_S} s)`, value: round(plain.cpuPercent, 2), unit: '% of a core', target: 'near zero (< 1 %)', met: plain.cpuPercent < 1, note: 'includes the --recheck timer (every 5 s) and the API server' },
+    {
+      scenario: `footprint: idle daemon CPU between cycles (${SAMPLE_S} s)`,
+      value: round(plain.cpuPercent, 2),
+      unit: '% of a core',
+      target: 'near zero (< 1 %)',
+      met: plain.cpuPercent < 1,
+      note: 'includes the --recheck timer (every 5 s) and the API server',
+    },
   ];
 }
 
@@ -77,10 +84,29 @@ async function idleDaemon(nodeOptions: string | undefined): Promise<Idle> {
   const root = path.join(dir.path, 'caches');
   for (let i = 0; i < 1000; i++) await mkdir(path.join(root, `cache-${i}`), { recursive: true });
   // A schedule far in the future: after the start cycle, the daemon only waits (and rechecks deferrals).
-  const child = spawn(process.execPath, [CLI, 'run', '--root-url', service.url, '--worker-pool-id', 'bench/idle', '--cache-root', root, '--state-dir', path.join(dir.path, 'state'), '--schedule', '0 0 1 1 *', '--log-level', 'info'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir.path, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) },
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      CLI,
+      'run',
+      '--root-url',
+      service.url,
+      '--worker-pool-id',
+      'bench/idle',
+      '--cache-root',
+      root,
+      '--state-dir',
+      path.join(dir.path, 'state'),
+      '--schedule',
+      '0 0 1 1 *',
+      '--log-level',
+      'info',
+    ],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir.path, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) },
+    },
+  );
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   try {

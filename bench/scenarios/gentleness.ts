@@ -34,7 +34,9 @@ function workload(dir: string): Promise<number> {
     const child = spawn(process.execPath, ['-e', WORKLOAD, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
-    child.on('close', (code) => (code === 0 ? resolve(Number(out)) : reject(new Error(`workload exited ${code}`))));
+    child.on('close', (code) => {
+      code === 0 ? resolve(Number(out)) : reject(new Error(`workload exited ${code}`));
+    });
   });
 }
 
@@ -43,7 +45,9 @@ function deleteAtNormalPriority(trash: string): Promise<void> {
   const code = `import(${JSON.stringify(DELETE)}).then((m) => m.deleteContents(${JSON.stringify(trash)}))`;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['-e', code], { stdio: 'ignore' });
-    child.on('close', (c) => (c === 0 ? resolve() : reject(new Error(`deleter exited ${c}`))));
+    child.on('close', (c) => {
+      c === 0 ? resolve() : reject(new Error(`deleter exited ${c}`));
+    });
   });
 }
 

@@ -26,7 +26,9 @@ function runOnce(args: string[]): Promise<void> {
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`once exited ${code}: ${stderr}`))));
+    child.on('close', (code) => {
+      code === 0 ? resolve() : reject(new Error(`once exited ${code}: ${stderr}`));
+    });
   });
 }
 
@@ -47,12 +49,27 @@ export async function purgeOnce(): Promise<Result[]> {
         await makeTree(other, DIRS, FILES, bytes);
         await client.purgeCache(POOL, 'victim');
         settle();
-        const args = ['--root-url', service.url, '--worker-pool-id', `${POOL.provisionerId}/${POOL.workerType}`, '--cache-root', root, '--state-dir', path.join(dir.path, `state-${round}`)];
+        const args = [
+          '--root-url',
+          service.url,
+          '--worker-pool-id',
+          `${POOL.provisionerId}/${POOL.workerType}`,
+          '--cache-root',
+          root,
+          '--state-dir',
+          path.join(dir.path, `state-${round}`),
+        ];
         const runOurs = async (): Promise<void> => {
           const start = performance.now();
           await runOnce(args);
           ours.push(ms(start));
-          if (await lstat(cache).then(() => true, () => false)) throw new Error('once left the cache in place');
+          if (
+            await lstat(cache).then(
+              () => true,
+              () => false,
+            )
+          )
+            throw new Error('once left the cache in place');
         };
         await pairedWithRm(round, runOurs, other, rm);
       }

@@ -33,7 +33,8 @@ export async function reclaim(): Promise<Result[]> {
         const start = performance.now();
         const report = await deleteTree(a, { countBytes: true });
         ours.push(ms(start));
-        if (report.files !== FILES || report.failures.length > 0) throw new Error(`deleteTree removed ${report.files} files, ${report.failures.length} failures`);
+        if (report.files !== FILES || report.failures.length > 0)
+          throw new Error(`deleteTree removed ${report.files} files, ${report.failures.length} failures`);
       };
       await pairedWithRm(round, runOurs, b, rm);
     }
@@ -50,7 +51,12 @@ export async function reclaim(): Promise<Result[]> {
   }
   const r = median(rm);
   return [
-    versusRm(`reclaim: delete ${FILES.toLocaleString('en')} files in ${DIRS.toLocaleString('en')} dirs (in process, bytes counted)`, ours, rm, (o, r) => `median of ${ROUNDS} rounds each (ours ${o} ms; rm -rf ${r} ms)`),
+    versusRm(
+      `reclaim: delete ${FILES.toLocaleString('en')} files in ${DIRS.toLocaleString('en')} dirs (in process, bytes counted)`,
+      ours,
+      rm,
+      (o, r) => `median of ${ROUNDS} rounds each (ours ${o} ms; rm -rf ${r} ms)`,
+    ),
     {
       scenario: 'reclaim: the same in the low-priority child the daemon uses (nice 19, idle I/O)',
       value: round(child[0]!),

@@ -38,11 +38,16 @@ async function measure(args: string[], env: Record<string, string>, peakFile: st
   await rm(peakFile, { force: true });
   const start = performance.now();
   const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, ['-r', PEAK_PRELOAD, ...nodeArgs, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...env, PCA_BENCH_PEAK_FILE: peakFile } });
+    const child = spawn(process.execPath, ['-r', PEAK_PRELOAD, ...nodeArgs, ...args], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...env, PCA_BENCH_PEAK_FILE: peakFile },
+    });
     let err = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-4000)));
     child.on('error', reject);
-    child.on('close', (c) => resolve({ code: c, stderr: err }));
+    child.on('close', (c) => {
+      resolve({ code: c, stderr: err });
+    });
   });
   const elapsed = ms(start);
   if (code !== 0) throw new Error(`node ${args.join(' ')} exited ${code}: ${stderr}`);
@@ -58,8 +63,30 @@ export async function startup(): Promise<Result[]> {
     for (let i = 1; i <= CACHES; i++) await mkdir(path.join(root, `c${i}`), { recursive: true });
     const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir.path };
     const peakFile = path.join(dir.path, 'peak.jsonl');
-    const once = ['once', '--root-url', service.url, '--worker-pool-id', 'bench/startup', '--cache-root', root, '--state-dir', path.join(dir.path, 'state-once')];
-    const exec = ['exec', '--cache', 'c1', '--cache-root', root, '--state-dir', path.join(dir.path, 'state-exec'), '--api-socket', path.join(dir.path, 'nobody.sock'), '--', 'true'];
+    const once = [
+      'once',
+      '--root-url',
+      service.url,
+      '--worker-pool-id',
+      'bench/startup',
+      '--cache-root',
+      root,
+      '--state-dir',
+      path.join(dir.path, 'state-once'),
+    ];
+    const exec = [
+      'exec',
+      '--cache',
+      'c1',
+      '--cache-root',
+      root,
+      '--state-dir',
+      path.join(dir.path, 'state-exec'),
+      '--api-socket',
+      path.join(dir.path, 'nobody.sock'),
+      '--',
+      'true',
+    ];
     const runs = { bare: [] as Run[], once: [] as Run[], exec: [] as Run[] };
     // One warm-up of each (page cache), then alternate so load on the machine bills all three alike.
     await measure(['-e', '0'], env, peakFile);
@@ -72,7 +99,9 @@ export async function startup(): Promise<Result[]> {
     }
     const bareMs = median(runs.bare.map((r) => r.ms));
     const bareMb = median(runs.bare.map((r) => r.peakMb));
-    const results: Result[] = [{ scenario: 'startup: bare `node -e 0` (the reference)', value: round(bareMs), unit: 'ms', note: `peak RSS ${round(bareMb)} MB; median of ${ROUNDS}` }];
+    const results: Result[] = [
+      { scenario: 'startup: bare `node -e 0` (the reference)', value: round(bareMs), unit: 'ms', note: `peak RSS ${round(bareMb)} MB; median of ${ROUNDS}` },
+    ];
     for (const [name, label] of [
       ['once', `startup: \`once\` with nothing to purge (${CACHES} caches, no requests)`],
       ['exec', 'startup: `exec --cache c1 -- true`, no agent running'],
@@ -122,7 +151,12 @@ async function profileOnce(once: string[], env: Record<string, string>, peakFile
     const parts = Object.entries(kinds)
       .sort((a, b) => b[1] - a[1])
       .map(([kind, t]) => `${kind} ${round(t)} ms`);
-    return { scenario: 'startup: where one `once` spends its time (--cpu-prof, by kind of work)', value: round(total), unit: 'ms', note: `${parts.join('; ')} (wall ${round(run.ms)} ms with the profiler on)` };
+    return {
+      scenario: 'startup: where one `once` spends its time (--cpu-prof, by kind of work)',
+      value: round(total),
+      unit: 'ms',
+      note: `${parts.join('; ')} (wall ${round(run.ms)} ms with the profiler on)`,
+    };
   } finally {
     await rm(profDir, { recursive: true, force: true });
   }

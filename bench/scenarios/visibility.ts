@@ -41,13 +41,24 @@ export async function visibility(): Promise<Result[]> {
       }
       const value = median(samples);
       timings.push(value);
-      results.push({ scenario: `visibility: purge start → path gone, cache of ${files.toLocaleString('en')} files`, value: round(value, 2), unit: 'ms', note: `median of ${samples.length} (lock + re-check + rename)` });
+      results.push({
+        scenario: `visibility: purge start → path gone, cache of ${files.toLocaleString('en')} files`,
+        value: round(value, 2),
+        unit: 'ms',
+        note: `median of ${samples.length} (lock + re-check + rename)`,
+      });
     } finally {
       // The trash is this benchmark's own; rm -rf it quickly rather than measure deletion here.
       spawnSync('rm', ['-rf', dir.path]);
     }
   }
   const growth = timings[timings.length - 1]! / timings[0]!;
-  results.push({ scenario: 'visibility: 1,000,000 files vs 10 files', value: round(growth, 2), unit: '×', target: 'does not grow with size (< 3×, noise)', met: growth < 3 });
+  results.push({
+    scenario: 'visibility: 1,000,000 files vs 10 files',
+    value: round(growth, 2),
+    unit: '×',
+    target: 'does not grow with size (< 3×, noise)',
+    met: growth < 3,
+  });
   return results;
 }

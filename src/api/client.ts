@@ -78,7 +78,9 @@ export class ApiClient {
     const secure = url?.protocol === 'https:';
     this.agent = secure ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
     this.request = secure ? httpsRequest : httpRequest;
-    this.target = url ? { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || (secure ? 443 : 80)) } : { socketPath: (endpoint as { socketPath: string }).socketPath };
+    this.target = url
+      ? { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || (secure ? 443 : 80)) }
+      : { socketPath: (endpoint as { socketPath: string }).socketPath };
   }
 
   /** Where this client talks to, for messages. */
@@ -118,10 +120,16 @@ export class ApiClient {
     if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
     return new Promise((resolve, reject) => {
       const req = this.request({ ...this.target, agent: this.agent, method, path, headers, timeout: TIMEOUT_MS });
-      const connecting = setTimeout(() => req.destroy(Object.assign(new Error(`connecting took longer than ${CONNECT_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' })), CONNECT_TIMEOUT_MS);
+      const connecting = setTimeout(
+        () => req.destroy(Object.assign(new Error(`connecting took longer than ${CONNECT_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' })),
+        CONNECT_TIMEOUT_MS,
+      );
       req.once('socket', (socket) => {
         if (!socket.connecting) clearTimeout(connecting);
-        else socket.once('connect', () => clearTimeout(connecting));
+        else
+          socket.once('connect', () => {
+            clearTimeout(connecting);
+          });
       });
       req.once('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' })));
       req.once('response', (res) => {
@@ -232,7 +240,7 @@ function describeFailure(where: string, err: unknown): Attempt {
       return { where, reason: 'nothing is listening', absent: true };
     case 'EACCES':
     case 'EPERM':
-      return { where, reason: 'permission denied: run as the agent\'s user or a member of its group', absent: false };
+      return { where, reason: "permission denied: run as the agent's user or a member of its group", absent: false };
     default:
       return { where, reason: errorMessage(err), absent: false };
   }

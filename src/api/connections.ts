@@ -63,7 +63,9 @@ export function limitConnections(server: Server, limits: ConnectionLimits): void
     }
     open.set(socket, { remote, inFlight: 0 });
     perRemote.set(remote, (perRemote.get(remote) ?? 0) + 1);
-    socket.once('close', () => forget(socket));
+    socket.once('close', () => {
+      forget(socket);
+    });
   });
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const t = open.get(req.socket);

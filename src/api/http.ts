@@ -75,7 +75,9 @@ export function readBody(req: IncomingMessage, limit = BODY_LIMIT): Promise<stri
       size += chunk.length;
       if (size <= limit) chunks.push(chunk);
     });
-    req.on('end', () => (size > limit ? reject(tooLarge) : resolve(Buffer.concat(chunks).toString('utf8'))));
+    req.on('end', () => {
+      size > limit ? reject(tooLarge) : resolve(Buffer.concat(chunks).toString('utf8'));
+    });
     req.on('error', reject);
   });
 }

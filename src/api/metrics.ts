@@ -43,7 +43,12 @@ export function createMetrics(agent: Agent, backlog: TrashBacklog): Metrics {
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 1000 });
   const registers = [registry];
 
-  const cycles = new Counter({ name: 'purge_cache_agent_cycles_total', help: 'Cycles run, by outcome (success: the service answered and every purge was carried out or deferred)', labelNames: ['outcome'] as const, registers });
+  const cycles = new Counter({
+    name: 'purge_cache_agent_cycles_total',
+    help: 'Cycles run, by outcome (success: the service answered and every purge was carried out or deferred)',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
   // Both outcomes exist from the start, so rate() and alerts work before the first failure.
   cycles.inc({ outcome: 'success' }, 0);
   cycles.inc({ outcome: 'failure' }, 0);
@@ -53,12 +58,30 @@ export function createMetrics(agent: Agent, backlog: TrashBacklog): Metrics {
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
     registers,
   });
-  const requestsSeen = new Counter({ name: 'purge_cache_agent_requests_seen_total', help: "Purge requests received: each counted once, however often the service returns it", registers });
-  const purged = new Counter({ name: 'purge_cache_agent_caches_purged_total', help: 'Cache directories purged (renamed into the trash), by cycles, rechecks and the local API', registers });
+  const requestsSeen = new Counter({
+    name: 'purge_cache_agent_requests_seen_total',
+    help: 'Purge requests received: each counted once, however often the service returns it',
+    registers,
+  });
+  const purged = new Counter({
+    name: 'purge_cache_agent_caches_purged_total',
+    help: 'Cache directories purged (renamed into the trash), by cycles, rechecks and the local API',
+    registers,
+  });
   const reclaimed = new Counter({ name: 'purge_cache_agent_bytes_reclaimed_total', help: 'Bytes freed by deleting the trash', registers });
   const failures = new Counter({ name: 'purge_cache_agent_purge_failures_total', help: 'Purges that failed (they are retried)', registers });
-  const evictions = new Counter({ name: 'purge_cache_agent_evictions_total', help: 'Idle caches evicted for space or age (--min-free, --max-size, --max-unused), by reason', labelNames: ['reason'], registers });
-  const evictedBytes = new Counter({ name: 'purge_cache_agent_evicted_bytes_total', help: 'Bytes of the caches evicted, by reason (reclaimed as the trash is emptied)', labelNames: ['reason'], registers });
+  const evictions = new Counter({
+    name: 'purge_cache_agent_evictions_total',
+    help: 'Idle caches evicted for space or age (--min-free, --max-size, --max-unused), by reason',
+    labelNames: ['reason'],
+    registers,
+  });
+  const evictedBytes = new Counter({
+    name: 'purge_cache_agent_evicted_bytes_total',
+    help: 'Bytes of the caches evicted, by reason (reclaimed as the trash is emptied)',
+    labelNames: ['reason'],
+    registers,
+  });
 
   new Gauge({
     name: 'purge_cache_agent_deferred_purges',
@@ -124,7 +147,12 @@ export function createMetrics(agent: Agent, backlog: TrashBacklog): Metrics {
     },
   });
 
-  const info = new Gauge({ name: 'purge_cache_agent_info', help: 'Always 1; the labels describe the agent', labelNames: ['version', 'worker_pool_id', 'worker_id'] as const, registers });
+  const info = new Gauge({
+    name: 'purge_cache_agent_info',
+    help: 'Always 1; the labels describe the agent',
+    labelNames: ['version', 'worker_pool_id', 'worker_id'] as const,
+    registers,
+  });
   info.set({ version: VERSION, worker_pool_id: workerPoolId(agent.pool), ...(agent.settings.workerId ? { worker_id: agent.settings.workerId } : {}) }, 1);
 
   agent.onCycle((report, durationMs) => {
@@ -144,7 +172,9 @@ export function createMetrics(agent: Agent, backlog: TrashBacklog): Metrics {
       }
     },
   });
-  agent.trash.onReport((report) => reclaimed.inc(report.bytes));
+  agent.trash.onReport((report) => {
+    reclaimed.inc(report.bytes);
+  });
 
   return { registry, text: () => registry.metrics(), contentType: registry.contentType };
 }

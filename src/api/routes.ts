@@ -102,7 +102,8 @@ export class OperationTasks {
 function outcomeOf(op: Operation, report: CycleReport): { code: number; error: string; summary: string } {
   const verb = report.dryRun ? 'would purge' : 'purged';
   const counts = `${verb} ${report.purged.length}, deferred ${report.deferred.length}, failed ${report.failed.length}`;
-  if (report.error !== undefined) return { code: 1, error: `the purge-cache service could not be queried: ${report.error}`, summary: `cycle failed: ${report.error}` };
+  if (report.error !== undefined)
+    return { code: 1, error: `the purge-cache service could not be queried: ${report.error}`, summary: `cycle failed: ${report.error}` };
   if (report.failed.length > 0) {
     const error = `${report.failed.length} purge(s) failed: ${report.failed.map((f) => `${f.path}: ${f.error}`).join('; ')}`;
     return { code: 1, error, summary: `${op.kind === 'cycle' ? 'cycle' : 'purge'} finished with failures: ${counts}` };
@@ -113,7 +114,10 @@ function outcomeOf(op: Operation, report: CycleReport): { code: number; error: s
 
 // ---------------------------------------------------------------------------
 
-const flag = z.pipe(z.enum(['1', '0', 'true', 'false']), z.transform((v) => v === '1' || v === 'true'));
+const flag = z.pipe(
+  z.enum(['1', '0', 'true', 'false']),
+  z.transform((v) => v === '1' || v === 'true'),
+);
 const noQuery = z.strictObject({});
 const noBody = z.strictObject({});
 
@@ -216,11 +220,21 @@ const listCachesRoute: Handler = async (r) => {
       created: iso(createdAt(c, state.firstSeen)),
       inUse: holders.has(c.path),
       holders: holders.get(c.path) ?? [],
-      pendingPurge: pending ? { reason: pending.reason, before: iso(pending.beforeMs), since: iso(pending.since), ...(pending.lastError !== undefined ? { lastError: pending.lastError } : {}) } : null,
+      pendingPurge: pending
+        ? {
+            reason: pending.reason,
+            before: iso(pending.beforeMs),
+            since: iso(pending.since),
+            ...(pending.lastError !== undefined ? { lastError: pending.lastError } : {}),
+          }
+        : null,
     };
   });
   if (size) {
-    const sizes = await measureTrees(caches.map((c) => c.path), r.ctx.sizeBudgetMs);
+    const sizes = await measureTrees(
+      caches.map((c) => c.path),
+      r.ctx.sizeBudgetMs,
+    );
     sizes.forEach((s, i) => {
       rows[i]!.sizeBytes = s.complete ? s.bytes : null;
       if (!s.complete) rows[i]!.sizePartial = true;

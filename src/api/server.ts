@@ -74,7 +74,9 @@ export async function startApi(agent: Agent, options: ApiOptions): Promise<Runni
       servers.map(
         (server) =>
           new Promise<void>((resolve) => {
-            server.close(() => resolve());
+            server.close(() => {
+              resolve();
+            });
             server.closeAllConnections();
           }),
       ),
@@ -99,7 +101,9 @@ export async function startApi(agent: Agent, options: ApiOptions): Promise<Runni
       process.umask(previous);
     }
     await listening(unixServer);
-    unixServer.on('error', (err) => logger.error({ err: errorMessage(err) }, 'local API socket error'));
+    unixServer.on('error', (err) => {
+      logger.error({ err: errorMessage(err) }, 'local API socket error');
+    });
     socketIno = (await lstat(options.socketPath)).ino;
     await chmod(options.socketPath, SOCKET_MODE);
 
@@ -109,13 +113,18 @@ export async function startApi(agent: Agent, options: ApiOptions): Promise<Runni
       servers.push(tcpServer);
       tcpServer.listen(options.listen.port, options.listen.host);
       await listening(tcpServer);
-      tcpServer.on('error', (err) => logger.error({ err: errorMessage(err) }, 'local API TCP error'));
+      tcpServer.on('error', (err) => {
+        logger.error({ err: errorMessage(err) }, 'local API TCP error');
+      });
       const address = tcpServer.address() as AddressInfo;
       const host = address.address.includes(':') ? `[${address.address}]` : address.address;
       tcpUrl = `http://${host}:${address.port}`;
       context.endpoints.tcp = tcpUrl;
     }
-    logger.info({ socket: options.socketPath, tcp: tcpUrl ?? null, tokenRequired: tokenCheck !== null, readyThresholdMs: context.readyThresholdMs }, 'local API listening');
+    logger.info(
+      { socket: options.socketPath, tcp: tcpUrl ?? null, tokenRequired: tokenCheck !== null, readyThresholdMs: context.readyThresholdMs },
+      'local API listening',
+    );
     return { socketPath: options.socketPath, ...(tcpUrl ? { tcpUrl } : {}), context, close };
   } catch (err) {
     await close();
@@ -129,8 +138,13 @@ export async function startApi(agent: Agent, options: ApiOptions): Promise<Runni
 
 function listening(server: Server): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (server.listening) return resolve();
-    const onError = (err: Error): void => reject(err);
+    if (server.listening) {
+      resolve();
+      return;
+    }
+    const onError = (err: Error): void => {
+      reject(err);
+    };
     server.once('error', onError);
     server.once('listening', () => {
       server.off('error', onError);
@@ -170,7 +184,9 @@ async function removeStaleSocket(socketPath: string): Promise<void> {
     });
   });
   if (answers) {
-    throw new ApiSocketInUseError(`another process (most likely another purge-cache-agent) answers on the API socket ${socketPath}; stop it, or give this agent its own --api-socket`);
+    throw new ApiSocketInUseError(
+      `another process (most likely another purge-cache-agent) answers on the API socket ${socketPath}; stop it, or give this agent its own --api-socket`,
+    );
   }
   await unlink(socketPath).catch((err: unknown) => {
     if (errnoCode(err) !== 'ENOENT') throw err;
@@ -209,9 +225,15 @@ function makeServer(ctx: ApiContext, logger: Logger, auth: TokenCheck | 'no-toke
       return;
     }
     const [status, code] =
-      err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'RequestHeaderFieldsTooLarge'] : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'RequestTimeout'] : [400, 'MalformedRequest'];
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'RequestHeaderFieldsTooLarge']
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'RequestTimeout']
+          : [400, 'MalformedRequest'];
     const body = JSON.stringify({ code, message: `the request could not be read: ${err.code ?? err.message}` });
-    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
   });
   return server;
 }
@@ -219,17 +241,26 @@ function makeServer(ctx: ApiContext, logger: Logger, auth: TokenCheck | 'no-toke
 async function handle(req: IncomingMessage, res: ServerResponse, ctx: ApiContext, logger: Logger, auth: TokenCheck | 'no-token' | null): Promise<void> {
   const method = req.method ?? 'GET';
   const controller = new AbortController();
-  res.on('close', () => controller.abort());
+  res.on('close', () => {
+    controller.abort();
+  });
   let where = req.url ?? '/';
   try {
     const { segments, query, path: rawPath } = splitTarget(req.url ?? '/');
     where = rawPath;
     if (auth !== null && segments[0] === 'v1') {
       if (auth === 'no-token') {
-        throw new ApiError(401, 'AuthenticationFailed', 'the /v1 routes are not available over TCP: no API token is configured (--api-token-file); use the unix socket', { 'www-authenticate': 'Bearer realm="purge-cache-agent"' });
+        throw new ApiError(
+          401,
+          'AuthenticationFailed',
+          'the /v1 routes are not available over TCP: no API token is configured (--api-token-file); use the unix socket',
+          { 'www-authenticate': 'Bearer realm="purge-cache-agent"' },
+        );
       }
       if (!auth.accepts(req.headers.authorization)) {
-        throw new ApiError(401, 'AuthenticationFailed', 'missing or wrong API token: send "Authorization: Bearer <token>"', { 'www-authenticate': 'Bearer realm="purge-cache-agent"' });
+        throw new ApiError(401, 'AuthenticationFailed', 'missing or wrong API token: send "Authorization: Bearer <token>"', {
+          'www-authenticate': 'Bearer realm="purge-cache-agent"',
+        });
       }
     }
     const { handler, params } = match(method, segments);

@@ -159,8 +159,8 @@ export class TaskStore {
         done: () => {
           clearTimeout(timer);
           signal?.removeEventListener('abort', waiter.done);
-          set!.delete(waiter);
-          if (set!.size === 0 && this.waiters.get(task.id) === set) this.waiters.delete(task.id);
+          set.delete(waiter);
+          if (set.size === 0 && this.waiters.get(task.id) === set) this.waiters.delete(task.id);
           resolve();
         },
       };

@@ -28,7 +28,14 @@ async function withAgent<T>(ctx: CommandContext, run: (client: ApiClient) => Pro
 
 /** Follow a task to its end, printing its output; a failed task is an error (exit 1). */
 async function followTask(ctx: CommandContext, client: ApiClient, id: string, json: boolean): Promise<TaskView> {
-  const view = await client.follow(id, json ? undefined : (line) => ctx.out(line));
+  const view = await client.follow(
+    id,
+    json
+      ? undefined
+      : (line) => {
+          ctx.out(line);
+        },
+  );
   if (json) printJson(ctx, view);
   if (view.code !== 0) throw new TaskFailedError(`task ${id} failed: ${view.error || `exit code ${view.code}`}`);
   return view;
@@ -47,7 +54,9 @@ function formatStatus(s: Record<string, any>): string {
   const config = s.config ?? {};
   lines.push(`purge-cache-agent ${s.version}, pid ${s.pid}, up ${s.uptimeSeconds}s`);
   lines.push(`  api:          ${s.api?.socket}${s.api?.tcp ? ` and ${s.api.tcp}` : ''}`);
-  lines.push(`  worker pool:  ${config.workerPoolId ?? `${config.provisionerId}/${config.workerType}`}   schedule: ${config.schedule}${config.dryRun ? '   DRY RUN' : ''}`);
+  lines.push(
+    `  worker pool:  ${config.workerPoolId ?? `${config.provisionerId}/${config.workerType}`}   schedule: ${config.schedule}${config.dryRun ? '   DRY RUN' : ''}`,
+  );
   lines.push(`  ready:        ${s.ready?.ready ? 'yes' : `no — ${s.ready?.reason}`}`);
   const c = s.lastCycle;
   lines.push(
@@ -59,9 +68,12 @@ function formatStatus(s: Record<string, any>): string {
   if (s.running) lines.push(`  running now:  ${s.running.kind}${s.running.name !== undefined ? ` ${JSON.stringify(s.running.name)}` : ''}`);
   lines.push(`  clock offset: ${s.clockOffsetMs === null ? 'unknown' : `${(s.clockOffsetMs / 1000).toFixed(1)}s`}`);
   const t = s.trash ?? {};
-  lines.push(`  trash:        ${t.backlogBytes} bytes waiting${t.backlogPartial ? ' (at least; still counting)' : ''}, ${t.deletedSinceStart?.bytes ?? 0} bytes reclaimed since start`);
+  lines.push(
+    `  trash:        ${t.backlogBytes} bytes waiting${t.backlogPartial ? ' (at least; still counting)' : ''}, ${t.deletedSinceStart?.bytes ?? 0} bytes reclaimed since start`,
+  );
   lines.push(`  pending:      ${s.pending?.length ?? 0}`);
-  for (const p of s.pending ?? []) lines.push(`    ${JSON.stringify(p.name)}  ${p.path}  (${p.reason} since ${p.since}${p.lastError ? `: ${p.lastError}` : ''})`);
+  for (const p of s.pending ?? [])
+    lines.push(`    ${JSON.stringify(p.name)}  ${p.path}  (${p.reason} since ${p.since}${p.lastError ? `: ${p.lastError}` : ''})`);
   lines.push(`  leases:       ${s.leases?.length ?? 0}`);
   for (const l of s.leases ?? []) lines.push(`    ${JSON.stringify(l.cacheName)}  held by ${JSON.stringify(l.owner)} until ${l.expiresAt}`);
   return lines.join('\n');
@@ -115,7 +127,11 @@ function leaseInput(flags: Record<string, unknown>, withTtl: boolean): { owner: 
   return { owner, ttlMs: ttlMs! };
 }
 
-async function leaseOperation<T>(ctx: CommandContext, viaApi: (client: ApiClient) => Promise<T>, offline: (store: StateStore) => Promise<T>): Promise<{ value: T; offline: boolean }> {
+async function leaseOperation<T>(
+  ctx: CommandContext,
+  viaApi: (client: ApiClient) => Promise<T>,
+  offline: (store: StateStore) => Promise<T>,
+): Promise<{ value: T; offline: boolean }> {
   return withAgentOrState(ctx.settings, ctx.logger, viaApi, (local) => offline(local.store));
 }
 
@@ -134,7 +150,10 @@ export async function leaseAcquireCommand(cacheName: string, flags: Record<strin
     },
   );
   if (flags.json) printJson(ctx, lease);
-  else ctx.out(`lease on ${JSON.stringify(lease.cacheName)} held by ${JSON.stringify(lease.owner)} until ${lease.expiresAt}${offline ? ` (no agent running: written to ${path.join(ctx.settings.stateDir, STATE_FILE)})` : ''}`);
+  else
+    ctx.out(
+      `lease on ${JSON.stringify(lease.cacheName)} held by ${JSON.stringify(lease.owner)} until ${lease.expiresAt}${offline ? ` (no agent running: written to ${path.join(ctx.settings.stateDir, STATE_FILE)})` : ''}`,
+    );
   return 0;
 }
 
@@ -153,6 +172,11 @@ export async function leaseReleaseCommand(cacheName: string, flags: Record<strin
     },
   );
   if (flags.json) printJson(ctx, { cacheName, owner, released });
-  else ctx.out(released ? `released the lease of ${JSON.stringify(owner)} on ${JSON.stringify(cacheName)}${offline ? ' (no agent running: state file changed directly)' : ''}` : `${JSON.stringify(owner)} held no live lease on ${JSON.stringify(cacheName)}; nothing to release`);
+  else
+    ctx.out(
+      released
+        ? `released the lease of ${JSON.stringify(owner)} on ${JSON.stringify(cacheName)}${offline ? ' (no agent running: state file changed directly)' : ''}`
+        : `${JSON.stringify(owner)} held no live lease on ${JSON.stringify(cacheName)}; nothing to release`,
+    );
   return 0;
 }

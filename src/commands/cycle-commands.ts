@@ -27,7 +27,8 @@ export async function onceCommand(flags: Record<string, unknown>): Promise<numbe
     // `once` exits only after its trash is empty (a crash's leftovers included).
     if (!ctx.settings.dryRun) {
       // A deletion that failed is a purge whose space did not come back: reported, and retried next run.
-      for (const failure of await agent.trash.drain()) report.failed.push({ name: '(trash)', path: failure.path, error: `could not delete from the trash: ${failure.error}` });
+      for (const failure of await agent.trash.drain())
+        report.failed.push({ name: '(trash)', path: failure.path, error: `could not delete from the trash: ${failure.error}` });
     }
   } finally {
     await agent.close();

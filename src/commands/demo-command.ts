@@ -28,7 +28,15 @@ export async function demoCommand(): Promise<number> {
   }
   const service = await listenPreferring(8765, logger);
   const settings = await loadSettings({
-    flags: { rootUrl: service.url, workerPoolId: POOL, cacheRoot: [root], stateDir: path.join(base, 'state'), schedule: '*/5 * * * * *', jitter: '1s', skewMargin: '10s' },
+    flags: {
+      rootUrl: service.url,
+      workerPoolId: POOL,
+      cacheRoot: [root],
+      stateDir: path.join(base, 'state'),
+      schedule: '*/5 * * * * *',
+      jitter: '1s',
+      skewMargin: '10s',
+    },
     env: {},
     cwd: process.cwd(),
   });
@@ -51,7 +59,9 @@ In a few seconds this demo files one for "npm-cache" itself. Ctrl-C stops it.\n`
   const client = new PurgeCacheClient({ rootUrl: service.url, logger });
   const timer = setTimeout(() => {
     say('>>> filing a purge request for "npm-cache"');
-    client.purgeCache({ provisionerId: 'demo-provisioner', workerType: 'demo-worker' }, 'npm-cache').catch((err) => logger.error({ err: String(err) }, 'demo request failed'));
+    client.purgeCache({ provisionerId: 'demo-provisioner', workerType: 'demo-worker' }, 'npm-cache').catch((err) => {
+      logger.error({ err: String(err) }, 'demo request failed');
+    });
   }, 3000);
   const code = await runDaemon(agent, logger, {
     onStop: async () => {

@@ -48,7 +48,13 @@ export async function execCommand(command: string[], flags: Record<string, unkno
   const locks: DirLock[] = [];
   const leased: string[] = [];
   const releaseAll = async (): Promise<void> => {
-    await Promise.all(leased.map((name) => coordinator.releaseLease(name, owner).catch((err) => ctx.logger.warn({ cache: name, err: errorMessage(err) }, 'could not release the lease; it expires by itself'))));
+    await Promise.all(
+      leased.map((name) =>
+        coordinator.releaseLease(name, owner).catch((err) => {
+          ctx.logger.warn({ cache: name, err: errorMessage(err) }, 'could not release the lease; it expires by itself');
+        }),
+      ),
+    );
     await Promise.all(locks.map((lock) => lock.release()));
   };
 
@@ -67,11 +73,16 @@ export async function execCommand(command: string[], flags: Record<string, unkno
     return EXIT_PREPARE_FAILED;
   }
 
-  const heartbeat = setInterval(() => {
-    for (const name of leased) {
-      coordinator.acquireLease(name, owner, leaseTtlMs).catch((err) => ctx.logger.warn({ cache: name, err: errorMessage(err) }, 'could not extend the lease; the flock still protects the cache'));
-    }
-  }, Math.max(1000, leaseTtlMs / 3));
+  const heartbeat = setInterval(
+    () => {
+      for (const name of leased) {
+        coordinator.acquireLease(name, owner, leaseTtlMs).catch((err) => {
+          ctx.logger.warn({ cache: name, err: errorMessage(err) }, 'could not extend the lease; the flock still protects the cache');
+        });
+      }
+    },
+    Math.max(1000, leaseTtlMs / 3),
+  );
 
   let outcome: RunOutcome;
   try {

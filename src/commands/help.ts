@@ -15,11 +15,20 @@ const EXAMPLES: Partial<Record<CommandName, string[]>> = {
     'purge-cache-agent once --worker-pool-id proj-builds/linux --cache-root /var/cache/tasks --root-url https://tc.example.com',
     'purge-cache-agent once --config /etc/purge-cache-agent/agent.yaml --jitter 2m   # from a cron line shared by a fleet',
   ],
-  run: ['purge-cache-agent run --config /etc/purge-cache-agent/agent.yaml', 'purge-cache-agent run --worker-pool-id proj-builds/linux --cache-root /var/cache/tasks --listen 127.0.0.1:9464'],
-  doctor: ['purge-cache-agent doctor --config /etc/purge-cache-agent/agent.yaml', 'purge-cache-agent doctor --worker-pool-id proj-builds/linux --cache-root /var/cache/tasks --json'],
+  run: [
+    'purge-cache-agent run --config /etc/purge-cache-agent/agent.yaml',
+    'purge-cache-agent run --worker-pool-id proj-builds/linux --cache-root /var/cache/tasks --listen 127.0.0.1:9464',
+  ],
+  doctor: [
+    'purge-cache-agent doctor --config /etc/purge-cache-agent/agent.yaml',
+    'purge-cache-agent doctor --worker-pool-id proj-builds/linux --cache-root /var/cache/tasks --json',
+  ],
   caches: ['purge-cache-agent caches --cache-root /var/cache/tasks', 'purge-cache-agent caches --config /etc/purge-cache-agent/agent.yaml --json'],
   request: ["purge-cache-agent request 'cargo registry' --root-url https://tc.example.com --worker-pool-id proj-builds/linux"],
-  requests: ['purge-cache-agent requests --root-url https://tc.example.com --worker-pool-id proj-builds/linux', 'purge-cache-agent requests --all --json --root-url https://tc.example.com'],
+  requests: [
+    'purge-cache-agent requests --root-url https://tc.example.com --worker-pool-id proj-builds/linux',
+    'purge-cache-agent requests --all --json --root-url https://tc.example.com',
+  ],
   ping: ['purge-cache-agent ping --root-url https://tc.example.com'],
   status: ['purge-cache-agent status', 'purge-cache-agent status --api http://127.0.0.1:9464 --api-token-file /etc/purge-cache-agent/api-token --json'],
   sync: ['purge-cache-agent sync --wait'],
@@ -27,7 +36,10 @@ const EXAMPLES: Partial<Record<CommandName, string[]>> = {
   'lease acquire': ['purge-cache-agent lease acquire cargo --owner task-42 --ttl 30m'],
   'lease release': ['purge-cache-agent lease release cargo --owner task-42'],
   exec: ['purge-cache-agent exec --sync --cache cargo --cache "node modules" -- ./build.sh'],
-  serve: ['purge-cache-agent serve --port 8080', 'purge-cache-agent serve --host 0.0.0.0 --port 8080 --clients /etc/purge-cache/clients.json --data /var/lib/purge-cache/requests.json'],
+  serve: [
+    'purge-cache-agent serve --port 8080',
+    'purge-cache-agent serve --host 0.0.0.0 --port 8080 --clients /etc/purge-cache/clients.json --data /var/lib/purge-cache/requests.json',
+  ],
 };
 
 /** The command's name as typed: `once`, `lease acquire`. */
@@ -76,7 +88,10 @@ export function addSettings(command: Command, name: CommandName, opts: { except?
     lines.push('', 'Environment only (never flags, which show in ps):');
     for (const spec of flagless) {
       const env = spec.key === 'credentials' ? 'TASKCLUSTER_CLIENT_ID, TASKCLUSTER_ACCESS_TOKEN, TASKCLUSTER_CERTIFICATE' : (spec.env ?? []).join(', ');
-      lines.push(`  ${env}`, `      ${spec.key === 'credentials' ? 'Taskcluster credentials (or credentials: in the config file); anonymous when unset' : spec.describe}`);
+      lines.push(
+        `  ${env}`,
+        `      ${spec.key === 'credentials' ? 'Taskcluster credentials (or credentials: in the config file); anonymous when unset' : spec.describe}`,
+      );
     }
   }
   const examples = EXAMPLES[name];

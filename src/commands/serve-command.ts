@@ -34,12 +34,19 @@ export async function serveCommand(flags: Record<string, unknown>): Promise<numb
     throw errnoCode(err) === 'EADDRINUSE' ? new PortInUseError('--port', host, port) : err;
   });
   if (access === 'anonymous') {
-    logger.warn({ url: service.url }, 'serving open access on a non-loopback address (--allow-anonymous): anyone who reaches this port may file and read purge requests');
+    logger.warn(
+      { url: service.url },
+      'serving open access on a non-loopback address (--allow-anonymous): anyone who reaches this port may file and read purge requests',
+    );
   }
   process.stdout.write(`${service.url}\n`);
   const signal = await new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => {
+      resolve('SIGTERM');
+    });
+    process.once('SIGINT', () => {
+      resolve('SIGINT');
+    });
   });
   logger.info({ signal }, 'purge-cache service stopping');
   await service.close();

@@ -22,9 +22,7 @@ export async function requestCommand(cacheName: string, flags: Record<string, un
 export async function requestsCommand(flags: Record<string, unknown>): Promise<number> {
   const ctx = await commandContext(flags);
   const client = clientFor(ctx.settings, ctx.logger);
-  const requests = flags.all
-    ? await client.allPurgeRequests()
-    : (await client.purgeRequests(requirePool(ctx.settings))).requests;
+  const requests = flags.all ? await client.allPurgeRequests() : (await client.purgeRequests(requirePool(ctx.settings))).requests;
   if (flags.json) printJson(ctx, { requests });
   else if (requests.length === 0) ctx.out('no open purge requests');
   else for (const r of requests) ctx.out(`${r.before}  ${r.provisionerId}/${r.workerType}  ${JSON.stringify(r.cacheName)}`);

@@ -4,7 +4,12 @@ import { SETTINGS } from './settings.js';
 export function settingsTable(): string {
   const rows = SETTINGS.map((spec) => {
     const flag = spec.flag ? `\`${spec.flag}\`${spec.repeatable ? ' (repeatable)' : ''}` : '—';
-    const env = spec.key === 'credentials' ? '`TASKCLUSTER_CLIENT_ID`, `TASKCLUSTER_ACCESS_TOKEN`, `TASKCLUSTER_CERTIFICATE`' : spec.env?.length ? spec.env.map((e) => `\`${e}\``).join(', ') : '—';
+    const env =
+      spec.key === 'credentials'
+        ? '`TASKCLUSTER_CLIENT_ID`, `TASKCLUSTER_ACCESS_TOKEN`, `TASKCLUSTER_CERTIFICATE`'
+        : spec.env?.length
+          ? spec.env.map((e) => `\`${e}\``).join(', ')
+          : '—';
     return `| \`${spec.key}\` | ${flag} | ${env} | ${spec.defaultText ?? '—'} | ${spec.describe.replace(/\|/g, '\\|')} |`;
   });
   return ['| config key | flag | environment | default | meaning |', '|---|---|---|---|---|', ...rows].join('\n');

@@ -30,10 +30,7 @@ export function requirePool(settings: Settings): WorkerPool {
     }
     const pool = parseWorkerPoolId(`${provisionerId}/${workerType}`);
     if (!pool) {
-      throw new ConfigError(
-        `invalid provisionerId/workerType "${provisionerId}/${workerType}": each must match ^[A-Za-z0-9_-]{1,38}$`,
-        'workerPoolId',
-      );
+      throw new ConfigError(`invalid provisionerId/workerType "${provisionerId}/${workerType}": each must match ^[A-Za-z0-9_-]{1,38}$`, 'workerPoolId');
     }
     return pool;
   }
@@ -51,9 +48,6 @@ export function requireService(settings: Settings): void {
 
 export function requireCaches(settings: Settings): void {
   if (settings.cacheRoots.length === 0 && settings.caches.length === 0) {
-    throw new ConfigError(
-      'no caches configured: give at least one --cache-root DIR (or PURGE_CACHE_AGENT_CACHE_ROOTS) or --cache NAME=PATH',
-      'cacheRoots',
-    );
+    throw new ConfigError('no caches configured: give at least one --cache-root DIR (or PURGE_CACHE_AGENT_CACHE_ROOTS) or --cache NAME=PATH', 'cacheRoots');
   }
 }

@@ -134,7 +134,10 @@ function credentialsFromEnv(env: NodeJS.ProcessEnv): Settings['credentials'] | u
   if (!clientId || !accessToken) {
     registerSecret(accessToken);
     const missing = !clientId ? 'TASKCLUSTER_CLIENT_ID' : 'TASKCLUSTER_ACCESS_TOKEN';
-    throw new ConfigError(`${missing} is not set, but other Taskcluster credentials are; set both TASKCLUSTER_CLIENT_ID and TASKCLUSTER_ACCESS_TOKEN, or neither for anonymous access`, 'credentials');
+    throw new ConfigError(
+      `${missing} is not set, but other Taskcluster credentials are; set both TASKCLUSTER_CLIENT_ID and TASKCLUSTER_ACCESS_TOKEN, or neither for anonymous access`,
+      'credentials',
+    );
   }
   return certificate ? { clientId, accessToken, certificate } : { clientId, accessToken };
 }

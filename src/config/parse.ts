@@ -70,7 +70,21 @@ export function parseList(separator: string, item: (raw: unknown) => ParseResult
   };
 }
 
-const BYTE_UNITS: Record<string, number> = { b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1e6, mib: 1024 ** 2, g: 1024 ** 3, gb: 1e9, gib: 1024 ** 3, t: 1024 ** 4, tb: 1e12, tib: 1024 ** 4 };
+const BYTE_UNITS: Record<string, number> = {
+  b: 1,
+  k: 1024,
+  kb: 1000,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1e6,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1e9,
+  gib: 1024 ** 3,
+  t: 1024 ** 4,
+  tb: 1e12,
+  tib: 1024 ** 4,
+};
 export const SIZE_UNITS_HELP = 'a size with a unit: B; K, M, G, T (or KiB, MiB, GiB, TiB: 1024-based); KB, MB, GB, TB (1000-based) — such as 500M, 10G or 2TB';
 
 /**

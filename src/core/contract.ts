@@ -16,7 +16,17 @@
  *    move: every request of the answer is applied, pending, or owed.
  */
 import { advanceCursor, identityChanges, type CursorIdentity } from './cursor.js';
-import { creditsRecord, ingestAnswer, instanceTag, judgedIn, pruneRecords, tagLocation, type LocationRead, type RequestRecord, type ValidRequest } from './records.js';
+import {
+  creditsRecord,
+  ingestAnswer,
+  instanceTag,
+  judgedIn,
+  pruneRecords,
+  tagLocation,
+  type LocationRead,
+  type RequestRecord,
+  type ValidRequest,
+} from './records.js';
 import { nextFirstSeen, nextPending, survivors } from './pending.js';
 import type { Outcome, PendingPurge } from './judge.js';
 import type { ObservedCache } from './rule.js';

@@ -22,7 +22,12 @@ export interface RequestStanding {
  * after that). `limit` bounds them further against a flood of names: the
  * latest requests win, since those are the ones an operator is watching.
  */
-export function requestStandings(records: readonly RequestRecord[], pending: readonly PendingPurge[], locationIds: readonly string[], limit: number): RequestStanding[] {
+export function requestStandings(
+  records: readonly RequestRecord[],
+  pending: readonly PendingPurge[],
+  locationIds: readonly string[],
+  limit: number,
+): RequestStanding[] {
   const latest = new Map<string, RequestRecord>();
   for (const record of records) {
     const seen = latest.get(record.cacheName);

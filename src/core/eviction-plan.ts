@@ -103,7 +103,7 @@ export function planEviction(input: {
     const roots = new Set(caches.map((c) => c.root).filter((r): r is string => r !== null));
     for (const root of roots) {
       const inRoot = caches.filter((c) => c.root === root);
-      let total = inRoot.reduce((sum, c) => sum + (chosen.has(c.path) ? 0 : c.sizeBytes ?? 0), 0);
+      let total = inRoot.reduce((sum, c) => sum + (chosen.has(c.path) ? 0 : (c.sizeBytes ?? 0)), 0);
       if (total <= limits.maxSizeBytes) continue;
       const target = Math.floor(limits.maxSizeBytes * (1 - HYSTERESIS));
       for (const cache of idle) {
@@ -129,7 +129,8 @@ export function planEviction(input: {
         take(cache, 'min-free');
         free += cache.sizeBytes ?? 0;
       }
-      if (free < needed) unmet.push({ reason: 'min-free', scope: usage.fs, detail: `${free} bytes free or on their way out, ${needed} wanted; no idle cache left to evict` });
+      if (free < needed)
+        unmet.push({ reason: 'min-free', scope: usage.fs, detail: `${free} bytes free or on their way out, ${needed} wanted; no idle cache left to evict` });
     }
   }
 

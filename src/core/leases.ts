@@ -77,13 +77,7 @@ function same(lease: Lease, cacheName: string, owner: string): boolean {
  * acquire again to shorten). An expired lease is replaced by a fresh one.
  * Throws RangeError on a bad owner or TTL: callers validate input first.
  */
-export function acquireLease(
-  leases: readonly Lease[],
-  cacheName: string,
-  owner: string,
-  ttlMs: number,
-  now: number,
-): { leases: Lease[]; lease: Lease } {
+export function acquireLease(leases: readonly Lease[], cacheName: string, owner: string, ttlMs: number, now: number): { leases: Lease[]; lease: Lease } {
   const problem = validateOwner(owner) ?? validateTtl(ttlMs);
   if (problem) throw new RangeError(problem);
   const index = leases.findIndex((l) => same(l, cacheName, owner));
@@ -104,10 +98,14 @@ function refuseOverLimit(leases: readonly Lease[], cacheName: string, now: numbe
   const live = liveLeases(leases, now);
   const onCache = live.filter((l) => l.cacheName === cacheName).length;
   if (onCache >= MAX_LEASES_PER_CACHE) {
-    throw new LeaseLimitError(`cache ${JSON.stringify(cacheName)} already has ${onCache} live leases, the most one cache may have (${MAX_LEASES_PER_CACHE}); release a lease on it, or let one expire, then try again`);
+    throw new LeaseLimitError(
+      `cache ${JSON.stringify(cacheName)} already has ${onCache} live leases, the most one cache may have (${MAX_LEASES_PER_CACHE}); release a lease on it, or let one expire, then try again`,
+    );
   }
   if (live.length >= MAX_LEASES) {
-    throw new LeaseLimitError(`the agent already holds ${live.length} live leases, the most it keeps (${MAX_LEASES}); release leases, or let some expire, then try again`);
+    throw new LeaseLimitError(
+      `the agent already holds ${live.length} live leases, the most it keeps (${MAX_LEASES}); release leases, or let some expire, then try again`,
+    );
   }
 }
 

@@ -94,7 +94,11 @@ export function ingestAnswer(
 }
 
 /** Records the service can no longer return are dropped; those some location still owed are returned for a log line. */
-export function pruneRecords(records: readonly RequestRecord[], nowMs: number, skewMarginMs: number): { records: RequestRecord[]; expiredOwed: RequestRecord[] } {
+export function pruneRecords(
+  records: readonly RequestRecord[],
+  nowMs: number,
+  skewMarginMs: number,
+): { records: RequestRecord[]; expiredOwed: RequestRecord[] } {
   const kept: RequestRecord[] = [];
   const expiredOwed: RequestRecord[] = [];
   for (const record of records) {

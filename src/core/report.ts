@@ -42,7 +42,16 @@ export interface CycleReport {
 
 /** The report of work that asks the service nothing (a recheck, a local purge, an eviction pass). */
 export function localReport(nowMs: number, dryRun = false): CycleReport {
-  return { since: null, queriedAt: new Date(nowMs).toISOString(), requests: 0, purged: [], failed: [], deferred: [], evicted: [], ...(dryRun ? { dryRun } : {}) };
+  return {
+    since: null,
+    queriedAt: new Date(nowMs).toISOString(),
+    requests: 0,
+    purged: [],
+    failed: [],
+    deferred: [],
+    evicted: [],
+    ...(dryRun ? { dryRun } : {}),
+  };
 }
 
 export function purgedEntry(candidate: Candidate): PurgedEntry {

@@ -97,8 +97,12 @@ let perlChecked: Promise<boolean> | undefined;
 function perlAvailable(): Promise<boolean> {
   perlChecked ??= new Promise((resolve) => {
     const child = spawn('perl', ['-MFcntl=:flock', '-e', 'exit 0'], { stdio: 'ignore' });
-    child.on('error', () => resolve(false));
-    child.on('close', (code) => resolve(code === 0));
+    child.on('error', () => {
+      resolve(false);
+    });
+    child.on('close', (code) => {
+      resolve(code === 0);
+    });
   });
   return perlChecked;
 }
@@ -114,7 +118,9 @@ function perlFlock(fds: readonly number[], mode: FlockMode): Promise<FlockResult
     let err = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-    child.on('error', (e) => reject(errnoCode(e) === 'ENOENT' ? new FlockUnavailableError(NO_LOCK_TOOL) : e));
+    child.on('error', (e) => {
+      reject(errnoCode(e) === 'ENOENT' ? new FlockUnavailableError(NO_LOCK_TOOL) : e);
+    });
     child.on('close', (code) => {
       const lines = out.split('\n').filter(Boolean);
       if (code !== 0 || lines.length !== fds.length) reject(new Error(`perl flock batch failed (exit ${code}): ${err.trim()}`));

@@ -270,7 +270,8 @@ export async function writeAtomic(file: string, content: string, mode = 0o600): 
     await handle?.close().catch(() => {});
     await unlink(tmp).catch(() => {});
     const code = errnoCode(err);
-    const hint = code === 'ENOSPC' ? ' (the disk is full: free space on it)' : code === 'EACCES' || code === 'EPERM' ? ' (check the directory\'s owner and mode)' : '';
+    const hint =
+      code === 'ENOSPC' ? ' (the disk is full: free space on it)' : code === 'EACCES' || code === 'EPERM' ? " (check the directory's owner and mode)" : '';
     throw new StateWriteError(`cannot write ${file}: ${errorMessage(err)}${hint}; the previous state is kept`, { cause: err });
   }
 }

@@ -38,7 +38,9 @@ export async function withAgentOrState<T>(
       store = await StateStore.open(settings.stateDir, { logger, waitMs: LOCK_WAIT_MS });
     } catch (lockErr) {
       if (lockErr instanceof StateLockedError) {
-        throw new AgentUnreachableError(`${err.message}; but an agent (pid ${lockErr.holderPid ?? 'unknown'}) holds the state directory ${settings.stateDir}, so the state file cannot be changed directly either`);
+        throw new AgentUnreachableError(
+          `${err.message}; but an agent (pid ${lockErr.holderPid ?? 'unknown'}) holds the state directory ${settings.stateDir}, so the state file cannot be changed directly either`,
+        );
       }
       throw lockErr;
     }
@@ -61,7 +63,11 @@ async function localContext(settings: Settings, logger: Logger, store: StateStor
   return {
     settings,
     sources: await resolveSources(settings.cacheRoots, settings.caches),
-    usage: createUsageProbe({ sources: { locks: checks.includes('locks'), processes: checks.includes('processes') }, budget: settings.inUseScanBudget, logger }),
+    usage: createUsageProbe({
+      sources: { locks: checks.includes('locks'), processes: checks.includes('processes') },
+      budget: settings.inUseScanBudget,
+      logger,
+    }),
     clock: systemClock,
     logger,
     store,

@@ -9,7 +9,20 @@ import { systemClock, type Clock } from '../edges/clock.js';
 import type { Logger } from '../log.js';
 import type { WorkerPool } from '../core/model.js';
 import { StateStore } from '../edges/state.js';
-import { runCycle, runRecheck, runPurgeNow, evict, localReport, holdersOfCaches, saveState, newObservations, adoptIdentity, type CycleContext, type CycleReport, type Observations } from './cycle.js';
+import {
+  runCycle,
+  runRecheck,
+  runPurgeNow,
+  evict,
+  localReport,
+  holdersOfCaches,
+  saveState,
+  newObservations,
+  adoptIdentity,
+  type CycleContext,
+  type CycleReport,
+  type Observations,
+} from './cycle.js';
 import { resolveSources, type CacheSources } from '../edges/caches/inventory.js';
 import { createUsageProbe, type Holder } from '../edges/caches/inuse.js';
 import { acquireLease, releaseLease, liveLeases, leaseNeedsWrite, findLease, type Lease } from '../core/leases.js';
@@ -117,7 +130,11 @@ export class Agent {
       signal: stopping.signal,
     });
     const checks = settings.inUseChecks;
-    const usage = createUsageProbe({ sources: { locks: checks.includes('locks'), processes: checks.includes('processes') }, budget: settings.inUseScanBudget, logger });
+    const usage = createUsageProbe({
+      sources: { locks: checks.includes('locks'), processes: checks.includes('processes') },
+      budget: settings.inUseScanBudget,
+      logger,
+    });
     // A dry run changes nothing, not even the lock file: it reads the state and never writes it.
     const store = settings.dryRun ? null : await StateStore.open(settings.stateDir, { logger, waitMs: options.lockWaitMs ?? 0 });
     const state = store ? store.state : await StateStore.peek(settings.stateDir, logger);
@@ -288,7 +305,8 @@ export class Agent {
       work()
         .then((report) => {
           const durationMs = this.clock.monotonic() - mono;
-          if (report.evicted.length > 0) this.lastEviction = { at: new Date(this.clock.now()).toISOString(), dryRun: Boolean(report.dryRun), evicted: report.evicted };
+          if (report.evicted.length > 0)
+            this.lastEviction = { at: new Date(this.clock.now()).toISOString(), dryRun: Boolean(report.dryRun), evicted: report.evicted };
           for (const l of this.opListeners) l.finished?.(op, report, durationMs);
           return report;
         })

@@ -88,7 +88,10 @@ export function adoptIdentity(ctx: CycleContext): void {
   const { state, changes } = reconcileIdentity(ctx.state, cursorIdentity(ctx.settings, ctx.pool, ctx.sources));
   ctx.state = state;
   if (changes.length > 0) {
-    ctx.logger.warn({ changes }, `the cursor was taken for another configuration (${changes.join('; ')}): the next query asks for every open purge request (no since)`);
+    ctx.logger.warn(
+      { changes },
+      `the cursor was taken for another configuration (${changes.join('; ')}): the next query asks for every open purge request (no since)`,
+    );
   }
 }
 
@@ -119,7 +122,10 @@ export async function runCycle(ctx: CycleContext): Promise<CycleReport> {
     report.requests = requests.length;
   } catch (err) {
     report.error = errorMessage(err);
-    logger.error({ err: report.error, since: report.since }, 'purge-cache query failed; nothing purged on new data, and the cursor holds so no request is missed');
+    logger.error(
+      { err: report.error, since: report.since },
+      'purge-cache query failed; nothing purged on new data, and the cursor holds so no request is missed',
+    );
     ctx.progress?.(`query failed: ${report.error}`);
     return report;
   }
@@ -158,7 +164,8 @@ export async function evict(ctx: LocalContext, report: CycleReport): Promise<voi
   if (!evictionLimits(ctx.settings)) return;
   const result = await runEviction(ctx, { dryRun: ctx.settings.dryRun });
   report.evicted.push(...result.evicted);
-  for (const entry of result.evicted) ctx.progress?.(`${ctx.settings.dryRun ? 'would evict' : 'evicted'} ${entry.name} (${entry.reason}, ${entry.bytes} bytes)`);
+  for (const entry of result.evicted)
+    ctx.progress?.(`${ctx.settings.dryRun ? 'would evict' : 'evicted'} ${entry.name} (${entry.reason}, ${entry.bytes} bytes)`);
   for (const failure of result.failed) report.failed.push({ ...failure, error: `eviction failed: ${failure.error}` });
 }
 
@@ -206,12 +213,18 @@ function noteClockOffset(ctx: CycleContext, offset: number): void {
 function noteClockJump(ctx: CycleContext, now: number): void {
   const latest = ctx.state.latestClock;
   if (latest !== null && now < latest - 60_000) {
-    ctx.logger.warn({ now: new Date(now).toISOString(), latestSeen: new Date(latest).toISOString() }, `the wall clock jumped back by ${formatDuration(Math.round((latest - now) / 1000) * 1000)}; the cursor stays where it was`);
+    ctx.logger.warn(
+      { now: new Date(now).toISOString(), latestSeen: new Date(latest).toISOString() },
+      `the wall clock jumped back by ${formatDuration(Math.round((latest - now) / 1000) * 1000)}; the cursor stays where it was`,
+    );
   }
   const cursor = ctx.state.cursor;
   if (cursor !== null && now < cursor) {
     // sinceFor: queries made while the clock ran ahead may have skipped requests.
-    ctx.logger.warn({ now: new Date(now).toISOString(), cursor: new Date(cursor).toISOString() }, 'the cursor is ahead of the wall clock (it ran fast): asking for every open purge request (no since) so none is missed');
+    ctx.logger.warn(
+      { now: new Date(now).toISOString(), cursor: new Date(cursor).toISOString() },
+      'the cursor is ahead of the wall clock (it ran fast): asking for every open purge request (no since) so none is missed',
+    );
   }
 }
 

@@ -30,15 +30,28 @@ export async function runDaemon(agent: Agent, logger: Logger, hooks: DaemonHooks
   const { settings } = agent;
   const random = hooks.random ?? Math.random;
   const stopController = new AbortController();
-  const stopped = new Promise<string>((resolve) => stopController.signal.addEventListener('abort', () => resolve(String(stopController.signal.reason))));
+  const stopped = new Promise<string>((resolve) => {
+    stopController.signal.addEventListener('abort', () => {
+      resolve(String(stopController.signal.reason));
+    });
+  });
 
   const cycle = (why: string, join: boolean): void => {
-    agent.sync({ join }).catch((err) => logger.error({ err: errorMessage(err), trigger: why }, 'cycle crashed; the next one will retry'));
+    agent.sync({ join }).catch((err) => {
+      logger.error({ err: errorMessage(err), trigger: why }, 'cycle crashed; the next one will retry');
+    });
   };
 
   logger.info({ ...startFields(agent), schedule: settings.schedule, jitterMs: settings.jitter }, 'purge-cache-agent started');
   agent.onCycle((report, durationMs) => {
-    const fields = { requests: report.requests, purged: report.purged.length, deferred: report.deferred.length, failed: report.failed.length, durationMs: Math.round(durationMs), error: report.error };
+    const fields = {
+      requests: report.requests,
+      purged: report.purged.length,
+      deferred: report.deferred.length,
+      failed: report.failed.length,
+      durationMs: Math.round(durationMs),
+      error: report.error,
+    };
     // A quiet cycle every minute is noise at info; one that did something is news. The heartbeat covers the quiet.
     if (cycleIsNews(report)) logger.info(fields, 'cycle finished');
     else logger.debug(fields, 'cycle finished');
@@ -59,12 +72,17 @@ export async function runDaemon(agent: Agent, logger: Logger, hooks: DaemonHooks
   );
 
   // Every --recheck: retry deferred purges, and evict if free space fell below --min-free.
-  const recheck = setInterval(() => {
-    agent
-      .recheck()
-      .then(() => agent.evictIfLow())
-      .catch((err) => logger.error({ err: errorMessage(err) }, 'recheck of deferred purges or free space failed'));
-  }, Math.max(settings.recheck, 250));
+  const recheck = setInterval(
+    () => {
+      agent
+        .recheck()
+        .then(() => agent.evictIfLow())
+        .catch((err) => {
+          logger.error({ err: errorMessage(err) }, 'recheck of deferred purges or free space failed');
+        });
+    },
+    Math.max(settings.recheck, 250),
+  );
 
   const onHup = (): void => {
     logger.info('SIGHUP: running a cycle now');
@@ -95,7 +113,10 @@ export async function runDaemon(agent: Agent, logger: Logger, hooks: DaemonHooks
 /** Resolves true after `ms`, false if `signal` aborts first. */
 function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
   return new Promise((resolve) => {
-    if (signal.aborted) return resolve(false);
+    if (signal.aborted) {
+      resolve(false);
+      return;
+    }
     const timer = setTimeout(() => {
       signal.removeEventListener('abort', onAbort);
       resolve(true);

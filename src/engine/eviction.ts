@@ -22,10 +22,17 @@ import { leaseHolders } from '../core/leases.js';
 import { applyPurges } from './purge.js';
 import { createdAt } from '../core/rule.js';
 import type { Candidate } from '../core/judge.js';
-import { planEviction, minFreeCrossed, type EvictableCache, type EvictionLimits, type FilesystemUsage, type EvictionReason, type EvictedEntry } from '../core/eviction-plan.js';
+import {
+  planEviction,
+  minFreeCrossed,
+  type EvictableCache,
+  type EvictionLimits,
+  type FilesystemUsage,
+  type EvictionReason,
+  type EvictedEntry,
+} from '../core/eviction-plan.js';
 export type { EvictedEntry };
 import type { AgentState } from '../edges/state.js';
-
 
 export interface EvictionContext {
   settings: Settings;
@@ -117,7 +124,10 @@ export async function runEviction(ctx: EvictionContext, opts: { dryRun: boolean 
         // A tree that cannot be measured (a looping symlink swapped in, a directory we may not read) is
         // reported and counted as far as it was measured; the pass goes on with the other caches.
         const error = `cannot measure ${cache.path} for eviction: ${measured.error.path}: ${measured.error.reason}`;
-        ctx.logger.error({ cache: cache.name, path: measured.error.path, err: measured.error.reason }, 'cannot measure a cache for eviction; counted as far as it was measured');
+        ctx.logger.error(
+          { cache: cache.name, path: measured.error.path, err: measured.error.reason },
+          'cannot measure a cache for eviction; counted as far as it was measured',
+        );
         result.failed.push({ name: cache.name, path: cache.path, error });
       }
     }

@@ -72,5 +72,7 @@ export function startHeartbeat(agent: Agent, logger: Logger, intervalMs: number)
     counts.newsSinceLast = false;
   }, intervalMs);
   timer.unref();
-  return () => clearInterval(timer);
+  return () => {
+    clearInterval(timer);
+  };
 }

@@ -55,10 +55,17 @@ export async function applyLook(ctx: LocalContext, work: LookWork, report: Cycle
     ctx.observed.loggedDeferrals.delete(entry.path);
   }
   for (const kept of selection.newer) {
-    logger.debug({ cache: kept.name, path: kept.path, created: new Date(kept.createdMs).toISOString(), before: new Date(kept.beforeMs).toISOString() }, 'cache is newer than its purge request; kept');
+    logger.debug(
+      { cache: kept.name, path: kept.path, created: new Date(kept.createdMs).toISOString(), before: new Date(kept.beforeMs).toISOString() },
+      'cache is newer than its purge request; kept',
+    );
   }
 
-  const holders = await holdersOfCaches(ctx, selection.candidates.map((c) => c.cache), now);
+  const holders = await holdersOfCaches(
+    ctx,
+    selection.candidates.map((c) => c.cache),
+    now,
+  );
   const decision = decide<Holder>(selection.candidates, holders);
   const outcomes: Outcome[] = decision.defer.map(({ candidate, holders: h }) => ({ kind: 'deferred', candidate, holders: h }));
   outcomes.push(...(await executor.purge(decision.purge, logger)));
@@ -74,7 +81,10 @@ export async function applyLook(ctx: LocalContext, work: LookWork, report: Cycle
     cursorMark: work.cursorMark,
   });
   for (const record of settled.expiredOwed) {
-    logger.warn({ cache: record.cacheName, before: new Date(record.beforeMs).toISOString() }, 'a purge request expired at the service while a cache location still could not be read; that location never applied it');
+    logger.warn(
+      { cache: record.cacheName, before: new Date(record.beforeMs).toISOString() },
+      'a purge request expired at the service while a cache location still could not be read; that location never applied it',
+    );
   }
   // The cycle owns every field but those leases change (leases, lastUsed), which may have changed meanwhile.
   await executor.commit(ctx, (current) => ({ ...settled.state, leases: current.leases, lastUsed: current.lastUsed }));
@@ -95,7 +105,11 @@ function reportLocations(ctx: LocalContext, locations: readonly LocationRead[], 
     if (location.instance === null) {
       paths.add(where);
       report.failed.push({ name: single ? single.name : '(location)', path: where, error: location.error ?? 'cannot be read' });
-      if (wasReadable !== false) ctx.logger.warn({ location: location.id, err: location.error }, 'cannot read a cache location: its caches keep every purge request they owe until it can be read, and each look fails until then');
+      if (wasReadable !== false)
+        ctx.logger.warn(
+          { location: location.id, err: location.error },
+          'cannot read a cache location: its caches keep every purge request they owe until it can be read, and each look fails until then',
+        );
     } else if (wasReadable === false) {
       ctx.logger.info({ location: location.id }, 'cache location readable again: applying the purge requests it owes');
     }
@@ -130,7 +144,10 @@ function recordOutcome(ctx: LocalContext, outcome: Outcome, report: CycleReport,
         break;
       }
       const waited = observed.loggedDeferrals.delete(cache.path);
-      logger.info({ cache: cache.name, path: cache.path, before: new Date(outcome.candidate.beforeMs).toISOString(), afterDeferral: waited || undefined }, waited ? 'purged cache after its users let go' : 'purged cache');
+      logger.info(
+        { cache: cache.name, path: cache.path, before: new Date(outcome.candidate.beforeMs).toISOString(), afterDeferral: waited || undefined },
+        waited ? 'purged cache after its users let go' : 'purged cache',
+      );
       ctx.progress?.(`purged ${cache.name} (${cache.path})`);
       break;
     }
@@ -163,7 +180,10 @@ function noteUnrepresentable(ctx: LocalContext, work: LookWork): void {
     if (singles.has(cacheName) || ctx.observed.loggedUnrepresentable.has(cacheName)) continue;
     if (encodeCacheName(cacheName) === null) {
       ctx.observed.loggedUnrepresentable.add(cacheName);
-      ctx.logger.warn({ cache: cacheName.slice(0, 300) }, 'purge request names a cache that cannot exist on disk (its encoded name would exceed 255 bytes or it is not valid Unicode); ignored');
+      ctx.logger.warn(
+        { cache: cacheName.slice(0, 300) },
+        'purge request names a cache that cannot exist on disk (its encoded name would exceed 255 bytes or it is not valid Unicode); ignored',
+      );
     }
   }
 }

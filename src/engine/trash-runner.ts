@@ -105,7 +105,8 @@ export class TrashRunner {
     this.totals.failures += report.failures.length;
     if (report.files + report.dirs > 0) this.logger.info({ files: report.files, dirs: report.dirs, bytes: report.bytes }, 'trash emptied');
     for (const failure of report.failures) this.logger.error(failure, 'could not delete from the trash; retried on the next run');
-    for (const mount of report.skippedMounts) this.logger.warn({ path: mount }, 'left a mount point in the trash alone: deletion never crosses into another filesystem');
+    for (const mount of report.skippedMounts)
+      this.logger.warn({ path: mount }, 'left a mount point in the trash alone: deletion never crosses into another filesystem');
     for (const listener of this.listeners) listener(report);
   }
 }

@@ -107,13 +107,7 @@ function parseExt(raw: string): Record<string, unknown> {
   return ext as Record<string, unknown>;
 }
 
-function verifyCertificate(
-  value: unknown,
-  issuer: ClientEntry,
-  credentialName: string,
-  issuerId: string,
-  now: number,
-): { key: string; scopes: string[] } {
+function verifyCertificate(value: unknown, issuer: ClientEntry, credentialName: string, issuerId: string, now: number): { key: string; scopes: string[] } {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new AuthFailure('ext.certificate must be a JSON object');
   }
@@ -132,7 +126,7 @@ function verifyCertificate(
   if (cert.issuer === undefined && 'clientId' in cert) {
     throw new AuthFailure('ext.certificate.clientId must only be used with ext.certificate.issuer');
   }
-  const scopes = cert.scopes as string[];
+  const scopes = cert.scopes;
   if (!satisfiesAll(issuer.scopes, scopes)) {
     throw new AuthFailure(`the certificate's issuer ${JSON.stringify(issuerId)} does not have every scope the certificate grants`);
   }
@@ -143,9 +137,7 @@ function verifyCertificate(
   );
   if (typeof cert.signature !== 'string' || !sameString(cert.signature, expected)) {
     throw new AuthFailure(
-      cert.issuer !== undefined
-        ? 'ext.certificate.signature is not valid, or the wrong clientId was given'
-        : 'ext.certificate.signature is not valid',
+      cert.issuer !== undefined ? 'ext.certificate.signature is not valid, or the wrong clientId was given' : 'ext.certificate.signature is not valid',
     );
   }
   return { key: temporaryAccessToken(issuer.accessToken, cert.seed), scopes };

@@ -26,10 +26,7 @@ export function parseClients(value: unknown, source: string): Clients {
   if (!result.success) {
     // zod's messages name paths and expected types, never the values themselves.
     const issues = result.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`);
-    throw new ConfigError(
-      `${source} must be {"<clientId>": {"accessToken": "...", "scopes": ["..."]}}: ${issues.join('; ')}`,
-      'clients',
-    );
+    throw new ConfigError(`${source} must be {"<clientId>": {"accessToken": "...", "scopes": ["..."]}}: ${issues.join('; ')}`, 'clients');
   }
   return result.data;
 }

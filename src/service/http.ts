@@ -14,8 +14,7 @@ export class ApiError extends Error {
 }
 
 export const badRequest = (message: string) => new ApiError(400, 'InvalidRequestArguments', message);
-export const notFound = (message = 'No such API method; the purge-cache API is under /api/purge-cache/v1') =>
-  new ApiError(404, 'ResourceNotFound', message);
+export const notFound = (message = 'No such API method; the purge-cache API is under /api/purge-cache/v1') => new ApiError(404, 'ResourceNotFound', message);
 
 const COMMON_HEADERS = {
   // Always fresh: unlike upstream, `serve` never caches its answers, and nothing in between may.

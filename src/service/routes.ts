@@ -36,8 +36,14 @@ export function route(method: string, path: string): Handler {
   const [first, ...rest] = segments;
   if (method === 'GET' && rest.length === 0) {
     if (first === 'ping') return ping;
-    if (first === '__lbheartbeat__' || first === '__heartbeat__') return async (_req, res) => sendJson(res, 200, {});
-    if (first === '__version__') return async (_req, res) => sendJson(res, 200, { source: 'purge-cache-agent serve', version: '1' });
+    if (first === '__lbheartbeat__' || first === '__heartbeat__')
+      return async (_req, res) => {
+        sendJson(res, 200, {});
+      };
+    if (first === '__version__')
+      return async (_req, res) => {
+        sendJson(res, 200, { source: 'purge-cache-agent serve', version: '1' });
+      };
   }
   if (first !== 'purge-cache' || rest.length === 0 || rest.length > 2) throw notFound();
   if (rest.length === 1 && rest[0] === 'list') {
@@ -46,9 +52,7 @@ export function route(method: string, path: string): Handler {
   }
   if (method !== 'GET' && method !== 'POST') throw notFound();
   const pool = parsePool(rest);
-  return method === 'GET'
-    ? (req, res, query, ctx) => purgeRequests(req, res, query, ctx, pool)
-    : (req, res, _query, ctx) => purgeCache(req, res, ctx, pool);
+  return method === 'GET' ? (req, res, query, ctx) => purgeRequests(req, res, query, ctx, pool) : (req, res, _query, ctx) => purgeCache(req, res, ctx, pool);
 }
 
 function parsePool(rest: string[]): WorkerPool {
@@ -60,7 +64,10 @@ function parsePool(rest: string[]): WorkerPool {
   }
   if (parts.length !== 2) throw badRequest('workerPoolId must be <provisionerId>/<workerType>');
   const [provisionerId, workerType] = parts as [string, string];
-  for (const [name, value] of [['provisionerId', provisionerId], ['workerType', workerType]] as const) {
+  for (const [name, value] of [
+    ['provisionerId', provisionerId],
+    ['workerType', workerType],
+  ] as const) {
     if (!ID_PART.test(value)) throw badRequest(`${name} must match ${ID_PART.source}`);
   }
   return { provisionerId, workerType };

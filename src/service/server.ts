@@ -74,7 +74,11 @@ export async function startService(opts: ServiceOptions = {}): Promise<RunningSe
     url,
     port,
     close: async () => {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = new Promise<void>((resolve) =>
+        server.close(() => {
+          resolve();
+        }),
+      );
       server.closeAllConnections();
       await closed;
       await store.flush();

@@ -30,9 +30,7 @@ const isoMs = z.string().transform((s, ctx) => {
 });
 const fileSchema = z.object({
   version: z.literal(1),
-  requests: z.array(
-    z.object({ provisionerId: z.string(), workerType: z.string(), cacheName: z.string(), before: isoMs, expires: isoMs }),
-  ),
+  requests: z.array(z.object({ provisionerId: z.string(), workerType: z.string(), cacheName: z.string(), before: isoMs, expires: isoMs })),
 });
 
 export class RequestStore {

@@ -65,7 +65,7 @@ export function createTemporaryCredentials(opts: TemporaryCredentialsOptions): T
   if (expiry - start > MAX_CERTIFICATE_LIFETIME_MS) throw new RangeError('temporary credentials cannot last more than 31 days');
   const named = opts.clientId !== undefined;
   if (named && opts.clientId === opts.credentials.clientId) {
-    throw new RangeError('named temporary credentials must have a name other than their issuer\'s');
+    throw new RangeError("named temporary credentials must have a name other than their issuer's");
   }
   const cert: Certificate = {
     version: 1,

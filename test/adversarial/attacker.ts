@@ -52,7 +52,9 @@ export function whenReady(child: ChildProcess): Promise<void> {
     child.stdout?.on('data', (d: Buffer) => {
       if (d.toString().includes('ready')) resolve();
     });
-    child.on('exit', (code, signal) => reject(new Error(`the attacker exited (${signal ?? code}) before it was ready: ${err.trim()}`)));
+    child.on('exit', (code, signal) => {
+      reject(new Error(`the attacker exited (${signal ?? code}) before it was ready: ${err.trim()}`));
+    });
   });
 }
 

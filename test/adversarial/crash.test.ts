@@ -107,7 +107,13 @@ describe('SIGKILL at every fault point', () => {
     }
     const counts = reached.reduce<Record<string, number>>((acc, p) => ((acc[p] = (acc[p] ?? 0) + 1), acc), {});
     expect(Object.keys(counts).sort()).toEqual(['after-query', 'after-record', 'after-rename', 'state-write', 'trash-delete']);
-    record(ctx, { cases: k - 1, unit: 'kill points (K)', detail: `K=1…${k - 1} killed, K=${k} completed; ${Object.entries(counts).map(([p, n]) => `${p} ×${n}`).join(', ')}; each followed by a restart with a request filed after the crash` });
+    record(ctx, {
+      cases: k - 1,
+      unit: 'kill points (K)',
+      detail: `K=1…${k - 1} killed, K=${k} completed; ${Object.entries(counts)
+        .map(([p, n]) => `${p} ×${n}`)
+        .join(', ')}; each followed by a restart with a request filed after the crash`,
+    });
   }, 1_200_000);
 
   it('run (the daemon): K = 1, 2, … over its first cycle', async (ctx) => {
@@ -119,13 +125,18 @@ describe('SIGKILL at every fault point', () => {
       try {
         await setUp(fx, doomed, 1);
         const outsideHash = await hashTree(fx.outside);
-        const daemon = startCli(['run', ...fx.args('--schedule', '0 0 1 1 *', '--jitter', '0', '--in-use-checks', 'locks', '--delete-priority', 'normal', '--log-level', 'debug')], {
-          env: { PURGE_CACHE_AGENT_TEST_KILL_AT: String(k), PURGE_CACHE_AGENT_TEST_FAULT_LOG: '1' },
-        });
+        const daemon = startCli(
+          ['run', ...fx.args('--schedule', '0 0 1 1 *', '--jitter', '0', '--in-use-checks', 'locks', '--delete-priority', 'normal', '--log-level', 'debug')],
+          {
+            env: { PURGE_CACHE_AGENT_TEST_KILL_AT: String(k), PURGE_CACHE_AGENT_TEST_FAULT_LOG: '1' },
+          },
+        );
         const done = finished(daemon, 120_000);
         // Killed, or its first cycle done and its trash emptied.
         await until(
-          async () => !isRunning(daemon) || (daemon.output.stderr.includes('"msg":"cycle finished"') && (await readdir(path.join(fx.root, TRASH_DIR_NAME)).catch(() => ['?'])).length === 0),
+          async () =>
+            !isRunning(daemon) ||
+            (daemon.output.stderr.includes('"msg":"cycle finished"') && (await readdir(path.join(fx.root, TRASH_DIR_NAME)).catch(() => ['?'])).length === 0),
           `K=${k}: the daemon to die or finish its cycle`,
           60_000,
         );
@@ -153,6 +164,12 @@ describe('SIGKILL at every fault point', () => {
       }
     }
     const counts = reached.reduce<Record<string, number>>((acc, p) => ((acc[p] = (acc[p] ?? 0) + 1), acc), {});
-    record(ctx, { cases: k - 1, unit: 'kill points (K)', detail: `K=1…${k - 1} killed, K=${k} completed; ${Object.entries(counts).map(([p, n]) => `${p} ×${n}`).join(', ')}; recovery by once` });
+    record(ctx, {
+      cases: k - 1,
+      unit: 'kill points (K)',
+      detail: `K=1…${k - 1} killed, K=${k} completed; ${Object.entries(counts)
+        .map(([p, n]) => `${p} ×${n}`)
+        .join(', ')}; recovery by once`,
+    });
   }, 1_200_000);
 });

@@ -29,8 +29,12 @@ afterEach(async () => {
   await unmountAllUnder(fx.tmp.path);
   await new Promise<void>((resolve) => {
     const c = spawn('chattr', ['-R', '-f', '-i', '-a', fx.tmp.path], { stdio: 'ignore' });
-    c.on('close', () => resolve());
-    c.on('error', () => resolve());
+    c.on('close', () => {
+      resolve();
+    });
+    c.on('error', () => {
+      resolve();
+    });
   });
   await fx.close();
 });
@@ -43,7 +47,7 @@ describe('EPERM, EACCES and EBUSY', () => {
   it('EPERM: an immutable file inside a purged cache, and an immutable cache', async (ctx) => {
     fx = await makeFixture();
     const sticky = await fx.makeCache('sticky', { 'locked/file': 'immutable', 'free/file': 'x' });
-    const appendOnly = await fx.makeCache('append-only', { 'log/entries': 'x', 'other': 'y' });
+    const appendOnly = await fx.makeCache('append-only', { 'log/entries': 'x', other: 'y' });
     const frozen = await fx.makeCache('frozen', { data: 'x' });
     const attr = await chattr('+i', path.join(sticky, 'locked', 'file'));
     if (!attr.ok) skipBecause(ctx, `chattr is not supported here: ${attr.error}`);
@@ -57,7 +61,9 @@ describe('EPERM, EACCES and EBUSY', () => {
     expect(first.code, first.stderr).toBe(1);
     const report = JSON.parse(first.stdout);
     expect(report.purged.map((p: { name: string }) => p.name).sort()).toEqual(['append-only', 'sticky']);
-    expect(report.failed.filter((f: { name: string }) => f.name !== '(trash)')).toEqual([expect.objectContaining({ name: 'frozen', path: frozen, error: expect.stringMatching(/EPERM/) })]);
+    expect(report.failed.filter((f: { name: string }) => f.name !== '(trash)')).toEqual([
+      expect.objectContaining({ name: 'frozen', path: frozen, error: expect.stringMatching(/EPERM/) }),
+    ]);
     // What the trash could not delete is reported too (and retried on the next run).
     expect(report.failed.some((f: { name: string; error: string }) => f.name === '(trash)' && /EPERM/.test(f.error))).toBe(true);
     expect((await readState(fx.stateDir)).pending.map((p: { name: string }) => p.name)).toEqual(['frozen']);
@@ -71,13 +77,22 @@ describe('EPERM, EACCES and EBUSY', () => {
     expect(left).toHaveLength(2);
 
     // Fixed: the next cycle retries both the rename and the deletion.
-    await new Promise<void>((resolve) => spawn('chattr', ['-R', '-i', '-a', fx.tmp.path], { stdio: 'ignore' }).on('close', () => resolve()));
+    await new Promise<void>((resolve) =>
+      spawn('chattr', ['-R', '-i', '-a', fx.tmp.path], { stdio: 'ignore' }).on('close', () => {
+        resolve();
+      }),
+    );
     const second = await once();
     expect(second.code, second.stderr).toBe(0);
     expect(JSON.parse(second.stdout).purged.map((p: { name: string }) => p.name)).toEqual(['frozen']);
     expect(await readdir(trash())).toEqual([]);
     expect(await hashTree(fx.outside)).toBe(outsideHash);
-    record(ctx, { cases: 3, unit: 'caches', detail: 'an immutable file and an append-only dir inside purged caches (deletion EPERM, logged with path, retried), an immutable cache (rename EPERM: failed, pending, exit 1, purged on the next run)' });
+    record(ctx, {
+      cases: 3,
+      unit: 'caches',
+      detail:
+        'an immutable file and an append-only dir inside purged caches (deletion EPERM, logged with path, retried), an immutable cache (rename EPERM: failed, pending, exit 1, purged on the next run)',
+    });
   });
 
   it('EACCES: the agent running as nobody meets a root-owned cache and a root-owned directory inside one', async (ctx) => {
@@ -103,7 +118,7 @@ describe('EPERM, EACCES and EBUSY', () => {
       child.output = { stdout: '', stderr: '' };
       child.stdout!.setEncoding('utf8').on('data', (d: string) => (child.output.stdout += d));
       child.stderr!.setEncoding('utf8').on('data', (d: string) => (child.output.stderr += d));
-      return finished(child as never, 240_000);
+      return finished(child, 240_000);
     };
     // A checkout in a private directory (a 0700 temporary clone) is out of nobody's reach altogether.
     const probe = spawnSync(process.execPath, [CLI_PATH, '--version'], { uid: nobody, gid: nobody, cwd: '/' });
@@ -113,7 +128,9 @@ describe('EPERM, EACCES and EBUSY', () => {
     expect(first.code, first.stderr).toBe(1);
     const report = JSON.parse(first.stdout);
     expect(report.purged.map((p: { name: string }) => p.name)).toEqual(['mine']);
-    expect(report.failed.filter((f: { name: string }) => f.name !== '(trash)')).toEqual([expect.objectContaining({ name: 'theirs', error: expect.stringMatching(/EACCES/) })]);
+    expect(report.failed.filter((f: { name: string }) => f.name !== '(trash)')).toEqual([
+      expect.objectContaining({ name: 'theirs', error: expect.stringMatching(/EACCES/) }),
+    ]);
     expect(report.failed.some((f: { name: string; path: string }) => f.name === '(trash)' && /rootonly/.test(f.path))).toBe(true);
     const failures = lines(first).filter((l) => l.msg === 'could not delete from the trash; retried on the next run');
     expect(failures.length).toBeGreaterThan(0);
@@ -125,13 +142,22 @@ describe('EPERM, EACCES and EBUSY', () => {
     expect(await exists(theirs)).toBe(true);
 
     // Given the ownership, the next run as nobody finishes both.
-    await new Promise<void>((resolve) => spawn('chown', ['-R', `${nobody}:${nobody}`, fx.root], { stdio: 'ignore' }).on('close', () => resolve()));
+    await new Promise<void>((resolve) =>
+      spawn('chown', ['-R', `${nobody}:${nobody}`, fx.root], { stdio: 'ignore' }).on('close', () => {
+        resolve();
+      }),
+    );
     const second = await asNobody();
     expect(second.code, second.stderr).toBe(0);
     expect(JSON.parse(second.stdout).purged.map((p: { name: string }) => p.name)).toEqual(['theirs']);
     expect(await readdir(trash())).toEqual([]);
     expect(await hashTree(fx.outside)).toBe(outsideHash);
-    record(ctx, { cases: 2, unit: 'caches', detail: 'as uid 65534: a root-owned dir inside a cache (deletion EACCES, logged, retried) and a root-owned cache (rename EACCES: failed, pending); both done once ownership was fixed' });
+    record(ctx, {
+      cases: 2,
+      unit: 'caches',
+      detail:
+        'as uid 65534: a root-owned dir inside a cache (deletion EACCES, logged, retried) and a root-owned cache (rename EACCES: failed, pending); both done once ownership was fixed',
+    });
   });
 
   it('EBUSY: mounts inside a purged cache, as a cache, and inside the trash are left alone and reported', async (ctx) => {
@@ -161,7 +187,9 @@ describe('EPERM, EACCES and EBUSY', () => {
     expect(result.code, result.stderr).toBe(0);
     const report = JSON.parse(result.stdout);
     expect(report.purged.map((p: { name: string }) => p.name)).toEqual(['with-mount']);
-    const warned = lines(result).filter((l) => l.msg === 'left a mount point in the trash alone: deletion never crosses into another filesystem').map((l) => String(l.path));
+    const warned = lines(result)
+      .filter((l) => l.msg === 'left a mount point in the trash alone: deletion never crosses into another filesystem')
+      .map((l) => String(l.path));
     expect(new Set(warned).size).toBe(2);
     expect(lines(result).some((l) => l.msg === 'purge skipped: the cache changed under us' && /EBUSY/.test(String(l.reason)))).toBe(true);
     expect(lines(result).some((l) => String(l.error ?? '').includes('is a mount point') && l.path === isTmpfs)).toBe(true);
@@ -171,7 +199,12 @@ describe('EPERM, EACCES and EBUSY', () => {
     expect(await exists(path.join(trash(), 'leftover', 'junk'))).toBe(false);
     expect(await exists(path.join(trash(), 'leftover', 'mnt', 'f'))).toBe(true);
     expect(await hashTree(fx.outside)).toBe(outsideHash);
-    record(ctx, { cases: 4, unit: 'mounts', detail: 'a tmpfs inside a purged cache and one inside the trash (left, reported), a cache that is a same-filesystem bind mount (rename EBUSY: refused), a cache that is a tmpfs (not a cache)' });
+    record(ctx, {
+      cases: 4,
+      unit: 'mounts',
+      detail:
+        'a tmpfs inside a purged cache and one inside the trash (left, reported), a cache that is a same-filesystem bind mount (rename EBUSY: refused), a cache that is a tmpfs (not a cache)',
+    });
   });
 });
 
@@ -215,16 +248,48 @@ describe('a cache removed or replaced by someone else during a purge', () => {
     fx = await makeFixture();
     const outsideHash = await hashTree(fx.outside);
     const variants: [string, (p: string) => Promise<void>, (p: string) => Promise<void>][] = [
-      ['removed', (p) => rm(p, { recursive: true }), async (p) => expect(await exists(p)).toBe(false)],
-      ['moved aside', (p) => rename(p, `${p}-moved`), async (p) => expect(await exists(`${p}-moved/data.txt`)).toBe(true)],
-      ['replaced by a symlink out', async (p) => (await rm(p, { recursive: true }), symlink(fx.outside, p)), async (p) => expect(await exists(p)).toBe(true)],
-      ['replaced by a symlink to /', async (p) => (await rm(p, { recursive: true }), symlink('/', p)), async (p) => expect(await exists(p)).toBe(true)],
-      ['replaced by a file', async (p) => (await rm(p, { recursive: true }), writeFile(p, 'file')), async (p) => expect(await exists(p)).toBe(true)],
+      [
+        'removed',
+        (p) => rm(p, { recursive: true }),
+        async (p) => {
+          expect(await exists(p)).toBe(false);
+        },
+      ],
+      [
+        'moved aside',
+        (p) => rename(p, `${p}-moved`),
+        async (p) => {
+          expect(await exists(`${p}-moved/data.txt`)).toBe(true);
+        },
+      ],
+      [
+        'replaced by a symlink out',
+        async (p) => (await rm(p, { recursive: true }), symlink(fx.outside, p)),
+        async (p) => {
+          expect(await exists(p)).toBe(true);
+        },
+      ],
+      [
+        'replaced by a symlink to /',
+        async (p) => (await rm(p, { recursive: true }), symlink('/', p)),
+        async (p) => {
+          expect(await exists(p)).toBe(true);
+        },
+      ],
+      [
+        'replaced by a file',
+        async (p) => (await rm(p, { recursive: true }), writeFile(p, 'file')),
+        async (p) => {
+          expect(await exists(p)).toBe(true);
+        },
+      ],
       [
         'replaced by a new directory',
         // Made before the old one goes, so it cannot reuse its inode (that case is the next test's).
         async (p) => (await mkdir(`${p}-new`), await writeFile(path.join(`${p}-new`, 'new'), 'new'), await rm(p, { recursive: true }), rename(`${p}-new`, p)),
-        async (p) => expect(await exists(path.join(p, 'new'))).toBe(true),
+        async (p) => {
+          expect(await exists(path.join(p, 'new'))).toBe(true);
+        },
       ],
     ];
     for (const [name, meddle, check] of variants) {
@@ -240,7 +305,10 @@ describe('a cache removed or replaced by someone else during a purge', () => {
       expect(report.failed, name).toEqual([]);
       expect(state.pending, name).toEqual([]);
       expect(state.cursor, name).toEqual(expect.any(Number));
-      expect(log.lines().some((l) => /disappeared or was replaced|changed under us/.test(l.msg)), `${name}: ${log.text()}`).toBe(true);
+      expect(
+        log.lines().some((l) => /disappeared or was replaced|changed under us/.test(l.msg)),
+        `${name}: ${log.text()}`,
+      ).toBe(true);
       await check(dir);
       expect(await exists(path.join(fx.root, 'bystander'))).toBe(true);
       expect(await hashTree(fx.outside), name).toBe(outsideHash);
@@ -252,7 +320,11 @@ describe('a cache removed or replaced by someone else during a purge', () => {
       }
     }
     expect(await readdir(trash())).toEqual([]);
-    record(ctx, { cases: variants.length, unit: 'kinds of interference', detail: variants.map((v) => v[0]).join('; ') + ' — between the in-use check and the rename; the cycle completes, nothing is purged or followed' });
+    record(ctx, {
+      cases: variants.length,
+      unit: 'kinds of interference',
+      detail: variants.map((v) => v[0]).join('; ') + ' — between the in-use check and the rename; the cycle completes, nothing is purged or followed',
+    });
   });
 
   it('a deferred purge does not follow a recreated cache that reuses the old inode', async (ctx) => {
@@ -267,7 +339,12 @@ describe('a cache removed or replaced by someone else during a purge', () => {
     await writeFile(
       path.join(fx.stateDir, 'state.json'),
       JSON.stringify({
-        version: 1, cursor: Date.now() - 60_000, latestClock: Date.now() - 60_000, firstSeen: {}, leases: [], lastUsed: {},
+        version: 1,
+        cursor: Date.now() - 60_000,
+        latestClock: Date.now() - 60_000,
+        firstSeen: {},
+        leases: [],
+        lastUsed: {},
         pending: [{ name: 'reborn', path: dir, key: `${st.dev}:${st.ino}`, beforeMs: hourAgo, reason: 'in-use', since: hourAgo }],
       }),
       { mode: 0o600 },
@@ -277,7 +354,11 @@ describe('a cache removed or replaced by someone else during a purge', () => {
     expect(await exists(path.join(dir, 'fresh'))).toBe(true);
     expect(state.pending).toEqual([]);
     expect(log.lines().some((l) => l.msg.startsWith('pending purge dropped'))).toBe(true);
-    record(ctx, { cases: 1, unit: 'crafted state', detail: 'a pending purge whose device:inode now belongs to a directory born after the request: dropped, not purged' });
+    record(ctx, {
+      cases: 1,
+      unit: 'crafted state',
+      detail: 'a pending purge whose device:inode now belongs to a directory born after the request: dropped, not purged',
+    });
   });
 
   it('a trash entry removed by someone else while it is being deleted is no failure', async (ctx) => {

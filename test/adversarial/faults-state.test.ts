@@ -42,7 +42,10 @@ describe('a corrupted or truncated state file', () => {
       ['a JSON array', () => writeFile(path.join(fx.stateDir, 'state.json'), '[]')],
       ['another version', () => writeFile(path.join(fx.stateDir, 'state.json'), JSON.stringify({ ...JSON.parse(good), version: 99 }))],
       ['wrong types', () => writeFile(path.join(fx.stateDir, 'state.json'), JSON.stringify({ ...JSON.parse(good), cursor: 'yesterday', pending: {} }))],
-      ['a pending purge with a hostile path', () => writeFile(path.join(fx.stateDir, 'state.json'), JSON.stringify({ ...JSON.parse(good), pending: [{ name: 'x', path: 42 }] }))],
+      [
+        'a pending purge with a hostile path',
+        () => writeFile(path.join(fx.stateDir, 'state.json'), JSON.stringify({ ...JSON.parse(good), pending: [{ name: 'x', path: 42 }] })),
+      ],
       ['valid JSON with trailing garbage', () => writeFile(path.join(fx.stateDir, 'state.json'), good.trim() + '}garbage')],
       ['20 MB of text', () => writeFile(path.join(fx.stateDir, 'state.json'), 'x'.repeat(20 * 1024 * 1024))],
       ['a symlink to a file outside', () => symlink(outsideFile, path.join(fx.stateDir, 'state.json'))],
@@ -59,7 +62,10 @@ describe('a corrupted or truncated state file', () => {
       expect(result.code, `${name}: ${result.stderr}`).toBe(0);
       const report = JSON.parse(result.stdout);
       expect(report.since, `${name}: a full query`).toBeNull();
-      expect(report.purged.map((p: { name: string }) => p.name), name).toEqual(['doomed']);
+      expect(
+        report.purged.map((p: { name: string }) => p.name),
+        name,
+      ).toEqual(['doomed']);
       const loud = logLines(result.stderr).find((l) => String(l.msg).startsWith('STATE FILE CORRUPT'));
       expect(loud, `${name}: no loud log line\n${result.stderr}`).toBeDefined();
       expect(['error', 'fatal']).toContain(loud!.level);
@@ -122,7 +128,12 @@ describe('the disk fills up while the state is written', () => {
     expect(await exists(path.join(fx.root, 'doomed'))).toBe(false);
     expect(await readdir(path.join(fx.root, '.purge-cache-agent-trash'))).toEqual([]);
     expect((await readState(fx.stateDir)).cursor).toBeGreaterThan(cursor);
-    record(ctx, { cases: 2, unit: 'runs', detail: 'a 64 KiB tmpfs state dir, filled: exit 1 with "disk is full", previous state and cursor kept, no temp file; after freeing space the next run catches up' });
+    record(ctx, {
+      cases: 2,
+      unit: 'runs',
+      detail:
+        'a 64 KiB tmpfs state dir, filled: exit 1 with "disk is full", previous state and cursor kept, no temp file; after freeing space the next run catches up',
+    });
   });
 
   it('run: a cycle whose state write fails is logged, the daemon keeps running, and the next cycle saves', async (ctx) => {
@@ -148,7 +159,7 @@ describe('the disk fills up while the state is written', () => {
       const before = cyclesDone(daemon.output.stderr);
       daemon.kill('SIGHUP');
       await until(() => cyclesDone(daemon.output.stderr) > before, 'the next cycle');
-      expect((await readState(fx.stateDir)).cursor).toBeGreaterThan(cursor!);
+      expect((await readState(fx.stateDir)).cursor).toBeGreaterThan(cursor);
       expect(await exists(path.join(fx.root, 'doomed'))).toBe(false);
     } finally {
       daemon.kill('SIGTERM');
@@ -219,6 +230,10 @@ describe('two agents on one state directory', () => {
     expect((await done).code).toBe(0);
     const st = await stat(path.join(fx.stateDir, 'state.json'));
     expect(st.mode & 0o777).toBe(0o600);
-    record(ctx, { cases: attempts, unit: 'runs of once', detail: 'plain and --on-gap purge-all: exit 1 naming the daemon pid; --dry-run: allowed (no lock); the whole temp tree hashed identical after each' });
+    record(ctx, {
+      cases: attempts,
+      unit: 'runs of once',
+      detail: 'plain and --on-gap purge-all: exit 1 naming the daemon pid; --dry-run: allowed (no lock); the whole temp tree hashed identical after each',
+    });
   });
 });

@@ -26,7 +26,11 @@ let gateServer: Server | undefined;
 afterEach(async () => {
   if (gateServer) {
     gateServer.closeAllConnections();
-    await new Promise<void>((r) => gateServer!.close(() => r()));
+    await new Promise<void>((r) =>
+      gateServer!.close(() => {
+        r();
+      }),
+    );
     gateServer = undefined;
   }
   await fx?.close();
@@ -52,7 +56,7 @@ async function gate(target: string) {
     req.pipe(up);
   });
   await new Promise<void>((r) => gateServer!.listen(0, '127.0.0.1', r));
-  g.url = `http://127.0.0.1:${(gateServer!.address() as AddressInfo).port}`;
+  g.url = `http://127.0.0.1:${(gateServer.address() as AddressInfo).port}`;
   return g;
 }
 
@@ -60,14 +64,33 @@ describe('the service down for a while, then back', () => {
   it('the daemon keeps running, backs off with jitter, /readyz goes 503 then 200, and the cursor holds', async (ctx) => {
     fx = await makeFixture();
     const g = await gate(fx.service.url);
-    const daemon = startCli(['run', '--root-url', g.url, '--worker-pool-id', POOL, '--cache-root', fx.root, '--state-dir', fx.stateDir, '--schedule', '* * * * * *', '--jitter', '300ms', '--in-use-checks', 'locks', '--log-level', 'debug']);
+    const daemon = startCli([
+      'run',
+      '--root-url',
+      g.url,
+      '--worker-pool-id',
+      POOL,
+      '--cache-root',
+      fx.root,
+      '--state-dir',
+      fx.stateDir,
+      '--schedule',
+      '* * * * * *',
+      '--jitter',
+      '300ms',
+      '--in-use-checks',
+      'locks',
+      '--log-level',
+      'debug',
+    ]);
     const done = finished(daemon, 240_000);
     const socket = { socketPath: path.join(fx.stateDir, 'api.sock') };
     const readyz = async () => (await call(socket, 'GET', '/readyz').catch(() => ({ status: 0 }))).status;
     const failedCycles = () => logLines(daemon.output.stderr).filter((l) => l.msg === 'cycle finished' && l.error !== undefined).length;
     let failed = 0;
     try {
-      const tail = () => `daemon ${isRunning(daemon) ? 'running' : `exited ${daemon.exitCode ?? daemon.signalCode}`}; stderr:\n${daemon.output.stderr.slice(-4000)}`;
+      const tail = () =>
+        `daemon ${isRunning(daemon) ? 'running' : `exited ${daemon.exitCode ?? daemon.signalCode}`}; stderr:\n${daemon.output.stderr.slice(-4000)}`;
       await until(async () => (await readyz()) === 200, 'the daemon to be ready', 30_000, tail);
       g.mode = 'fail';
       const downAt = g.urls.length;
@@ -107,7 +130,11 @@ describe('the service down for a while, then back', () => {
     }
     const result = await done;
     expect(result.code, result.stderr.slice(-2000)).toBe(0);
-    record(ctx, { cases: failed, unit: 'failed cycles during the outage', detail: `each retried 5 times with jittered backoff; /readyz 200 → 503 → 200; the request filed during the outage purged once the service was back; first query back sent since = held cursor − margin` });
+    record(ctx, {
+      cases: failed,
+      unit: 'failed cycles during the outage',
+      detail: `each retried 5 times with jittered backoff; /readyz 200 → 503 → 200; the request filed during the outage purged once the service was back; first query back sent since = held cursor − margin`,
+    });
   }, 1_200_000);
 });
 
@@ -162,7 +189,10 @@ describe('the wall clock jumps', () => {
     }
 
     // A cursor persisted in the future (a clock that ran days ahead, then was fixed): a full query, logged.
-    await writeFile(path.join(fx.stateDir, 'state.json'), JSON.stringify({ ...(await readState(fx.stateDir)), cursor: Date.now() + 86_400_000, latestClock: Date.now() + 86_400_000 }));
+    await writeFile(
+      path.join(fx.stateDir, 'state.json'),
+      JSON.stringify({ ...(await readState(fx.stateDir)), cursor: Date.now() + 86_400_000, latestClock: Date.now() + 86_400_000 }),
+    );
     await fx.makeCache('filed-under-future-cursor');
     await fx.request('filed-under-future-cursor');
     const log2 = captureLogger();
@@ -180,4 +210,3 @@ describe('the wall clock jumps', () => {
     record(ctx, { cases: steps.length, unit: 'cycles', detail: `${steps.join(' → ')}; a request filed at each step purged; cursor non-decreasing throughout` });
   }, 1_200_000);
 });
-

@@ -46,38 +46,54 @@ async function trashOnTmpfs(ctx: Parameters<typeof skipBecause>[0], inodes: numb
 }
 
 describe('memory while deleting huge trees', () => {
-  it(`one directory of ${ENTRIES.toLocaleString('en')} entries is deleted in bounded batches (peak < ${BOUND_MIB.flat} MiB)`, { timeout: 300_000 }, async (ctx) => {
-    const trash = await trashOnTmpfs(ctx, ENTRIES + 1000);
-    const flat = path.join(trash, '1-flat');
-    await mkdir(flat);
-    execFileSync('perl', ['-e', 'chdir(shift) or die $!; my $n = shift; for (1..$n) { open(my $f, ">", "f$_") or die $!; }', flat, String(ENTRIES)]);
-    const started = performance.now();
-    const report = await emptyTrashInChild([trash], { script: SCRIPT });
-    const seconds = (performance.now() - started) / 1000;
-    expect(report.failures).toEqual([]);
-    expect(report.files).toBe(ENTRIES);
-    expect(await readdir(trash)).toEqual([]);
-    expect(report.peakMiB).toBeLessThan(BOUND_MIB.flat);
-    record(ctx, { cases: ENTRIES, unit: 'entries', detail: `one directory of ${ENTRIES.toLocaleString('en')} empty files in the trash: deleted in ${seconds.toFixed(1)} s, deleting child's peak ${report.peakMiB} MiB (bound ${BOUND_MIB.flat} MiB)` });
-  });
+  it(
+    `one directory of ${ENTRIES.toLocaleString('en')} entries is deleted in bounded batches (peak < ${BOUND_MIB.flat} MiB)`,
+    { timeout: 300_000 },
+    async (ctx) => {
+      const trash = await trashOnTmpfs(ctx, ENTRIES + 1000);
+      const flat = path.join(trash, '1-flat');
+      await mkdir(flat);
+      execFileSync('perl', ['-e', 'chdir(shift) or die $!; my $n = shift; for (1..$n) { open(my $f, ">", "f$_") or die $!; }', flat, String(ENTRIES)]);
+      const started = performance.now();
+      const report = await emptyTrashInChild([trash], { script: SCRIPT });
+      const seconds = (performance.now() - started) / 1000;
+      expect(report.failures).toEqual([]);
+      expect(report.files).toBe(ENTRIES);
+      expect(await readdir(trash)).toEqual([]);
+      expect(report.peakMiB).toBeLessThan(BOUND_MIB.flat);
+      record(ctx, {
+        cases: ENTRIES,
+        unit: 'entries',
+        detail: `one directory of ${ENTRIES.toLocaleString('en')} empty files in the trash: deleted in ${seconds.toFixed(1)} s, deleting child's peak ${report.peakMiB} MiB (bound ${BOUND_MIB.flat} MiB)`,
+      });
+    },
+  );
 
-  it(`a chain ${DEPTH.toLocaleString('en')} directories deep beside a mount left in the trash (peak < ${BOUND_MIB.deep} MiB)`, { timeout: 300_000 }, async (ctx) => {
-    const trash = await trashOnTmpfs(ctx, DEPTH + 1000);
-    const left = path.join(trash, '1-with-mount', 'mnt');
-    await mkdir(left, { recursive: true });
-    const mounted = await mountTmpfs(left, 'pca-adv-memory-left');
-    if (!mounted.ok) skipBecause(ctx, `cannot mount a tmpfs: ${mounted.error}`);
-    const deep = path.join(trash, '2-deep');
-    await mkdir(deep);
-    execFileSync('perl', ['-e', 'chdir(shift) or die $!; my $n = shift; for (1..$n) { mkdir("d") or die $!; chdir("d") or die $!; }', deep, String(DEPTH)]);
-    const started = performance.now();
-    const report = await emptyTrashInChild([trash], { script: SCRIPT });
-    const seconds = (performance.now() - started) / 1000;
-    expect(report.failures).toEqual([]);
-    expect(report.dirs).toBe(DEPTH + 1);
-    expect(report.skippedMounts).toEqual([left]);
-    expect(await readdir(trash)).toEqual(['1-with-mount']);
-    expect(report.peakMiB).toBeLessThan(BOUND_MIB.deep);
-    record(ctx, { cases: DEPTH, unit: 'levels', detail: `a chain of ${DEPTH.toLocaleString('en')} directories in the trash beside a tmpfs left mounted there: deleted in ${seconds.toFixed(1)} s (the mount left and reported), deleting child's peak ${report.peakMiB} MiB (bound ${BOUND_MIB.deep} MiB)` });
-  });
+  it(
+    `a chain ${DEPTH.toLocaleString('en')} directories deep beside a mount left in the trash (peak < ${BOUND_MIB.deep} MiB)`,
+    { timeout: 300_000 },
+    async (ctx) => {
+      const trash = await trashOnTmpfs(ctx, DEPTH + 1000);
+      const left = path.join(trash, '1-with-mount', 'mnt');
+      await mkdir(left, { recursive: true });
+      const mounted = await mountTmpfs(left, 'pca-adv-memory-left');
+      if (!mounted.ok) skipBecause(ctx, `cannot mount a tmpfs: ${mounted.error}`);
+      const deep = path.join(trash, '2-deep');
+      await mkdir(deep);
+      execFileSync('perl', ['-e', 'chdir(shift) or die $!; my $n = shift; for (1..$n) { mkdir("d") or die $!; chdir("d") or die $!; }', deep, String(DEPTH)]);
+      const started = performance.now();
+      const report = await emptyTrashInChild([trash], { script: SCRIPT });
+      const seconds = (performance.now() - started) / 1000;
+      expect(report.failures).toEqual([]);
+      expect(report.dirs).toBe(DEPTH + 1);
+      expect(report.skippedMounts).toEqual([left]);
+      expect(await readdir(trash)).toEqual(['1-with-mount']);
+      expect(report.peakMiB).toBeLessThan(BOUND_MIB.deep);
+      record(ctx, {
+        cases: DEPTH,
+        unit: 'levels',
+        detail: `a chain of ${DEPTH.toLocaleString('en')} directories in the trash beside a tmpfs left mounted there: deleted in ${seconds.toFixed(1)} s (the mount left and reported), deleting child's peak ${report.peakMiB} MiB (bound ${BOUND_MIB.deep} MiB)`,
+      });
+    },
+  );
 });

@@ -126,11 +126,20 @@ describe('a trash the task made in advance', () => {
     const report = JSON.parse(result.stdout);
     expect(report.purged.map((p: { name: string }) => p.name)).toEqual(['elsewhere']);
     expect(report.failed).toEqual([
-      expect.objectContaining({ name: 'victim', path: victim, error: expect.stringMatching(new RegExp(`refusing the trash ${path.join(fx.root, TRASH_DIR_NAME)}: it is owned by uid ${NOBODY}.*removed`)) }),
+      expect.objectContaining({
+        name: 'victim',
+        path: victim,
+        error: expect.stringMatching(new RegExp(`refusing the trash ${path.join(fx.root, TRASH_DIR_NAME)}: it is owned by uid ${NOBODY}.*removed`)),
+      }),
     ]);
     expect((await lstat(victim)).isDirectory()).toBe(true);
     expect(await readdir(path.join(fx.root, TRASH_DIR_NAME))).toEqual([]);
     expect((await readState(fx.stateDir)).pending.map((p: { name: string }) => p.name)).toEqual(['victim']);
-    record(ctx, { cases: 1, unit: 'trash', detail: "nobody's own 0777 directory planted as the trash before the agent made one: that root's purge fails naming the trash and the fix, the cache stays, the other root purges" });
+    record(ctx, {
+      cases: 1,
+      unit: 'trash',
+      detail:
+        "nobody's own 0777 directory planted as the trash before the agent made one: that root's purge fails naming the trash and the fix, the cache stays, the other root purges",
+    });
   });
 });

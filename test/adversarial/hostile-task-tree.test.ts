@@ -46,7 +46,11 @@ describe('names that are not UTF-8', () => {
     const emptied = logLines(result.stderr).find((l) => l.msg === 'trash emptied');
     expect(emptied).toMatchObject({ files: 3, dirs: 2 });
     expect(Number(emptied!.bytes)).toBeGreaterThanOrEqual(2 * 65536);
-    record(ctx, { cases: 3, unit: 'names', detail: 'files and a directory named \\xff, \\xfe\\xfd and \\x80 made by nobody in its cache: purged, deleted, 128 KiB counted, once exits 0' });
+    record(ctx, {
+      cases: 3,
+      unit: 'names',
+      detail: 'files and a directory named \\xff, \\xfe\\xfd and \\x80 made by nobody in its cache: purged, deleted, 128 KiB counted, once exits 0',
+    });
   });
 });
 
@@ -68,7 +72,7 @@ describe('the deleting child dies', () => {
         for (const pid of await readdir('/proc')) {
           if (!/^\d+$/.test(pid)) continue;
           const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-          if (!cmd.includes('trash-worker.js') || !cmd.includes(fx!.root)) continue;
+          if (!cmd.includes('trash-worker.js') || !cmd.includes(fx.root)) continue;
           try {
             process.kill(Number(pid), 'SIGKILL');
             kills++;
@@ -91,7 +95,11 @@ describe('the deleting child dies', () => {
     const again = await once(fx);
     expect(again.code, again.stderr).toBe(0);
     expect(await readdir(path.join(fx.root, TRASH_DIR_NAME))).toEqual([]);
-    record(ctx, { cases: 1, unit: 'kill', detail: 'every low-priority deleting child SIGKILLed mid-run: once exits 1 naming the trash; the next once empties it and exits 0' });
+    record(ctx, {
+      cases: 1,
+      unit: 'kill',
+      detail: 'every low-priority deleting child SIGKILLed mid-run: once exits 1 naming the trash; the next once empties it and exits 0',
+    });
   });
 });
 
@@ -105,10 +113,30 @@ describe('a trash replaced by the task', () => {
     await mkdir(second);
     const trash = path.join(fx.root, TRASH_DIR_NAME);
     const plants: [string, () => void][] = [
-      ['a symlink out of the root', () => asNobodySync('ln', ['-s', fx!.outside, trash])],
-      ['a symlink to itself', () => asNobodySync('ln', ['-s', TRASH_DIR_NAME, trash])],
-      ['a fifo', () => asNobodySync('mkfifo', [trash])],
-      ["the task's own directory", () => asNobodySync('mkdir', ['-m', '0700', trash])],
+      [
+        'a symlink out of the root',
+        () => {
+          asNobodySync('ln', ['-s', fx!.outside, trash]);
+        },
+      ],
+      [
+        'a symlink to itself',
+        () => {
+          asNobodySync('ln', ['-s', TRASH_DIR_NAME, trash]);
+        },
+      ],
+      [
+        'a fifo',
+        () => {
+          asNobodySync('mkfifo', [trash]);
+        },
+      ],
+      [
+        "the task's own directory",
+        () => {
+          asNobodySync('mkdir', ['-m', '0700', trash]);
+        },
+      ],
     ];
     let n = 0;
     for (const [what, plant] of plants) {
@@ -123,13 +151,27 @@ describe('a trash replaced by the task', () => {
       const result = await once(fx, '--cache-root', second);
       expect(result.code, `${what}: ${result.stderr}`).toBe(1);
       const report = JSON.parse(result.stdout);
-      expect(report.purged.map((p: { name: string }) => p.name), what).toEqual([`other-${n}`]);
-      expect(report.failed.filter((f: { name: string }) => f.name === name), what).toEqual([expect.objectContaining({ path: victim, error: expect.stringContaining(trash) })]);
+      expect(
+        report.purged.map((p: { name: string }) => p.name),
+        what,
+      ).toEqual([`other-${n}`]);
+      expect(
+        report.failed.filter((f: { name: string }) => f.name === name),
+        what,
+      ).toEqual([expect.objectContaining({ path: victim, error: expect.stringContaining(trash) })]);
       expect(result.stderr, what).not.toMatch(/unexpected error/);
-      expect((await readState(fx.stateDir)).pending.map((p: { name: string }) => p.name), what).toContain(name);
+      expect(
+        (await readState(fx.stateDir)).pending.map((p: { name: string }) => p.name),
+        what,
+      ).toContain(name);
       n++;
     }
     expect(await readdir(fx.outside)).toEqual(expect.arrayContaining(['precious.txt']));
-    record(ctx, { cases: plants.length, unit: 'trashes', detail: "the root's trash replaced by nobody with a symlink out, a symlink loop, a fifo, or its own 0700 directory: each purge there fails naming the trash, the other root purges, never 'unexpected error'" });
+    record(ctx, {
+      cases: plants.length,
+      unit: 'trashes',
+      detail:
+        "the root's trash replaced by nobody with a symlink out, a symlink loop, a fifo, or its own 0700 directory: each purge there fails naming the trash, the other root purges, never 'unexpected error'",
+    });
   });
 });

@@ -18,13 +18,79 @@ import { bindMount, mountTmpfs, mountsUnder, whereIsTmpfs } from './support.js';
 
 /** Names chosen to collide with the tree's own hostile entries and with the encoding's edges. */
 export const HOSTILE_NAMES = [
-  '/', '\\', '..', '.', '%', '%%', '%2F', '%2E%2E', '%2e%2e', '../outside', '../../..', 'a/../../b', '\0', 'a\0b', '\n', '\r\n', '\u0001\u007f',
-  '\t', ' ', '', '~', '*', '-rf', '--help', 'x'.repeat(85), 'x'.repeat(86), 'é'.repeat(42), 'é'.repeat(43), 'y'.repeat(300),
-  'é', 'e\u0301', 'Å', 'A\u030a', '\u212b', '\ud800', 'a\udfffb', '😀', '\u202e', '\ufeff',
-  TRASH_DIR_NAME, '.purge-cache-agent-trash', '%2Epurge-cache-agent-trash', '.hidden-dir', '%2Ehidden-dir', '.', '.x', '%2Ex',
-  'link-to-slash', 'link-outside', 'link-sibling', 'link-parent', 'file-not-dir', 'plain', 'has-links', 'has-tmpfs', 'has-bind',
-  'has-ro-bind', 'is-tmpfs', 'is-bind', 'literal name', 'literal%20name', 'my cache', 'my%20cache', 'a%2Fb', 'a/b', 'caches', 'outside',
-  'victim', '\ufffdvictim', '%FFvictim', '\ufffd(', '%C3(', '%C3%28',
+  '/',
+  '\\',
+  '..',
+  '.',
+  '%',
+  '%%',
+  '%2F',
+  '%2E%2E',
+  '%2e%2e',
+  '../outside',
+  '../../..',
+  'a/../../b',
+  '\0',
+  'a\0b',
+  '\n',
+  '\r\n',
+  '\u0001\u007f',
+  '\t',
+  ' ',
+  '',
+  '~',
+  '*',
+  '-rf',
+  '--help',
+  'x'.repeat(85),
+  'x'.repeat(86),
+  'é'.repeat(42),
+  'é'.repeat(43),
+  'y'.repeat(300),
+  'é',
+  'e\u0301',
+  'Å',
+  'A\u030a',
+  '\u212b',
+  '\ud800',
+  'a\udfffb',
+  '😀',
+  '\u202e',
+  '\ufeff',
+  TRASH_DIR_NAME,
+  '.purge-cache-agent-trash',
+  '%2Epurge-cache-agent-trash',
+  '.hidden-dir',
+  '%2Ehidden-dir',
+  '.',
+  '.x',
+  '%2Ex',
+  'link-to-slash',
+  'link-outside',
+  'link-sibling',
+  'link-parent',
+  'file-not-dir',
+  'plain',
+  'has-links',
+  'has-tmpfs',
+  'has-bind',
+  'has-ro-bind',
+  'is-tmpfs',
+  'is-bind',
+  'literal name',
+  'literal%20name',
+  'my cache',
+  'my%20cache',
+  'a%2Fb',
+  'a/b',
+  'caches',
+  'outside',
+  'victim',
+  '\ufffdvictim',
+  '%FFvictim',
+  '\ufffd(',
+  '%C3(',
+  '%C3%28',
 ];
 
 export interface HostileTree {
@@ -131,7 +197,13 @@ export async function buildHostileTree(base: string, names: readonly string[], o
   // Generated caches: never written through an existing entry (it may be a symlink to `/`).
   const fresh = async (dirName: string): Promise<void> => {
     const p = r(dirName);
-    if (await lstat(p).then(() => true, () => false)) return;
+    if (
+      await lstat(p).then(
+        () => true,
+        () => false,
+      )
+    )
+      return;
     await mkdir(p);
     await writeFile(path.join(p, 'data'), 'generated cache\n');
   };
@@ -190,7 +262,8 @@ export async function violations(tree: HostileTree, requested: ReadonlySet<strin
   const gone = expectedRemoved(tree.before, requested);
   for (const [name, kind] of tree.before) {
     const present = after.has(name);
-    if (gone.has(name) && present) problems.push(`${JSON.stringify(name)} (${kind}, decodes to ${JSON.stringify(decodeDirName(name))}) was requested but survived`);
+    if (gone.has(name) && present)
+      problems.push(`${JSON.stringify(name)} (${kind}, decodes to ${JSON.stringify(decodeDirName(name))}) was requested but survived`);
     if (!gone.has(name) && !present) problems.push(`${JSON.stringify(name)} (${kind}) was removed but not requested`);
   }
   for (const name of after) {

@@ -43,7 +43,10 @@ afterEach(async () => {
 const anyName = fc.oneof(
   { weight: 3, arbitrary: fc.constantFrom(...HOSTILE_NAMES) },
   { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 12 }) },
-  { weight: 2, arbitrary: fc.string({ unit: fc.constantFrom('/', '\\', '.', '..', '%', '%2F', '%2E', '\0', '\n', 'a', 'é', 'e\u0301', ' ', '-'), maxLength: 8 }) },
+  {
+    weight: 2,
+    arbitrary: fc.string({ unit: fc.constantFrom('/', '\\', '.', '..', '%', '%2F', '%2E', '\0', '\n', 'a', 'é', 'e\u0301', ' ', '-'), maxLength: 8 }),
+  },
   { weight: 1, arbitrary: fc.string({ unit: 'binary-ascii', minLength: 60, maxLength: 300 }) },
   { weight: 1, arbitrary: fc.string({ unit: 'grapheme', maxLength: 6 }).map((s) => s.normalize(Math.random() < 0.5 ? 'NFC' : 'NFD')) },
 );
@@ -105,7 +108,8 @@ describe('hostile cache names against a hostile tree', () => {
           // The trash holds nothing but what a mount kept there.
           const trash = path.join(tree.realRoot, TRASH_DIR_NAME);
           const left = await readdir(trash);
-          if (left.length > result.report.skippedMounts.length) problems.push(`trash not emptied: ${left.join(', ')}; failures: ${JSON.stringify(result.report.failures)}`);
+          if (left.length > result.report.skippedMounts.length)
+            problems.push(`trash not emptied: ${left.join(', ')}; failures: ${JSON.stringify(result.report.failures)}`);
           n++;
           names += tree.before.size;
           purgedTotal += result.purged;
@@ -153,14 +157,22 @@ describe('hostile cache names against a hostile tree', () => {
       }
       const result = await runCli(
         [
-          'once', '--json',
-          '--root-url', service.url,
-          '--worker-pool-id', POOL,
-          '--cache-root', tree.rootLink,
-          '--cache', `victim-single=${path.join(tmp.path, 'single-link')}`,
-          '--cache', `real single=${path.join(tmp.path, 'singles', 'real-single')}`,
-          '--state-dir', path.join(tmp.path, 'state'),
-          '--in-use-checks', 'locks',
+          'once',
+          '--json',
+          '--root-url',
+          service.url,
+          '--worker-pool-id',
+          POOL,
+          '--cache-root',
+          tree.rootLink,
+          '--cache',
+          `victim-single=${path.join(tmp.path, 'single-link')}`,
+          '--cache',
+          `real single=${path.join(tmp.path, 'singles', 'real-single')}`,
+          '--state-dir',
+          path.join(tmp.path, 'state'),
+          '--in-use-checks',
+          'locks',
         ],
         { timeoutMs: 240_000 },
       );
@@ -174,6 +186,10 @@ describe('hostile cache names against a hostile tree', () => {
       for (const p of report.purged as { name: string }[]) expect(served.has(p.name)).toBe(true);
       await unmountAllUnder(tmp.path);
     }
-    record(ctx, { cases: samples.length, unit: 'CLI runs', detail: `${requestsFiled} purge requests filed through the embedded service, incl. every hand-picked hostile name; a root that is a symlink, a single cache that is a symlink out` });
+    record(ctx, {
+      cases: samples.length,
+      unit: 'CLI runs',
+      detail: `${requestsFiled} purge requests filed through the embedded service, incl. every hand-picked hostile name; a root that is a symlink, a single cache that is a symlink out`,
+    });
   }, 1_200_000);
 });

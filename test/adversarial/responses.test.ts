@@ -67,23 +67,101 @@ const lure = { hits: 0 };
 function modes(lureUrl: string): Mode[] {
   const all = VICTIMS.map((v) => entry(v));
   return [
-    { name: 'not JSON (an HTML sign-in page)', fails: true, logs: /is not JSON/, handler: (_q, r) => { r.writeHead(200, { 'content-type': 'text/html' }); r.end('<html><title>Sign in</title>victim</html>'); } },
-    { name: 'truncated JSON', fails: true, logs: /is not JSON/, handler: (_q, r) => json(r, 200, JSON.stringify({ requests: all }).slice(0, 150)) },
-    { name: 'JSON followed by garbage', fails: true, logs: /is not JSON/, handler: (_q, r) => json(r, 200, JSON.stringify({ requests: all }) + '{"requests":[]}') },
-    { name: 'an empty 200 body', fails: true, logs: /is not JSON/, handler: (_q, r) => json(r, 200, '') },
-    { name: '1,000,000 nested arrays', fails: true, logs: /is not JSON|is not an object/, handler: (_q, r) => json(r, 200, '['.repeat(1_000_000) + ']'.repeat(1_000_000)) },
-    { name: 'wrong envelope: requests is an object', fails: true, logs: /is not an object with a "requests" array/, handler: (_q, r) => json(r, 200, { requests: { 0: entry('victim') } }) },
-    { name: 'wrong envelope: null', fails: true, logs: /is not an object with a "requests" array/, handler: (_q, r) => json(r, 200, 'null') },
-    { name: 'wrong envelope: a top-level array of requests', fails: true, logs: /is not an object with a "requests" array/, handler: (_q, r) => json(r, 200, all) },
-    { name: 'wrong envelope: requests hidden in __proto__', fails: true, logs: /is not an object with a "requests" array/, handler: (_q, r) => json(r, 200, `{"__proto__":{"requests":${JSON.stringify(all)}}}`) },
+    {
+      name: 'not JSON (an HTML sign-in page)',
+      fails: true,
+      logs: /is not JSON/,
+      handler: (_q, r) => {
+        r.writeHead(200, { 'content-type': 'text/html' });
+        r.end('<html><title>Sign in</title>victim</html>');
+      },
+    },
+    {
+      name: 'truncated JSON',
+      fails: true,
+      logs: /is not JSON/,
+      handler: (_q, r) => {
+        json(r, 200, JSON.stringify({ requests: all }).slice(0, 150));
+      },
+    },
+    {
+      name: 'JSON followed by garbage',
+      fails: true,
+      logs: /is not JSON/,
+      handler: (_q, r) => {
+        json(r, 200, JSON.stringify({ requests: all }) + '{"requests":[]}');
+      },
+    },
+    {
+      name: 'an empty 200 body',
+      fails: true,
+      logs: /is not JSON/,
+      handler: (_q, r) => {
+        json(r, 200, '');
+      },
+    },
+    {
+      name: '1,000,000 nested arrays',
+      fails: true,
+      logs: /is not JSON|is not an object/,
+      handler: (_q, r) => {
+        json(r, 200, '['.repeat(1_000_000) + ']'.repeat(1_000_000));
+      },
+    },
+    {
+      name: 'wrong envelope: requests is an object',
+      fails: true,
+      logs: /is not an object with a "requests" array/,
+      handler: (_q, r) => {
+        json(r, 200, { requests: { 0: entry('victim') } });
+      },
+    },
+    {
+      name: 'wrong envelope: null',
+      fails: true,
+      logs: /is not an object with a "requests" array/,
+      handler: (_q, r) => {
+        json(r, 200, 'null');
+      },
+    },
+    {
+      name: 'wrong envelope: a top-level array of requests',
+      fails: true,
+      logs: /is not an object with a "requests" array/,
+      handler: (_q, r) => {
+        json(r, 200, all);
+      },
+    },
+    {
+      name: 'wrong envelope: requests hidden in __proto__',
+      fails: true,
+      logs: /is not an object with a "requests" array/,
+      handler: (_q, r) => {
+        json(r, 200, `{"__proto__":{"requests":${JSON.stringify(all)}}}`);
+      },
+    },
     {
       name: 'wrong types in every field',
       fails: false,
       logs: /skipping an invalid purge request/,
-      handler: (_q, r) =>
+      handler: (_q, r) => {
         json(r, 200, {
-          requests: [entry(42), entry(['victim']), entry({ toString: 'victim' }), entry(null), entry('victim', { before: 0 }), entry('victim', { before: null }), entry('victim', { provisionerId: 7 }), entry('victim', { workerType: ['x'] }), 'victim', 7, null, ['victim', BEFORE]],
-        }),
+          requests: [
+            entry(42),
+            entry(['victim']),
+            entry({ toString: 'victim' }),
+            entry(null),
+            entry('victim', { before: 0 }),
+            entry('victim', { before: null }),
+            entry('victim', { provisionerId: 7 }),
+            entry('victim', { workerType: ['x'] }),
+            'victim',
+            7,
+            null,
+            ['victim', BEFORE],
+          ],
+        });
+      },
     },
     {
       name: 'missing fields',
@@ -101,52 +179,109 @@ function modes(lureUrl: string): Mode[] {
       name: 'a cacheName hidden in __proto__',
       fails: false,
       logs: /skipping an invalid purge request/,
-      handler: (_q, r) => json(r, 200, `{"requests":[{"provisionerId":"${POOL_PARTS.provisionerId}","workerType":"${POOL_PARTS.workerType}","before":"${BEFORE}","__proto__":{"cacheName":"victim"}}]}`),
+      handler: (_q, r) => {
+        json(
+          r,
+          200,
+          `{"requests":[{"provisionerId":"${POOL_PARTS.provisionerId}","workerType":"${POOL_PARTS.workerType}","before":"${BEFORE}","__proto__":{"cacheName":"victim"}}]}`,
+        );
+      },
     },
     {
       name: 'invalid before',
       fails: false,
       logs: /before: not an ISO 8601 date-time/,
-      handler: (_q, r) =>
+      handler: (_q, r) => {
         json(r, 200, {
-          requests: ['yesterday', '', 'NaN', 'Infinity', '2024-13-45T99:00:00Z', '2024-05-01T12:00:00', '+275760-09-13T00:00:00.000Z', '-000001-01-01T00:00:00Z', '1714564800', '2024-05-01T12:00:00Z\n', ' 2024-05-01T12:00:00Z'].map((b) => entry('victim', { before: b })),
-        }),
+          requests: [
+            'yesterday',
+            '',
+            'NaN',
+            'Infinity',
+            '2024-13-45T99:00:00Z',
+            '2024-05-01T12:00:00',
+            '+275760-09-13T00:00:00.000Z',
+            '-000001-01-01T00:00:00Z',
+            '1714564800',
+            '2024-05-01T12:00:00Z\n',
+            ' 2024-05-01T12:00:00Z',
+          ].map((b) => entry('victim', { before: b })),
+        });
+      },
     },
     {
       name: 'requests for other worker pools',
       fails: false,
       logs: /for worker pool .*, not test-prov\/test-worker/,
-      handler: (_q, r) =>
+      handler: (_q, r) => {
         json(r, 200, {
-          requests: [entry('victim', { workerType: 'other' }), entry('a/b', { provisionerId: 'elsewhere' }), entry('..', { provisionerId: 'test-prov/test-worker', workerType: '' }), entry('victim', { provisionerId: 'TEST-PROV' })],
-        }),
+          requests: [
+            entry('victim', { workerType: 'other' }),
+            entry('a/b', { provisionerId: 'elsewhere' }),
+            entry('..', { provisionerId: 'test-prov/test-worker', workerType: '' }),
+            entry('victim', { provisionerId: 'TEST-PROV' }),
+          ],
+        });
+      },
     },
     {
       name: 'cache names that try to forge log lines',
       fails: false,
       logs: /purged cache/,
       purges: [FORGER],
-      handler: (_q, r) => json(r, 200, { requests: [entry(FORGER), entry('\u001b[2J\rFORGED')] }),
+      handler: (_q, r) => {
+        json(r, 200, { requests: [entry(FORGER), entry('\u001b[2J\rFORGED')] });
+      },
     },
     {
       name: 'a 5 MB cache name',
       fails: false,
       logs: /cannot exist on disk/,
-      handler: (_q, r) => json(r, 200, { requests: [entry('v'.repeat(5 * 1024 * 1024))] }),
+      handler: (_q, r) => {
+        json(r, 200, { requests: [entry('v'.repeat(5 * 1024 * 1024))] });
+      },
     },
-    { name: 'a hostile Date header', fails: false, logs: /clock differs from the purge-cache service's/, handler: (_q, r) => json(r, 200, { requests: [] }, { date: 'Tue, 01 Jan 2999 00:00:00 GMT' }) },
-    ...[301, 302, 303, 307, 308].map((status) => ({
+    {
+      name: 'a hostile Date header',
+      fails: false,
+      logs: /clock differs from the purge-cache service's/,
+      handler: (_q, r) => {
+        json(r, 200, { requests: [] }, { date: 'Tue, 01 Jan 2999 00:00:00 GMT' });
+      },
+    },
+    ...[301, 302, 303, 307, 308].map((status): Mode => ({
       name: `a ${status} redirect to a server that would purge`,
       fails: true,
       logs: new RegExp(`redirect \\(${status}\\).*not followed`),
-      handler: ((_q, r) => {
+      handler: (_q, r) => {
         r.writeHead(status, { location: `${lureUrl}/api/purge-cache/v1/purge-cache/${POOL}` });
         r.end();
-      }) as Handler,
+      },
     })),
-    { name: 'a 50 MB body with its Content-Length', fails: true, logs: /larger than 33554432 bytes/, handler: (_q, r) => stream(r, `{"requests":[${JSON.stringify(entry('victim'))},`, 50 * 1024 * 1024, { 'content-length': String(50 * 1024 * 1024 + 2) }) },
-    { name: 'a 50 MB chunked body', fails: true, logs: /larger than 33554432 bytes/, handler: (_q, r) => stream(r, `{"requests":[${JSON.stringify(entry('victim'))},`, 50 * 1024 * 1024) },
-    { name: 'an endless body', fails: true, logs: /larger than 33554432 bytes/, handler: (_q, r) => stream(r, `{"requests":[${JSON.stringify(entry('victim'))},`, Infinity) },
+    {
+      name: 'a 50 MB body with its Content-Length',
+      fails: true,
+      logs: /larger than 33554432 bytes/,
+      handler: (_q, r) => {
+        stream(r, `{"requests":[${JSON.stringify(entry('victim'))},`, 50 * 1024 * 1024, { 'content-length': String(50 * 1024 * 1024 + 2) });
+      },
+    },
+    {
+      name: 'a 50 MB chunked body',
+      fails: true,
+      logs: /larger than 33554432 bytes/,
+      handler: (_q, r) => {
+        stream(r, `{"requests":[${JSON.stringify(entry('victim'))},`, 50 * 1024 * 1024);
+      },
+    },
+    {
+      name: 'an endless body',
+      fails: true,
+      logs: /larger than 33554432 bytes/,
+      handler: (_q, r) => {
+        stream(r, `{"requests":[${JSON.stringify(entry('victim'))},`, Infinity);
+      },
+    },
     {
       name: 'a 500 with an endless error body (retried, then given up)',
       fails: true,
@@ -174,7 +309,9 @@ function modes(lureUrl: string): Mode[] {
       fails: false,
       logs: /purged cache/,
       purges: ['hundredk-target'],
-      handler: (_q, r) => json(r, 200, { requests: [...Array.from({ length: 99_999 }, (_, i) => entry(`cache-name-number-${i}-not-on-this-worker`)), entry('hundredk-target')] }),
+      handler: (_q, r) => {
+        json(r, 200, { requests: [...Array.from({ length: 99_999 }, (_, i) => entry(`cache-name-number-${i}-not-on-this-worker`)), entry('hundredk-target')] });
+      },
     },
   ];
 }
@@ -182,7 +319,9 @@ function modes(lureUrl: string): Mode[] {
 let tmp: TempDir;
 let server: Server;
 let lureServer: Server;
-let current: Handler = (_q, r) => json(r, 200, { requests: [] });
+let current: Handler = (_q, r) => {
+  json(r, 200, { requests: [] });
+};
 let queries = 0;
 
 beforeAll(async () => {
@@ -201,7 +340,11 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const s of [server, lureServer]) {
     s.closeAllConnections();
-    await new Promise<void>((r) => s.close(() => r()));
+    await new Promise<void>((r) =>
+      s.close(() => {
+        r();
+      }),
+    );
   }
   await tmp.cleanup();
 });
@@ -218,7 +361,25 @@ describe('hostile answers to the daemon', () => {
       await writeFile(path.join(root, encodeCacheName(v)!, 'data'), v);
     }
     const cases = modes(url(lureServer));
-    const daemon = startCli(['run', '--root-url', url(server), '--worker-pool-id', POOL, '--cache-root', root, '--state-dir', stateDir, '--schedule', '0 0 1 1 *', '--jitter', '0', '--log-level', 'debug', '--in-use-checks', 'locks']);
+    const daemon = startCli([
+      'run',
+      '--root-url',
+      url(server),
+      '--worker-pool-id',
+      POOL,
+      '--cache-root',
+      root,
+      '--state-dir',
+      stateDir,
+      '--schedule',
+      '0 0 1 1 *',
+      '--jitter',
+      '0',
+      '--log-level',
+      'debug',
+      '--in-use-checks',
+      'locks',
+    ]);
     const outcomes: string[] = [];
     let peak = 0;
     try {
@@ -234,14 +395,19 @@ describe('hostile answers to the daemon', () => {
         current = mode.handler;
         daemon.kill('SIGHUP');
         await until(() => cyclesDone(daemon.output.stderr) > done || !isRunning(daemon), `the cycle for "${mode.name}"`, 240_000);
-        current = (_q, r) => json(r, 200, { requests: [] });
+        current = (_q, r) => {
+          json(r, 200, { requests: [] });
+        };
         const lines = logLines(daemon.output.stderr.slice(offset));
         const text = lines.map((l) => Object.values(l).map(String).join(' ')).join('\n');
         expect(isRunning(daemon), `${mode.name}: the daemon died\n${daemon.output.stderr.slice(-3000)}`).toBe(true);
         expect(text, mode.name).toMatch(mode.logs);
         // No line is longer than a bounded preview of what the service sent.
         for (const l of lines) expect(JSON.stringify(l).length, `${mode.name}: a log line of ${JSON.stringify(l).length} bytes`).toBeLessThan(64 * 1024);
-        expect(lines.some((l) => l.msg === 'FORGED LINE' || String(l.msg).startsWith('FORGED')), mode.name).toBe(false);
+        expect(
+          lines.some((l) => l.msg === 'FORGED LINE' || String(l.msg).startsWith('FORGED')),
+          mode.name,
+        ).toBe(false);
         const finishedLine = lines.find((l) => l.msg === 'cycle finished')!;
         if (mode.fails) {
           expect(finishedLine.error, mode.name).toBeTruthy();
@@ -270,7 +436,11 @@ describe('hostile answers to the daemon', () => {
       if (isRunning(daemon)) daemon.kill('SIGTERM');
       await finished(daemon, 240_000).catch(() => daemon.kill('SIGKILL'));
     }
-    record(ctx, { cases: outcomes.length, unit: 'hostile answers', detail: `${queries} queries served; peak RSS of the daemon ${peak} MiB; ${outcomes.join('; ')}` });
+    record(ctx, {
+      cases: outcomes.length,
+      unit: 'hostile answers',
+      detail: `${queries} queries served; peak RSS of the daemon ${peak} MiB; ${outcomes.join('; ')}`,
+    });
   }, 1_200_000);
 
   it('a server that sends one byte a second: the attempt deadline fires (client in-process), and the daemon stays responsive meanwhile', async (ctx) => {
@@ -286,13 +456,18 @@ describe('hostile answers to the daemon', () => {
         }
         r.write(body[i++]!);
       }, 1000);
-      r.on('close', () => clearInterval(timer));
+      r.on('close', () => {
+        clearInterval(timer);
+      });
     };
     const stall: Handler = () => {
       /* never answers: headers never come */
     };
     let tried = 0;
-    for (const [name, handler] of [['body one byte a second', slow], ['headers never sent', stall]] as const) {
+    for (const [name, handler] of [
+      ['body one byte a second', slow],
+      ['headers never sent', stall],
+    ] as const) {
       current = handler;
       const seen = queries;
       const client = new PurgeCacheClient({ rootUrl: url(server), timeoutMs: 1500, maxRetries: 1, baseDelayMs: 10 });
@@ -313,7 +488,21 @@ describe('hostile answers to the daemon', () => {
     const stateDir = path.join(tmp.path, 'state-slow');
     await mkdir(path.join(root, 'victim'), { recursive: true });
     const seen = queries;
-    const daemon = startCli(['run', '--root-url', url(server), '--worker-pool-id', POOL, '--cache-root', root, '--state-dir', stateDir, '--schedule', '0 0 1 1 *', '--jitter', '0']);
+    const daemon = startCli([
+      'run',
+      '--root-url',
+      url(server),
+      '--worker-pool-id',
+      POOL,
+      '--cache-root',
+      root,
+      '--state-dir',
+      stateDir,
+      '--schedule',
+      '0 0 1 1 *',
+      '--jitter',
+      '0',
+    ]);
     try {
       await until(() => queries > seen || !isRunning(daemon), 'the daemon to query');
       const socket = { socketPath: path.join(stateDir, 'api.sock') };
@@ -328,8 +517,15 @@ describe('hostile answers to the daemon', () => {
       // SIGTERM would wait for the cycle in flight (up to 30 s an attempt): this test only needed it alive.
       daemon.kill('SIGKILL');
       await finished(daemon).catch(() => {});
-      current = (_q, r) => json(r, 200, { requests: [] });
+      current = (_q, r) => {
+        json(r, 200, { requests: [] });
+      };
     }
-    record(ctx, { cases: tried + 1, unit: 'slow servers', detail: 'one byte a second and headers never sent, each failing within the attempt deadline after 1 retry; the daemon stuck in such a cycle still answers /healthz and /v1/status' });
+    record(ctx, {
+      cases: tried + 1,
+      unit: 'slow servers',
+      detail:
+        'one byte a second and headers never sent, each failing within the attempt deadline after 1 retry; the daemon stuck in such a cycle still answers /healthz and /v1/status',
+    });
   }, 1_200_000);
 });

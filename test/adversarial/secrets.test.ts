@@ -35,7 +35,8 @@ let serveUrl: string;
 const printed: { what: string; text: string }[] = [];
 let temp: { clientId: string; accessToken: string; certificate: string };
 
-const keep = (what: string, r: { stdout?: string; stderr?: string; text?: string }) => printed.push({ what, text: `${r.stdout ?? ''}\n${r.stderr ?? ''}\n${r.text ?? ''}` });
+const keep = (what: string, r: { stdout?: string; stderr?: string; text?: string }) =>
+  printed.push({ what, text: `${r.stdout ?? ''}\n${r.stderr ?? ''}\n${r.text ?? ''}` });
 
 beforeAll(async () => {
   tmp = await makeTempDir('pca-adv-secrets-');
@@ -52,7 +53,17 @@ beforeAll(async () => {
     'agent-plain': { accessToken: PLAIN_TOKEN, scopes: [`purge-cache:purge-requests::${POOL}`] },
   };
   await writeFile(path.join(tmp.path, 'clients.json'), JSON.stringify(clients), { mode: 0o600 });
-  serve = startCli(['serve', '--port', '0', '--clients', path.join(tmp.path, 'clients.json'), '--data', path.join(tmp.path, 'service.json'), '--log-level', 'trace']);
+  serve = startCli([
+    'serve',
+    '--port',
+    '0',
+    '--clients',
+    path.join(tmp.path, 'clients.json'),
+    '--data',
+    path.join(tmp.path, 'service.json'),
+    '--log-level',
+    'trace',
+  ]);
   await waitForOutput(serve, (o) => /^http:\/\/127\.0\.0\.1:\d+$/m.test(o.stdout));
   serveUrl = /^(http:\/\/127\.0\.0\.1:\d+)$/m.exec(serve.output.stdout)![1]!;
 });
@@ -88,7 +99,20 @@ describe('no secret is ever printed', () => {
     const root = path.join(tmp.path, 'caches');
     const stateDir = path.join(tmp.path, 'state');
     await mkdir(path.join(root, 'a-cache'), { recursive: true });
-    const base = ['--root-url', serveUrl, '--worker-pool-id', POOL, '--cache-root', root, '--state-dir', stateDir, '--log-level', 'trace', '--in-use-checks', 'locks'];
+    const base = [
+      '--root-url',
+      serveUrl,
+      '--worker-pool-id',
+      POOL,
+      '--cache-root',
+      root,
+      '--state-dir',
+      stateDir,
+      '--log-level',
+      'trace',
+      '--in-use-checks',
+      'locks',
+    ];
     const tempEnv = { TASKCLUSTER_CLIENT_ID: temp.clientId, TASKCLUSTER_ACCESS_TOKEN: temp.accessToken, TASKCLUSTER_CERTIFICATE: temp.certificate };
     const plainEnv = { TASKCLUSTER_CLIENT_ID: 'agent-plain', TASKCLUSTER_ACCESS_TOKEN: PLAIN_TOKEN };
     const tampered = JSON.stringify({ ...JSON.parse(temp.certificate), scopes: ['purge-cache:*'] });
@@ -108,8 +132,18 @@ describe('no secret is ever printed', () => {
       ['once with plain credentials', ['once', '--json', ...base], plainEnv, [0]],
       ['once with a wrong access token', ['once', '--json', ...base], { ...plainEnv, TASKCLUSTER_ACCESS_TOKEN: WRONG_TOKEN }, [1]],
       ['once with a tampered certificate', ['once', '--json', ...base], { ...tempEnv, TASKCLUSTER_CERTIFICATE: tampered }, [1]],
-      ['once with a malformed certificate', ['once', '--json', ...base], { ...tempEnv, TASKCLUSTER_CERTIFICATE: `{"seed":"${MALFORMED_CERT_SECRET}", "signature": ` }, [2]],
-      ['once with a certificate that is not an object', ['once', '--json', ...base], { ...tempEnv, TASKCLUSTER_CERTIFICATE: `["${MALFORMED_CERT_SECRET}"]` }, [2]],
+      [
+        'once with a malformed certificate',
+        ['once', '--json', ...base],
+        { ...tempEnv, TASKCLUSTER_CERTIFICATE: `{"seed":"${MALFORMED_CERT_SECRET}", "signature": ` },
+        [2],
+      ],
+      [
+        'once with a certificate that is not an object',
+        ['once', '--json', ...base],
+        { ...tempEnv, TASKCLUSTER_CERTIFICATE: `["${MALFORMED_CERT_SECRET}"]` },
+        [2],
+      ],
       ['once with a token but no client id', ['once', '--json', ...base], { TASKCLUSTER_ACCESS_TOKEN: PLAIN_TOKEN }, [2]],
       ['once through a proxy URL with credentials', ['once', '--json', ...base, '--proxy-url', serveUrl], plainEnv, [0, 1]],
       ['request (403: scope missing)', ['request', 'some cache', ...base], plainEnv, [1]],
@@ -139,7 +173,9 @@ describe('no secret is ever printed', () => {
     expect(printed.find((p) => p.what === 'request (403: scope missing)')!.text).toContain('purge-cache:test-prov/test-worker:some cache');
 
     // The daemon, its local API (status, metrics, errors), and the client commands that talk to it.
-    const daemon = startCli(['run', ...base, '--listen', '127.0.0.1:0', '--schedule', '0 0 1 1 *', '--jitter', '0'], { env: { ...tempEnv, PURGE_CACHE_AGENT_API_TOKEN: API_TOKEN } });
+    const daemon = startCli(['run', ...base, '--listen', '127.0.0.1:0', '--schedule', '0 0 1 1 *', '--jitter', '0'], {
+      env: { ...tempEnv, PURGE_CACHE_AGENT_API_TOKEN: API_TOKEN },
+    });
     const done = finished(daemon, 240_000);
     try {
       await until(() => logLines(daemon.output.stderr).some((l) => l.msg === 'local API listening') || daemon.exitCode !== null, 'the API');
@@ -164,9 +200,13 @@ describe('no secret is ever printed', () => {
         ['status --api with a wrong token', { PURGE_CACHE_AGENT_API_TOKEN: WRONG_API_TOKEN }, 1],
         ['sync --wait --api with a wrong token', { PURGE_CACHE_AGENT_API_TOKEN: WRONG_API_TOKEN }, 1],
       ] as const) {
-        const r = await runCli([what.split(' ')[0]!, ...(what.startsWith('sync') ? ['--wait'] : []), '--json', '--api', tcpUrl, '--log-level', 'trace'], { env });
+        const r = await runCli([what.split(' ')[0]!, ...(what.startsWith('sync') ? ['--wait'] : []), '--json', '--api', tcpUrl, '--log-level', 'trace'], {
+          env,
+        });
         keep(what, r);
-        expect(r.code, `${what}: ${r.stderr}\ndaemon ${daemon.exitCode ?? daemon.signalCode ?? 'running'}: ${daemon.output.stderr.slice(-3000)}`).toBe(expected);
+        expect(r.code, `${what}: ${r.stderr}\ndaemon ${daemon.exitCode ?? daemon.signalCode ?? 'running'}: ${daemon.output.stderr.slice(-3000)}`).toBe(
+          expected,
+        );
       }
       // Socket 0660, state 0600, lock 0600, state directory 0700, serve's data 0600.
       expect((await stat(path.join(stateDir, 'api.sock'))).mode & 0o777).toBe(0o660);

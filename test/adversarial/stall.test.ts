@@ -24,7 +24,9 @@ const NOBODY = 65534;
 const isRoot = process.getuid?.() === 0;
 const asNobody = ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'];
 const canSetpriv = isRoot && spawnSync(asNobody[0]!, [...asNobody.slice(1), 'true']).status === 0;
-const python = ['/usr/bin/python3', '/usr/local/bin/python3'].find((p) => spawnSync(p, ['-c', 'import socket; socket.send_fds'], { stdio: 'ignore' }).status === 0);
+const python = ['/usr/bin/python3', '/usr/local/bin/python3'].find(
+  (p) => spawnSync(p, ['-c', 'import socket; socket.send_fds'], { stdio: 'ignore' }).status === 0,
+);
 
 let fx: Fixture | undefined;
 let daemon: Daemon | undefined;
@@ -56,11 +58,13 @@ function attacker(argv: string[], cwd = '/'): Promise<ChildProcess> {
   const child = spawn(asNobody[0]!, [...asNobody.slice(1), ...argv], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   attackers.push(child);
   let err = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
   return new Promise((resolve, reject) => {
     child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`attacker ${argv[0]} exited (${code}): ${err}`)));
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => d.includes('ready') && resolve(child));
+    child.once('exit', (code) => {
+      reject(new Error(`attacker ${argv[0]} exited (${code}): ${err}`));
+    });
+    child.stdout.setEncoding('utf8').on('data', (d: string) => d.includes('ready') && resolve(child));
   });
 }
 
@@ -91,7 +95,8 @@ describe.skipIf(!canSetpriv)('a hostile task cannot stall the agent', () => {
     const processes = 3;
     expect(processes * perProcess).toBeGreaterThan(budget);
     expect(processes * perProcess * 4).toBeLessThan(DEFAULT_SCAN_BUDGET);
-    const hog = 'use POSIX; open(my $f, "<", "/dev/null") or die; for (1..shift) { defined(POSIX::dup(fileno($f))) or die "dup: $!" } $| = 1; print "ready\\n"; sleep 600';
+    const hog =
+      'use POSIX; open(my $f, "<", "/dev/null") or die; for (1..shift) { defined(POSIX::dup(fileno($f))) or die "dup: $!" } $| = 1; print "ready\\n"; sleep 600';
     try {
       for (let i = 0; i < processes; i++) await attacker(['perl', '-e', hog, String(perProcess)]);
     } catch (err) {
@@ -130,33 +135,41 @@ describe.skipIf(!canSetpriv)('a hostile task cannot stall the agent', () => {
     });
   }, 300_000);
 
-  it.skipIf(!python)('a lock whose holder no process shows does not make the agent walk the cache', async (ctx) => {
-    fx = await hostileFixture();
-    const files = 20_000;
-    const victim = await fx.makeCache('victim');
-    spawnSync('sh', ['-c', `cd "$1" && mkdir d && cd d && seq ${files} | xargs touch`, 'sh', victim]);
-    // nobody locks a file of its own on the same filesystem, then keeps the descriptor only in flight in a
-    // unix socket: no /proc/<pid>/fd shows it, so the lock's holder cannot be seen.
-    const own = path.join(fx.root, 'attacker-file');
-    await writeFile(own, 'x');
-    await chown(own, NOBODY, NOBODY);
-    const script = [
-      'import fcntl, os, socket, sys, time',
-      'fd = os.open(sys.argv[1], os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_EX)',
-      'a, b = socket.socketpair(); socket.send_fds(a, [b"x"], [fd]); os.close(fd)',
-      "print('ready', flush=True); time.sleep(600)",
-    ].join('\n');
-    await attacker([python!, '-c', script, own]);
-    await fx.request('victim');
-    const once = await runCli(['once', '--json', ...fx.args('--log-level', 'debug', '--in-use-checks', 'locks')], { timeoutMs: 120_000 });
-    expect(once.code, once.stderr).toBe(0);
-    expect(JSON.parse(once.stdout).purged.map((p: { name: string }) => p.name)).toEqual(['victim']);
-    const scan = logLines(once.stderr).find((l) => l.msg === 'scanned /proc for cache use')!;
-    expect(scan).toBeDefined();
-    // No walk of the cache for the unseen lock: the pass read /proc, nothing of the cache's 20,000 entries.
-    expect(Number(scan.walked ?? 0)).toBe(0);
-    record(ctx, { cases: files, unit: 'files in the cache', detail: `an exclusive flock held through a descriptor in flight in a unix socket (nobody); the decision read ${scan.entries} /proc entries in ${scan.ms} ms and no entry of the cache (it used to walk all of them at each decision); the cache was purged` });
-  }, 180_000);
+  it.skipIf(!python)(
+    'a lock whose holder no process shows does not make the agent walk the cache',
+    async (ctx) => {
+      fx = await hostileFixture();
+      const files = 20_000;
+      const victim = await fx.makeCache('victim');
+      spawnSync('sh', ['-c', `cd "$1" && mkdir d && cd d && seq ${files} | xargs touch`, 'sh', victim]);
+      // nobody locks a file of its own on the same filesystem, then keeps the descriptor only in flight in a
+      // unix socket: no /proc/<pid>/fd shows it, so the lock's holder cannot be seen.
+      const own = path.join(fx.root, 'attacker-file');
+      await writeFile(own, 'x');
+      await chown(own, NOBODY, NOBODY);
+      const script = [
+        'import fcntl, os, socket, sys, time',
+        'fd = os.open(sys.argv[1], os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_EX)',
+        'a, b = socket.socketpair(); socket.send_fds(a, [b"x"], [fd]); os.close(fd)',
+        "print('ready', flush=True); time.sleep(600)",
+      ].join('\n');
+      await attacker([python!, '-c', script, own]);
+      await fx.request('victim');
+      const once = await runCli(['once', '--json', ...fx.args('--log-level', 'debug', '--in-use-checks', 'locks')], { timeoutMs: 120_000 });
+      expect(once.code, once.stderr).toBe(0);
+      expect(JSON.parse(once.stdout).purged.map((p: { name: string }) => p.name)).toEqual(['victim']);
+      const scan = logLines(once.stderr).find((l) => l.msg === 'scanned /proc for cache use')!;
+      expect(scan).toBeDefined();
+      // No walk of the cache for the unseen lock: the pass read /proc, nothing of the cache's 20,000 entries.
+      expect(Number(scan.walked ?? 0)).toBe(0);
+      record(ctx, {
+        cases: files,
+        unit: 'files in the cache',
+        detail: `an exclusive flock held through a descriptor in flight in a unix socket (nobody); the decision read ${scan.entries} /proc entries in ${scan.ms} ms and no entry of the cache (it used to walk all of them at each decision); the cache was purged`,
+      });
+    },
+    180_000,
+  );
 
   it('a 15 TB sparse file and a tree too deep to name do not drive eviction or crash the cycle', async (ctx) => {
     fx = await hostileFixture();
@@ -167,7 +180,19 @@ describe.skipIf(!canSetpriv)('a hostile task cannot stall the agent', () => {
     // Idle caches last used long ago; the attacker's caches are in use (recent).
     const old = new Date(Date.now() - 30 * 86_400_000);
     for (const dir of idle) spawnSync('touch', ['-d', old.toISOString(), dir]);
-    const made = spawnSync(asNobody[0]!, [...asNobody.slice(1), 'sh', '-c', 'truncate -s 15T "$1/huge" && cd "$2" && exec perl -e \'for (1..20) { my $d = sprintf("%0250d", $_); mkdir $d or die "mkdir: $!"; chdir $d or die "chdir: $!" }\'', 'sh', sparse, deep], { encoding: 'utf8' });
+    const made = spawnSync(
+      asNobody[0]!,
+      [
+        ...asNobody.slice(1),
+        'sh',
+        '-c',
+        'truncate -s 15T "$1/huge" && cd "$2" && exec perl -e \'for (1..20) { my $d = sprintf("%0250d", $_); mkdir $d or die "mkdir: $!"; chdir $d or die "chdir: $!" }\'',
+        'sh',
+        sparse,
+        deep,
+      ],
+      { encoding: 'utf8' },
+    );
     if (made.status !== 0) skipBecause(ctx, `cannot make a sparse 15 TB file or a deep tree here: ${made.stderr.slice(0, 200)}`);
     expect((await lstat(path.join(sparse, 'huge'))).size).toBe(15 * 2 ** 40);
     const once = await runCli(['once', '--json', ...fx.args('--max-size', '100M', '--in-use-checks', 'locks')], { timeoutMs: 120_000 });
@@ -180,7 +205,12 @@ describe.skipIf(!canSetpriv)('a hostile task cannot stall the agent', () => {
     const failed = report.failed.find((f: { name: string }) => f.name === 'deep');
     expect(failed).toMatchObject({ path: deep, error: expect.stringMatching(/ENAMETOOLONG/) });
     expect(once.code).toBe(1);
-    record(ctx, { cases: 2, unit: 'trees', detail: 'a 15 TB sparse file (counted by its blocks, a few KB) did not make --max-size 100M evict the idle caches; a tree 20 levels of 250-character names deep (ENAMETOOLONG) became a failed entry with its path instead of an "unexpected error"' });
+    record(ctx, {
+      cases: 2,
+      unit: 'trees',
+      detail:
+        'a 15 TB sparse file (counted by its blocks, a few KB) did not make --max-size 100M evict the idle caches; a tree 20 levels of 250-character names deep (ENAMETOOLONG) became a failed entry with its path instead of an "unexpected error"',
+    });
   }, 180_000);
 
   it('hundreds of stalled TCP connections do not keep /healthz from answering', async (ctx) => {
@@ -199,7 +229,9 @@ describe.skipIf(!canSetpriv)('a hostile task cannot stall the agent', () => {
               s.write('GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ');
               resolve('open');
             });
-            s.once('error', () => resolve('refused'));
+            s.once('error', () => {
+              resolve('refused');
+            });
             s.setTimeout(60_000, () => s.destroy());
           }),
       ),
@@ -211,7 +243,11 @@ describe.skipIf(!canSetpriv)('a hostile task cannot stall the agent', () => {
     // The unix socket is not part of the TCP limits.
     expect((await call(daemon.socket, 'GET', '/healthz')).status).toBe(200);
     const rss = peakRssMb(daemon.child.pid!);
-    record(ctx, { cases: count, unit: 'connections', detail: `${opened.filter((o) => o === 'open').length} of ${count} stalled connections from loopback accepted (limits: ${TCP_CONNECTION_LIMITS.total} in all, ${TCP_CONNECTION_LIMITS.perRemote} per address; the oldest idle one gives way); /healthz answered ${health.status}, /readyz ${ready.status}; daemon peak RSS ${rss ?? '?'} MB` });
+    record(ctx, {
+      cases: count,
+      unit: 'connections',
+      detail: `${opened.filter((o) => o === 'open').length} of ${count} stalled connections from loopback accepted (limits: ${TCP_CONNECTION_LIMITS.total} in all, ${TCP_CONNECTION_LIMITS.perRemote} per address; the oldest idle one gives way); /healthz answered ${health.status}, /readyz ${ready.status}; daemon peak RSS ${rss ?? '?'} MB`,
+    });
   }, 120_000);
 
   it('leases are capped per cache, and a renewal early in its TTL does not rewrite the state file', async (ctx) => {
@@ -232,7 +268,11 @@ describe.skipIf(!canSetpriv)('a hostile task cannot stall the agent', () => {
     const after = await lstat(stateFile);
     expect([after.ino, after.mtimeMs]).toEqual([before.ino, before.mtimeMs]);
     expect((await readState(fx.stateDir)).leases).toHaveLength(MAX_LEASES_PER_CACHE);
-    record(ctx, { cases: MAX_LEASES_PER_CACHE + 2, unit: 'lease calls', detail: `${MAX_LEASES_PER_CACHE} leases on one cache accepted, the next refused with 409 LeaseLimitReached; a renewal in the first third of its TTL left state.json untouched` });
+    record(ctx, {
+      cases: MAX_LEASES_PER_CACHE + 2,
+      unit: 'lease calls',
+      detail: `${MAX_LEASES_PER_CACHE} leases on one cache accepted, the next refused with 409 LeaseLimitReached; a renewal in the first third of its TTL left state.json untouched`,
+    });
   }, 120_000);
 });
 
@@ -259,7 +299,11 @@ describe('without a lock tool', () => {
     const again = await runCli(['once', '--json', ...fx.args('--in-use-checks', 'locks')]);
     expect(again.code, again.stderr).toBe(0);
     expect(JSON.parse(again.stdout).purged.map((p: { name: string }) => p.name)).toEqual(['victim']);
-    record(ctx, { cases: 1, unit: 'cache', detail: 'PATH without flock and perl: the purge failed with "install util-linux (flock) or perl", stayed pending, once exited 1; purged on the next run with the tools back' });
+    record(ctx, {
+      cases: 1,
+      unit: 'cache',
+      detail:
+        'PATH without flock and perl: the purge failed with "install util-linux (flock) or perl", stayed pending, once exited 1; purged on the next run with the tools back',
+    });
   }, 120_000);
 });
-

@@ -216,7 +216,11 @@ describe('run and its API', () => {
     const script = `require('net').createServer().listen(${JSON.stringify(socketPath)}, () => { console.log('up'); });`;
     await import('node:fs/promises').then((fs) => fs.mkdir(fx.stateDir, { recursive: true }));
     const holder = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await new Promise<void>((resolve) => holder.stdout!.once('data', () => resolve()));
+    await new Promise<void>((resolve) =>
+      holder.stdout.once('data', () => {
+        resolve();
+      }),
+    );
 
     // Live: the agent refuses to take it over.
     const refused = await runCli(['run', ...fx.args()]);

@@ -35,7 +35,7 @@ async function standings(d: Daemon): Promise<Record<string, string>> {
 }
 
 describe('purge convergence across workers', () => {
-  it("shows per cache name which workers applied the latest request and which still hold it, and why", async () => {
+  it('shows per cache name which workers applied the latest request and which still hold it, and why', async () => {
     const one = await makeFixture();
     const two = await makeFixture();
     fixtures.push(one, two);

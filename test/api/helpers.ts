@@ -25,7 +25,12 @@ export interface Reply {
 export type Target = { socketPath: string } | { port: number };
 
 /** One raw HTTP request (no client-side URL normalisation: the path goes out as written). */
-export function call(target: Target, method: string, urlPath: string, opts: { headers?: Record<string, string>; body?: string | Buffer; signal?: AbortSignal; chunked?: boolean } = {}): Promise<Reply> {
+export function call(
+  target: Target,
+  method: string,
+  urlPath: string,
+  opts: { headers?: Record<string, string>; body?: string | Buffer; signal?: AbortSignal; chunked?: boolean } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(
       {
@@ -33,7 +38,9 @@ export function call(target: Target, method: string, urlPath: string, opts: { he
         method,
         path: urlPath,
         headers: {
-          ...(opts.body !== undefined ? { 'content-type': 'application/json', ...(opts.chunked ? {} : { 'content-length': String(Buffer.byteLength(opts.body)) }) } : {}),
+          ...(opts.body !== undefined
+            ? { 'content-type': 'application/json', ...(opts.chunked ? {} : { 'content-length': String(Buffer.byteLength(opts.body)) }) }
+            : {}),
           ...opts.headers,
         },
         agent: false,
@@ -76,17 +83,27 @@ export interface Daemon {
  * Start `run` and wait until its API listens. `args` come after the fixture's
  * cache root and state dir; the service URL is `serviceUrl` (the fixture's, or a gate's).
  */
-export async function startDaemon(fx: Fixture, opts: { serviceUrl?: string; args?: string[]; env?: Record<string, string>; listen?: boolean } = {}): Promise<Daemon> {
+export async function startDaemon(
+  fx: Fixture,
+  opts: { serviceUrl?: string; args?: string[]; env?: Record<string, string>; listen?: boolean } = {},
+): Promise<Daemon> {
   const args = [
     'run',
-    '--root-url', opts.serviceUrl ?? fx.service.url,
-    '--worker-pool-id', POOL,
-    '--cache-root', fx.root,
-    '--state-dir', fx.stateDir,
-    '--jitter', '0',
+    '--root-url',
+    opts.serviceUrl ?? fx.service.url,
+    '--worker-pool-id',
+    POOL,
+    '--cache-root',
+    fx.root,
+    '--state-dir',
+    fx.stateDir,
+    '--jitter',
+    '0',
     // Only the cycle at start, unless a test asks for a schedule.
-    '--schedule', '0 0 1 1 *',
-    '--recheck', '250ms',
+    '--schedule',
+    '0 0 1 1 *',
+    '--recheck',
+    '250ms',
     ...(opts.listen === false ? [] : ['--listen', '127.0.0.1:0']),
     ...(opts.args ?? []),
   ];
@@ -191,7 +208,9 @@ export async function startGate(targetUrl: string): Promise<Gate> {
     },
     close: async () => {
       await new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        server.close(() => {
+          resolve();
+        });
         server.closeAllConnections();
       });
     },

@@ -41,7 +41,12 @@ describe('GET /metrics', () => {
     expect(m.has('process_cpu_user_seconds_total')).toBe(true);
     expect(m.has('nodejs_eventloop_lag_seconds')).toBe(true);
     // Both outcomes are exposed from the start.
-    expect(m.get('purge_cache_agent_cycles_total')!.metrics.map((s) => s.labels?.outcome).sort()).toEqual(['failure', 'success']);
+    expect(
+      m
+        .get('purge_cache_agent_cycles_total')!
+        .metrics.map((s) => s.labels?.outcome)
+        .sort(),
+    ).toEqual(['failure', 'success']);
   });
 
   it('moves its counters as cycles run and caches are purged', async () => {

@@ -51,12 +51,13 @@ describe('splitTarget', () => {
 describe('isLoopback', () => {
   it('knows loopback addresses from the rest', () => {
     for (const host of ['127.0.0.1', '127.1.2.3', '::1', '0:0:0:0:0:0:0:1', 'localhost', '::ffff:127.0.0.1']) expect(isLoopback(host), host).toBe(true);
-    for (const host of ['0.0.0.0', '::', '10.0.0.1', '192.168.1.1', 'example.com', '::ffff:10.0.0.1', 'localhost.example.com']) expect(isLoopback(host), host).toBe(false);
+    for (const host of ['0.0.0.0', '::', '10.0.0.1', '192.168.1.1', 'example.com', '::ffff:10.0.0.1', 'localhost.example.com'])
+      expect(isLoopback(host), host).toBe(false);
   });
 });
 
 describe('socket paths', () => {
-  const settings = (extra: Partial<Settings> = {}): Settings => ({ ...DEFAULTS, ...extra }) as Settings;
+  const settings = (extra: Partial<Settings> = {}): Settings => ({ ...DEFAULTS, ...extra });
   it('defaults to $RUNTIME_DIRECTORY/api.sock, else <state dir>/api.sock', () => {
     expect(serverSocketPath(settings({ stateDir: '/x/state' }), {})).toBe('/x/state/api.sock');
     expect(serverSocketPath(settings({ stateDir: '/x/state' }), { RUNTIME_DIRECTORY: '/run/a:/run/b' })).toBe('/run/a/api.sock');

@@ -117,7 +117,11 @@ describe('errors are JSON {code, message}', () => {
       expectError(await call(target, 'GET', '/v1/caches?size=maybe', { headers }), 400, 'InvalidRequestArguments');
       expectError(await call(target, 'GET', '/v1/tasks/x?wait=soon', { headers }), 400, 'InvalidRequestArguments');
       expectError(await call(target, 'GET', '/v1/caches/%E0%A4%A', { headers }), 400, 'InvalidRequestArguments');
-      expectError(await call(target, 'PUT', `/v1/caches/plain/leases/${encodeURIComponent('bad\nowner')}`, { headers, body: '{}' }), 400, 'InvalidRequestArguments');
+      expectError(
+        await call(target, 'PUT', `/v1/caches/plain/leases/${encodeURIComponent('bad\nowner')}`, { headers, body: '{}' }),
+        400,
+        'InvalidRequestArguments',
+      );
     }
   });
 
@@ -157,7 +161,9 @@ describe('errors are JSON {code, message}', () => {
       const socket = connect({ path: d.socket.socketPath });
       let data = '';
       socket.on('data', (chunk) => (data += chunk.toString()));
-      socket.on('end', () => resolve(data));
+      socket.on('end', () => {
+        resolve(data);
+      });
       socket.on('error', reject);
       socket.write('THIS IS NOT HTTP\r\n\r\n');
     });
@@ -235,7 +241,10 @@ describe('DELETE /v1/caches/{name}', () => {
   });
 
   it('purges a cache now (202 and a task), names URL-encoded', async () => {
-    for (const [name, target, headers] of [['a/b', d.socket, {}], ['..', d.tcp, auth]] as const) {
+    for (const [name, target, headers] of [
+      ['a/b', d.socket, {}],
+      ['..', d.tcp, auth],
+    ] as const) {
       const dir = path.join(fx.root, encodeCacheName(name)!);
       expect(await exists(dir)).toBe(true);
       const encoded = name === '..' ? '%2E%2E' : encodeURIComponent(name);
@@ -278,14 +287,20 @@ describe('DELETE /v1/caches/{name}', () => {
 describe('leases', () => {
   it('PUT returns the lease, extends it, and DELETE releases it (204); the state keeps it meanwhile', async () => {
     for (const [, target, headers] of both()) {
-      const put = await call(target, 'PUT', `/v1/caches/${encodeURIComponent('my cache')}/leases/${encodeURIComponent('task 42')}`, { headers, body: '{"ttlSeconds":120}' });
+      const put = await call(target, 'PUT', `/v1/caches/${encodeURIComponent('my cache')}/leases/${encodeURIComponent('task 42')}`, {
+        headers,
+        body: '{"ttlSeconds":120}',
+      });
       expect(put.status).toBe(200);
       expect(put.json).toEqual({ cacheName: 'my cache', owner: 'task 42', expiresAt: expect.any(String), ttlSeconds: 120 });
       expect(Object.keys(put.json).sort()).toEqual(['cacheName', 'expiresAt', 'owner', 'ttlSeconds']);
       const state = await readState(fx.stateDir);
       expect(state.leases).toEqual([expect.objectContaining({ cacheName: 'my cache', owner: 'task 42', ttlSeconds: 120 })]);
       // Extending never shortens.
-      const again = await call(target, 'PUT', `/v1/caches/${encodeURIComponent('my cache')}/leases/${encodeURIComponent('task 42')}`, { headers, body: '{"ttlSeconds":60}' });
+      const again = await call(target, 'PUT', `/v1/caches/${encodeURIComponent('my cache')}/leases/${encodeURIComponent('task 42')}`, {
+        headers,
+        body: '{"ttlSeconds":60}',
+      });
       expect(Date.parse(again.json.expiresAt)).toBeGreaterThanOrEqual(Date.parse(put.json.expiresAt));
       const status = await call(target, 'GET', '/v1/status', { headers });
       expect(status.json.leases).toEqual([expect.objectContaining({ cacheName: 'my cache', owner: 'task 42' })]);

@@ -87,7 +87,16 @@ describe('GET /v1/tasks/{id}?wait', () => {
     // A poll that would wait 60 s; it must come back as soon as the cycle moves on.
     const polling = call(daemon.socket, 'GET', `/v1/tasks/${id}?first=${first.last}&wait=60`);
     // Nothing is answered while the cycle is held (the poll is still open).
-    expect(await Promise.race([polling.then(() => 'answered'), new Promise((r) => setImmediate(() => r('open')))])).toBe('open');
+    expect(
+      await Promise.race([
+        polling.then(() => 'answered'),
+        new Promise((r) =>
+          setImmediate(() => {
+            r('open');
+          }),
+        ),
+      ]),
+    ).toBe('open');
     gate.release();
     const early = await polling;
     expect(early.status).toBe(200);

@@ -35,7 +35,7 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 3, arbitrary: name.map((n): Step => ({ t: 'file', name: n })) },
   { weight: 1, arbitrary: fc.record({ root, name }).map((s): Step => ({ t: 'hold', ...s })) },
   { weight: 1, arbitrary: fc.constant<Step>({ t: 'release' }) },
-  { weight: 1, arbitrary: fc.record({ t: fc.constantFrom('away' as const, 'back' as const), root }) as fc.Arbitrary<Step> },
+  { weight: 1, arbitrary: fc.record({ t: fc.constantFrom('away' as const, 'back' as const), root }) },
   { weight: 1, arbitrary: fc.constant<Step>({ t: 'tick' }) },
   { weight: 4, arbitrary: fc.constantFrom<Step>({ t: 'once' }, { t: 'once' }, { t: 'once', kill: 'after-query' }, { t: 'once', kill: 'after-rename' }) },
 );
@@ -107,7 +107,7 @@ async function runHistory(steps: Step[]): Promise<number> {
         // A task declaring use the systemd-tmpfiles way: a shared flock on the directory.
         // Its own process group: flock(1)'s command inherits the locked descriptor, so both must go to let go.
         const child = spawn('flock', ['--shared', at, 'sh', '-c', 'echo held; exec sleep 600'], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
-        await new Promise((resolve) => child.stdout!.once('data', resolve));
+        await new Promise((resolve) => child.stdout.once('data', resolve));
         holders.push(child);
         held.add(at);
         break;
@@ -134,7 +134,10 @@ async function runHistory(steps: Step[]): Promise<number> {
       case 'once': {
         const started = Date.now();
         const env: Record<string, string> = s.kill ? { PURGE_CACHE_AGENT_TEST_KILL_AT: `${s.kill}:1` } : {};
-        const result = await runCli(['once', ...fx.args('--skew-margin', '1s', '--cache-root', dirs.B, '--in-use-checks', 'locks')], { env, timeoutMs: 120_000 });
+        const result = await runCli(['once', ...fx.args('--skew-margin', '1s', '--cache-root', dirs.B, '--in-use-checks', 'locks')], {
+          env,
+          timeoutMs: 120_000,
+        });
         const crashed = result.signal === 'SIGKILL';
         if (!crashed && result.code !== 0 && result.code !== 1) fail(`once exited ${result.code}: ${result.stderr.slice(-1500)}`);
         // A run that got past its query received what was filed before it began (a crash after renames did too).

@@ -94,7 +94,9 @@ describe('the purge contract through the CLI', () => {
     const r = report(moved.stdout);
     expect(r.since).toBeNull();
     expect(r.purged.map((p: { path: string }) => p.path)).toEqual([cache]);
-    expect(logLines(moved.stderr).some((l) => /cursor was taken for another configuration/.test(String(l.msg)) && /worker pool changed/.test(String(l.msg)))).toBe(true);
+    expect(
+      logLines(moved.stderr).some((l) => /cursor was taken for another configuration/.test(String(l.msg)) && /worker pool changed/.test(String(l.msg))),
+    ).toBe(true);
     expect((await readState(fx.stateDir)).identity.workerPool).toBe(other);
   });
 
@@ -121,7 +123,17 @@ describe('the purge contract through the CLI', () => {
 
     // exec --sync: the sync purges the old cache, exec creates the new one, and the next run keeps it.
     await fx.request('warm');
-    const exec = await runCli(['exec', ...fx.args('--skew-margin', '5m'), '--sync', '--cache', 'warm', '--', 'sh', '-c', 'touch "$PURGE_CACHE_AGENT_CACHE_0/built"']);
+    const exec = await runCli([
+      'exec',
+      ...fx.args('--skew-margin', '5m'),
+      '--sync',
+      '--cache',
+      'warm',
+      '--',
+      'sh',
+      '-c',
+      'touch "$PURGE_CACHE_AGENT_CACHE_0/built"',
+    ]);
     expect(exec.code, exec.stderr).toBe(0);
     expect(await readdir(cache)).toEqual(['built']);
     const after = await once('--skew-margin', '5m');

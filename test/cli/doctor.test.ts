@@ -40,7 +40,11 @@ async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await new Promise<void>((resolve) =>
+    server.close(() => {
+      resolve();
+    }),
+  );
   return port;
 }
 
@@ -51,7 +55,19 @@ describe.skipIf(!hasTools)('a good configuration', () => {
     const result = await doctor(fx.args('--listen', `127.0.0.1:${port}`));
     expect(result.code, result.stdout + result.stderr).toBe(0);
     const byCheck = lines(result.stdout);
-    for (const check of ['configuration', 'state directory', `cache root ${fx.root}`, 'flock', 'perl', 'ionice', 'service', 'credentials and scope', 'clock', 'API socket', `API port 127.0.0.1`]) {
+    for (const check of [
+      'configuration',
+      'state directory',
+      `cache root ${fx.root}`,
+      'flock',
+      'perl',
+      'ionice',
+      'service',
+      'credentials and scope',
+      'clock',
+      'API socket',
+      `API port 127.0.0.1`,
+    ]) {
       const line = [...byCheck].find(([name]) => name.startsWith(check))?.[1];
       expect(line, `${check} in\n${result.stdout}`).toMatch(/^ok /);
     }
@@ -95,7 +111,9 @@ describe('broken configurations: each failing line says the fix, exit 1', () => 
     const result = await doctor(['--root-url', fx.service.url, '--cache-root', missing, '--state-dir', fx.stateDir]);
     expect(result.code).toBe(1);
     expect(result.stdout).toMatch(/^FAIL {2}configuration: no worker pool configured/m);
-    expect(lines(result.stdout).get(`cache root ${missing}`)).toBe(`FAIL  cache root ${missing}: ${missing} does not exist — fix: create it (mkdir -p ${missing}), or correct --cache-root`);
+    expect(lines(result.stdout).get(`cache root ${missing}`)).toBe(
+      `FAIL  cache root ${missing}: ${missing} does not exist — fix: create it (mkdir -p ${missing}), or correct --cache-root`,
+    );
   });
 
   it('a service that does not answer', async () => {
@@ -138,12 +156,16 @@ describe('broken configurations: each failing line says the fix, exit 1', () => 
     it('a client without the scope: 403, naming the scope', async () => {
       const result = await doctor(args(), { TASKCLUSTER_CLIENT_ID: 'worker/no-scope', TASKCLUSTER_ACCESS_TOKEN: 'noscope-access-token-0123456789' });
       expect(result.code).toBe(1);
-      expect(lines(result.stdout).get('credentials and scope')).toMatch(new RegExp(`^FAIL {2}credentials and scope: clientId worker/no-scope lacks the scope purge-cache:purge-requests::${POOL}.* — fix: `));
+      expect(lines(result.stdout).get('credentials and scope')).toMatch(
+        new RegExp(`^FAIL {2}credentials and scope: clientId worker/no-scope lacks the scope purge-cache:purge-requests::${POOL}.* — fix: `),
+      );
     });
     it('anonymous access where the service wants credentials', async () => {
       const result = await doctor(args());
       expect(result.code).toBe(1);
-      expect(lines(result.stdout).get('credentials and scope')).toMatch(/^FAIL {2}credentials and scope: anonymous access lacks the scope .* — fix: No credentials are configured/);
+      expect(lines(result.stdout).get('credentials and scope')).toMatch(
+        /^FAIL {2}credentials and scope: anonymous access lacks the scope .* — fix: No credentials are configured/,
+      );
     });
   });
 
@@ -162,7 +184,9 @@ describe('broken configurations: each failing line says the fix, exit 1', () => 
       const url = `http://127.0.0.1:${(skewed.address() as { port: number }).port}`;
       const result = await doctor(fx.args('--root-url', url));
       expect(result.code).toBe(1);
-      expect(lines(result.stdout).get('clock')).toMatch(/^FAIL {2}clock: the service's clock is 3\d{3}\.\ds ahead of this worker's, more than --skew-margin \(5m\).* — fix: synchronise this worker's clock/);
+      expect(lines(result.stdout).get('clock')).toMatch(
+        /^FAIL {2}clock: the service's clock is 3\d{3}\.\ds ahead of this worker's, more than --skew-margin \(5m\).* — fix: synchronise this worker's clock/,
+      );
     } finally {
       skewed.close();
     }
@@ -175,7 +199,11 @@ describe('broken configurations: each failing line says the fix, exit 1', () => 
       await waitForOutput(daemon, (o) => o.stderr.includes('local API listening'));
       const result = await doctor(fx.args());
       expect(result.code).toBe(1);
-      expect(lines(result.stdout).get('state directory')).toMatch(new RegExp(`^FAIL {2}state directory: .*another purge-cache-agent \\(pid ${daemon.pid}: .*run.*\\) holds its lock.* — fix: stop that agent, or give this configuration its own --state-dir`));
+      expect(lines(result.stdout).get('state directory')).toMatch(
+        new RegExp(
+          `^FAIL {2}state directory: .*another purge-cache-agent \\(pid ${daemon.pid}: .*run.*\\) holds its lock.* — fix: stop that agent, or give this configuration its own --state-dir`,
+        ),
+      );
     } finally {
       daemon.kill('SIGTERM');
       await finished(daemon);
@@ -193,7 +221,9 @@ describe('broken configurations: each failing line says the fix, exit 1', () => 
       expect(result.code).toBe(1);
       const byCheck = lines(result.stdout);
       expect([...byCheck.values()].find((l) => l.includes(`API port 127.0.0.1:${port}`))).toMatch(/^FAIL .*another process listens there.* — fix: /);
-      expect(byCheck.get('API socket')).toMatch(/^FAIL {2}API socket: .*not-a-socket exists and is not a socket.* — fix: remove that file, or set --api-socket/);
+      expect(byCheck.get('API socket')).toMatch(
+        /^FAIL {2}API socket: .*not-a-socket exists and is not a socket.* — fix: remove that file, or set --api-socket/,
+      );
     } finally {
       busy.close();
     }

@@ -95,7 +95,16 @@ describe('exec', () => {
     expect((await exec(['a'], ['sh', '-c', 'exit 3'])).code).toBe(3);
     expect((await exec(['a'], ['no-such-command-xyz'])).code).toBe(127);
     const trap = path.join(fx.tmp.path, 'trapped');
-    const child = startCli(['exec', '--cache', 'a', ...fx.args(), '--', 'sh', '-c', `trap 'echo INT > "${trap}"; exit 42' INT; echo ready; while :; do sleep 0.1; done`]);
+    const child = startCli([
+      'exec',
+      '--cache',
+      'a',
+      ...fx.args(),
+      '--',
+      'sh',
+      '-c',
+      `trap 'echo INT > "${trap}"; exit 42' INT; echo ready; while :; do sleep 0.1; done`,
+    ]);
     children.push(child);
     // stdio is inherited: the child's "ready" reaches exec's stdout.
     await waitForOutput(child, (o) => o.stdout.includes('ready'));
@@ -127,7 +136,15 @@ describe('the --purge-on-exit list', () => {
   });
 
   it('refuses anything else as a usage error naming the flag and the bad entry', () => {
-    for (const [bad, entry] of [['', 'an empty entry'], ['1,,2', 'an empty entry'], ['256', '"256"'], ['-1', '"-1"'], ['1.5', '"1.5"'], ['signals', '"signals"'], ['0x1', '"0x1"']] as const) {
+    for (const [bad, entry] of [
+      ['', 'an empty entry'],
+      ['1,,2', 'an empty entry'],
+      ['256', '"256"'],
+      ['-1', '"-1"'],
+      ['1.5', '"1.5"'],
+      ['signals', '"signals"'],
+      ['0x1', '"0x1"'],
+    ] as const) {
       let caught: unknown;
       try {
         parsePurgeOnExit(bad);
@@ -158,7 +175,10 @@ describe('exec --purge-on-exit', () => {
     expect(state.pending).toEqual([]);
     expect(state.leases ?? []).toEqual([]);
 
-    for (const [end, code] of [['exit 0', 0], ['exit 2', 2]] as const) {
+    for (const [end, code] of [
+      ['exit 0', 0],
+      ['exit 2', 2],
+    ] as const) {
       const kept = await exec(['deps'], leaveThenEnd(end), ['--purge-on-exit', '1,3']);
       expect(kept.code, kept.stderr).toBe(code);
       expect(kept.stderr).not.toContain('purg');
@@ -249,7 +269,14 @@ describe('stress: concurrent exec users and repeated purges of the same caches',
     const minUses = 9;
     const giveUpAt = Date.now() + 600_000;
     let uses = 0;
-    const distinctInodes = async () => new Set((await readFile(log, 'utf8')).trim().split('\n').filter(Boolean).map((l) => l.split(' ')[0])).size;
+    const distinctInodes = async () =>
+      new Set(
+        (await readFile(log, 'utf8'))
+          .trim()
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => l.split(' ')[0]),
+      ).size;
     let done = false;
     try {
       await waitForOutput(daemon, (o) => o.stderr.includes('purge-cache-agent started'));

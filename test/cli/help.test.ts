@@ -8,7 +8,22 @@ import { runCli } from '../helpers/cli.js';
 import { SETTINGS, settingsFor, type CommandName } from '../../src/config/index.js';
 
 const longFlag = (flag: string) => flag.split(' ')[0]!;
-const COMMANDS: CommandName[] = ['once', 'run', 'doctor', 'caches', 'request', 'requests', 'ping', 'status', 'sync', 'purge', 'lease acquire', 'lease release', 'exec', 'serve'];
+const COMMANDS: CommandName[] = [
+  'once',
+  'run',
+  'doctor',
+  'caches',
+  'request',
+  'requests',
+  'ping',
+  'status',
+  'sync',
+  'purge',
+  'lease acquire',
+  'lease release',
+  'exec',
+  'serve',
+];
 
 describe('--help per command', () => {
   it.each(COMMANDS)('%s --help lists only the settings it uses, own options first, with environment variables and examples', async (command) => {
@@ -64,8 +79,12 @@ describe('usage errors are short', () => {
     expect(result.stderr.trim().split('\n').length).toBeLessThanOrEqual(2);
     expect(result.stdout).toBe('');
   };
-  it('an unknown option', async () => expectShort(await runCli(['once', '--frobnicate']), /unknown option '--frobnicate'/, 'once '));
-  it('an unknown command', async () => expectShort(await runCli(['frobnicate']), /unknown command 'frobnicate'/, ''));
+  it('an unknown option', async () => {
+    expectShort(await runCli(['once', '--frobnicate']), /unknown option '--frobnicate'/, 'once ');
+  });
+  it('an unknown command', async () => {
+    expectShort(await runCli(['frobnicate']), /unknown command 'frobnicate'/, '');
+  });
   it('a missing argument or required option of a subcommand', async () => {
     expectShort(await runCli(['request']), /missing required argument 'cacheName'/, 'request ');
     expectShort(await runCli(['lease', 'acquire', 'cargo']), /required option '--owner <id>'/, 'lease acquire ');

@@ -23,7 +23,13 @@ function killGroup(child: ChildProcess): Promise<void> {
   } catch {
     // already gone
   }
-  return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', () => r()));
+  return child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve()
+    : new Promise((r) =>
+        child.once('exit', () => {
+          r();
+        }),
+      );
 }
 afterEach(async () => {
   await Promise.all(children.splice(0).map(killGroup));

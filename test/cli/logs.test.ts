@@ -20,7 +20,9 @@ afterEach(async () => {
 
 describe('log lines', () => {
   it('carry the level as a name and the time in ISO 8601, and the start line of once names what it works on', async () => {
-    const result = await runCli(['once', ...fx.args('--cache', `single=${fx.tmp.path}/single`)], { env: { TASKCLUSTER_CLIENT_ID: 'me', TASKCLUSTER_ACCESS_TOKEN: TOKEN } });
+    const result = await runCli(['once', ...fx.args('--cache', `single=${fx.tmp.path}/single`)], {
+      env: { TASKCLUSTER_CLIENT_ID: 'me', TASKCLUSTER_ACCESS_TOKEN: TOKEN },
+    });
     expect(result.code, result.stderr).toBe(0);
     const lines = logLines(result.stderr);
     expect(lines.length).toBeGreaterThan(0);
@@ -31,7 +33,16 @@ describe('log lines', () => {
     const start = lines.find((l) => l.msg === 'purge-cache-agent once started');
     expect(start, result.stderr).toBeDefined();
     const pkg = (await import('../../package.json', { with: { type: 'json' } })).default as { version: string };
-    expect(start).toMatchObject({ level: 'info', version: pkg.version, pool: POOL, service: { rootUrl: fx.service.url }, cacheRoots: [expect.stringContaining('caches')], caches: [`single=${fx.tmp.path}/single`], stateDir: fx.stateDir, clientId: 'me' });
+    expect(start).toMatchObject({
+      level: 'info',
+      version: pkg.version,
+      pool: POOL,
+      service: { rootUrl: fx.service.url },
+      cacheRoots: [expect.stringContaining('caches')],
+      caches: [`single=${fx.tmp.path}/single`],
+      stateDir: fx.stateDir,
+      clientId: 'me',
+    });
     expect(result.stderr).not.toContain(TOKEN);
   });
 

@@ -15,11 +15,19 @@ const NOBODY = 65534;
 // Root, setpriv, and a checkout nobody can run the CLI from (a clone in a private directory is not one).
 const canSetpriv =
   process.getuid?.() === 0 &&
-  spawnSync('setpriv', ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, CLI_PATH, '--version'], { cwd: '/', env: cleanEnv() }).status === 0;
+  spawnSync('setpriv', ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, CLI_PATH, '--version'], {
+    cwd: '/',
+    env: cleanEnv(),
+  }).status === 0;
 
 /** The built CLI as an unprivileged user (nobody), with a clean environment. */
 function runAsNobody(args: string[], cwd: string): { code: number | null; stderr: string } {
-  const result = spawnSync('setpriv', ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, CLI_PATH, ...args], { cwd, env: cleanEnv(), encoding: 'utf8', timeout: 60_000 });
+  const result = spawnSync('setpriv', ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, CLI_PATH, ...args], {
+    cwd,
+    env: cleanEnv(),
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   return { code: result.status, stderr: result.stderr };
 }
 
@@ -63,7 +71,9 @@ describe.skipIf(!canSetpriv)('an unusable state directory (as an unprivileged us
     await chmod(stateDir, 0o755);
     const result = runAsNobody(['once', ...agentArgs(), '--state-dir', stateDir], tmp.path);
     expect(result.code, result.stderr).toBe(2);
-    expect(result.stderr).toContain(`cannot use the state directory ${stateDir} (--state-dir): this user (uid 65534) cannot write it (owned by uid 0, mode 0755)`);
+    expect(result.stderr).toContain(
+      `cannot use the state directory ${stateDir} (--state-dir): this user (uid 65534) cannot write it (owned by uid 0, mode 0755)`,
+    );
     expect(result.stderr).not.toContain('unexpected error');
   });
 });

@@ -13,7 +13,7 @@ afterEach(async () => {
   await fx.close();
 });
 
-const cycles = (stderr: string) => logLines(stderr).filter((l) => typeof l.msg === 'string' && (l.msg as string).startsWith('cycle finished')).length;
+const cycles = (stderr: string) => logLines(stderr).filter((l) => typeof l.msg === 'string' && l.msg.startsWith('cycle finished')).length;
 
 describe('run', () => {
   it('purges on its schedule, runs a cycle on SIGHUP, and saves its state on SIGTERM', async () => {

@@ -26,7 +26,10 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ loc, name }).map((s): Step => ({ t: 'remove', ...s })) },
   { weight: 2, arbitrary: fc.record({ loc, name }).map((s): Step => ({ t: 'hold', ...s })) },
   { weight: 3, arbitrary: fc.record({ loc, name }).map((s): Step => ({ t: 'release', ...s })) },
-  { weight: 4, arbitrary: fc.record({ t: fc.constantFrom('unreadable' as const, 'readable' as const, 'unmount' as const, 'mount' as const), loc }) as fc.Arbitrary<Step> },
+  {
+    weight: 4,
+    arbitrary: fc.record({ t: fc.constantFrom('unreadable' as const, 'readable' as const, 'unmount' as const, 'mount' as const), loc }),
+  },
   {
     weight: 10,
     arbitrary: fc
@@ -35,12 +38,20 @@ const step: fc.Arbitrary<Step> = fc.oneof(
         renameFails: fc.integer({ min: 0, max: 6 }).map((n) => n === 0),
         crash: fc.constantFrom(undefined, undefined, undefined, 'after-answer' as const, 'after-record' as const, 'after-rename' as const),
       })
-      .map(({ fail, renameFails, crash }): Step => ({ t: 'cycle', ...(fail ? { fail } : {}), ...(renameFails ? { renameFails } : {}), ...(crash ? { crash } : {}) })),
+      .map(({ fail, renameFails, crash }): Step => ({
+        t: 'cycle',
+        ...(fail ? { fail } : {}),
+        ...(renameFails ? { renameFails } : {}),
+        ...(crash ? { crash } : {}),
+      })),
   },
   { weight: 3, arbitrary: fc.constantFrom<Step>({ t: 'recheck' }, { t: 'recheck', crash: 'after-rename' }, { t: 'restart' }) },
   { weight: 1, arbitrary: fc.constantFrom<Step>({ t: 'switch-pool' }, { t: 'switch-service' }) },
   { weight: 1, arbitrary: fc.record({ loc, on: fc.boolean() }).map((s): Step => ({ t: 'configure', ...s })) },
-  { weight: 1, arbitrary: fc.oneof(fc.integer({ min: -3 * HOUR, max: 3 * HOUR }), fc.integer({ min: -MARGIN, max: MARGIN })).map((ms): Step => ({ t: 'jump', ms })) },
+  {
+    weight: 1,
+    arbitrary: fc.oneof(fc.integer({ min: -3 * HOUR, max: 3 * HOUR }), fc.integer({ min: -MARGIN, max: MARGIN })).map((ms): Step => ({ t: 'jump', ms })),
+  },
 );
 
 function run(steps: readonly Step[]): World {

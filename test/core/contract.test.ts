@@ -9,7 +9,15 @@ const MARGIN = 5 * 60_000;
 const T = Date.parse('2026-11-21T12:00:00Z');
 const identity: CursorIdentity = { service: 'https://tc.example', workerPool: 'p/w', locations: ['/a', '/b'] };
 const empty = (): ContractState => ({ identity, cursor: T, latestClock: T, firstSeen: {}, pending: [], records: [] });
-const record = (cacheName: string, beforeMs: number, extra: Partial<RequestRecord> = {}): RequestRecord => ({ cacheName, beforeMs, receivedAt: beforeMs + 10, judged: [], purged: 0, appliedAt: null, ...extra });
+const record = (cacheName: string, beforeMs: number, extra: Partial<RequestRecord> = {}): RequestRecord => ({
+  cacheName,
+  beforeMs,
+  receivedAt: beforeMs + 10,
+  judged: [],
+  purged: 0,
+  appliedAt: null,
+  ...extra,
+});
 
 describe('the cursor identity', () => {
   it('names what changed, and nothing when nothing did', () => {
@@ -46,7 +54,14 @@ describe('the cursor identity', () => {
 describe('request records', () => {
   it('keep the first receipt of a request seen again', () => {
     const first = ingestAnswer([], [{ cacheName: 'x', beforeMs: T }], T + 5);
-    const again = ingestAnswer(first.records, [{ cacheName: 'x', beforeMs: T }, { cacheName: 'x', beforeMs: T + 1 }], T + 99);
+    const again = ingestAnswer(
+      first.records,
+      [
+        { cacheName: 'x', beforeMs: T },
+        { cacheName: 'x', beforeMs: T + 1 },
+      ],
+      T + 99,
+    );
     expect(again.added.map((r) => r.beforeMs)).toEqual([T + 1]);
     expect(again.records.map((r) => r.receivedAt)).toEqual([T + 5, T + 99]);
   });
@@ -107,14 +122,28 @@ describe('settling a look', () => {
     expect(first.cursor).toBe(T + 2);
     expect(recordViews(first, ['/a', '/b'])[0]).toMatchObject({ cacheName: 'x', purged: 1, pending: 0, applied: null, awaiting: ['/b'] });
 
-    const second = settleLook(first, { ...look, caches: [], outcomes: [], locations: [look.locations[0]!, { id: '/b', instance: '2:2' }], nowMs: T + 9, cursorMark: null }).state;
+    const second = settleLook(first, {
+      ...look,
+      caches: [],
+      outcomes: [],
+      locations: [look.locations[0]!, { id: '/b', instance: '2:2' }],
+      nowMs: T + 9,
+      cursorMark: null,
+    }).state;
     expect(second.records[0]).toMatchObject({ judged: ['1:1@/a', '2:2@/b'], purged: 1, appliedAt: T + 9 });
     expect(second.cursor).toBe(T + 2);
   });
 
   it('leaves a name that could not be examined owed by its location', () => {
     const state = { ...empty(), records: [record('x', T), record('y', T)] };
-    const next = settleLook(state, { caches: [], locations: [{ id: '/a', instance: '1:1', unreadNames: ['x'] }], outcomes: [], nowMs: T, skewMarginMs: MARGIN, cursorMark: null }).state;
+    const next = settleLook(state, {
+      caches: [],
+      locations: [{ id: '/a', instance: '1:1', unreadNames: ['x'] }],
+      outcomes: [],
+      nowMs: T,
+      skewMarginMs: MARGIN,
+      cursorMark: null,
+    }).state;
     expect(next.records.map((r) => r.judged)).toEqual([[], ['1:1@/a']]);
   });
 

@@ -16,12 +16,22 @@ const cache = (name: string, sizeGb: number, ageHours: number, extra: Partial<Ev
   inUse: false,
   ...extra,
 });
-const fsUsage = (freeGb: number, totalGb = 100, trashGb = 0): FilesystemUsage => ({ fs: '8:1', totalBytes: totalGb * GB, freeBytes: freeGb * GB, trashBytes: trashGb * GB });
+const fsUsage = (freeGb: number, totalGb = 100, trashGb = 0): FilesystemUsage => ({
+  fs: '8:1',
+  totalBytes: totalGb * GB,
+  freeBytes: freeGb * GB,
+  trashBytes: trashGb * GB,
+});
 const names = (plan: ReturnType<typeof planEviction>) => plan.evict.map((e) => e.cache.name);
 
 describe('max-unused', () => {
   it('evicts exactly the caches unused for longer than the limit', () => {
-    const plan = planEviction({ caches: [cache('a', 1, 49), cache('b', 1, 47), cache('c', 1, 100)], filesystems: [], limits: { maxUnusedMs: 48 * HOUR }, nowMs: NOW });
+    const plan = planEviction({
+      caches: [cache('a', 1, 49), cache('b', 1, 47), cache('c', 1, 100)],
+      filesystems: [],
+      limits: { maxUnusedMs: 48 * HOUR },
+      nowMs: NOW,
+    });
     expect(names(plan).sort()).toEqual(['a', 'c']);
     expect(plan.evict.every((e) => e.reason === 'max-unused')).toBe(true);
   });
@@ -47,12 +57,22 @@ describe('max-size', () => {
     // 10.6 GB > 10 GB. Evicting c leaves 5.6 GB (below the 9 GB target).
     const plan = planEviction({ caches, filesystems: [], limits: { maxSizeBytes: 10 * GB }, nowMs: NOW });
     expect(names(plan)).toEqual(['c']);
-    const tight = planEviction({ caches: [cache('a', 9.5, 1), cache('b', 0.3, 2), cache('c', 0.3, 3)], filesystems: [], limits: { maxSizeBytes: 10 * GB }, nowMs: NOW });
+    const tight = planEviction({
+      caches: [cache('a', 9.5, 1), cache('b', 0.3, 2), cache('c', 0.3, 3)],
+      filesystems: [],
+      limits: { maxSizeBytes: 10 * GB },
+      nowMs: NOW,
+    });
     // 10.1 GB: evicting c (10 → 9.8) is not enough for the 9 GB target; b goes too; a is newest but still needed.
     expect(names(tight)).toEqual(['c', 'b', 'a']);
   });
   it('skips caches in use and reports an unmet limit', () => {
-    const plan = planEviction({ caches: [cache('a', 20, 10, { inUse: true }), cache('b', 1, 1)], filesystems: [], limits: { maxSizeBytes: 10 * GB }, nowMs: NOW });
+    const plan = planEviction({
+      caches: [cache('a', 20, 10, { inUse: true }), cache('b', 1, 1)],
+      filesystems: [],
+      limits: { maxSizeBytes: 10 * GB },
+      nowMs: NOW,
+    });
     expect(names(plan)).toEqual(['b']);
     expect(plan.unmet.map((u) => u.reason)).toEqual(['max-size']);
   });
@@ -76,7 +96,12 @@ describe('min-free', () => {
   });
   it('only evicts caches on the filesystem that is short', () => {
     const other = cache('elsewhere', 50, 100, { fs: '8:2', path: '/s/elsewhere', root: '/s' });
-    const plan = planEviction({ caches: [other, cache('here', 5, 1)], filesystems: [fsUsage(6), { fs: '8:2', totalBytes: 100 * GB, freeBytes: 90 * GB, trashBytes: 0 }], limits: { minFree: { bytes: 10 * GB } }, nowMs: NOW });
+    const plan = planEviction({
+      caches: [other, cache('here', 5, 1)],
+      filesystems: [fsUsage(6), { fs: '8:2', totalBytes: 100 * GB, freeBytes: 90 * GB, trashBytes: 0 }],
+      limits: { minFree: { bytes: 10 * GB } },
+      nowMs: NOW,
+    });
     expect(names(plan)).toEqual(['here']);
   });
   it('the cheap check sees the crossing', () => {
@@ -88,7 +113,12 @@ describe('min-free', () => {
 
 describe('properties', () => {
   const arbCaches = fc.uniqueArray(
-    fc.record({ name: fc.string({ minLength: 1, maxLength: 6 }), size: fc.integer({ min: 0, max: 50 }), age: fc.integer({ min: 0, max: 500 }), inUse: fc.boolean() }),
+    fc.record({
+      name: fc.string({ minLength: 1, maxLength: 6 }),
+      size: fc.integer({ min: 0, max: 50 }),
+      age: fc.integer({ min: 0, max: 500 }),
+      inUse: fc.boolean(),
+    }),
     { selector: (c) => c.name, maxLength: 12 },
   );
   it('never evicts a cache in use; evicts idle ones in LRU order per reason; meets the limit when enough idle bytes exist', () => {

@@ -95,7 +95,14 @@ describe('selectCandidates', () => {
 
 describe('decide', () => {
   it('defers every cache someone holds and purges the rest', () => {
-    const sel = selectCandidates({ requests: [req('a', T), req('b', T)], caches: [cache('a', 0), cache('b', 0)], firstSeen: {}, pending: [], skewMarginMs: MARGIN, nowMs: T });
+    const sel = selectCandidates({
+      requests: [req('a', T), req('b', T)],
+      caches: [cache('a', 0), cache('b', 0)],
+      firstSeen: {},
+      pending: [],
+      skewMarginMs: MARGIN,
+      nowMs: T,
+    });
     const holders = new Map([['/root/a', [{ detail: 'pid 1 (make)' }]]]);
     const d = decide(sel.candidates, holders);
     expect(d.purge.map((c) => c.cache.name)).toEqual(['b']);
@@ -158,10 +165,10 @@ describe('cursor, gap and clock', () => {
 describe('properties of the decision', () => {
   const names = fc.constantFrom('a', 'b', 'c', 'a/b', '..', '.', '%2F', 'caf\u00e9', 'cafe\u0301', '');
   const time = fc.integer({ min: T - 10 * MARGIN, max: T + 10 * MARGIN });
-  const caches = fc.uniqueArray(
-    fc.record({ name: names, birth: fc.option(time, { nil: null }), id: fc.integer({ min: 0, max: 1_000_000 }) }),
-    { selector: (c) => c.name, maxLength: 10 },
-  );
+  const caches = fc.uniqueArray(fc.record({ name: names, birth: fc.option(time, { nil: null }), id: fc.integer({ min: 0, max: 1_000_000 }) }), {
+    selector: (c) => c.name,
+    maxLength: 10,
+  });
   const requests = fc.array(fc.record({ cacheName: names, beforeMs: time }), { maxLength: 10 });
   const firstSeenTimes = fc.dictionary(fc.constantFrom('1:a', '1:b', '1:c'), time);
 

@@ -1,7 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
-  MAX_LEASES, MAX_LEASES_PER_CACHE, MAX_TTL_MS, MIN_TTL_MS, acquireLease, leaseHolders, leaseNeedsWrite, liveLeases, releaseLease, validateOwner, validateTtl, type Lease,
+  MAX_LEASES,
+  MAX_LEASES_PER_CACHE,
+  MAX_TTL_MS,
+  MIN_TTL_MS,
+  acquireLease,
+  leaseHolders,
+  leaseNeedsWrite,
+  liveLeases,
+  releaseLease,
+  validateOwner,
+  validateTtl,
+  type Lease,
 } from '../../src/core/leases.js';
 import { LeaseLimitError } from '../../src/errors.js';
 
@@ -16,8 +27,7 @@ const leaseLists = fc
   .array(fc.tuple(fc.boolean(), names, owners, ttls, times), { maxLength: 12 })
   .map((ops) =>
     ops.reduce<Lease[]>(
-      (leases, [acquire, name, owner, ttl, now]) =>
-        acquire ? acquireLease(leases, name, owner, ttl, now).leases : releaseLease(leases, name, owner).leases,
+      (leases, [acquire, name, owner, ttl, now]) => (acquire ? acquireLease(leases, name, owner, ttl, now).leases : releaseLease(leases, name, owner).leases),
       [],
     ),
   );
@@ -78,9 +88,17 @@ describe('leases (properties)', () => {
       fc.property(fc.uniqueArray(owners, { minLength: 1 }), names, ttls, times, (who, name, ttl, now) => {
         let leases: Lease[] = [];
         for (const o of who) leases = acquireLease(leases, name, o, ttl, now).leases;
-        expect(leaseHolders(leases, name, now).map((h) => h.owner).sort()).toEqual([...who].sort());
+        expect(
+          leaseHolders(leases, name, now)
+            .map((h) => h.owner)
+            .sort(),
+        ).toEqual([...who].sort());
         leases = releaseLease(leases, name, who[0]!).leases;
-        expect(leaseHolders(leases, name, now).map((h) => h.owner).sort()).toEqual(who.slice(1).sort());
+        expect(
+          leaseHolders(leases, name, now)
+            .map((h) => h.owner)
+            .sort(),
+        ).toEqual(who.slice(1).sort());
       }),
     );
   });
@@ -131,7 +149,9 @@ describe('lease limits and writes', () => {
 
   it(`refuses a new lease past ${MAX_LEASES_PER_CACHE} on one cache, with a stable code; an existing one is still extended`, () => {
     const full = fill(MAX_LEASES_PER_CACHE, () => 'c');
-    expect(() => acquireLease(full, 'c', 'newcomer', hour, T0 + 1)).toThrow(expect.objectContaining({ code: 'PCA_LEASE_LIMIT', message: expect.stringContaining('release a lease on it') }));
+    expect(() => acquireLease(full, 'c', 'newcomer', hour, T0 + 1)).toThrow(
+      expect.objectContaining({ code: 'PCA_LEASE_LIMIT', message: expect.stringContaining('release a lease on it') }),
+    );
     expect(acquireLease(full, 'c', 'o0', hour, T0 + 1).lease.expiresAt).toBe(T0 + 1 + hour);
     expect(acquireLease(full, 'other', 'newcomer', hour, T0 + 1).leases).toHaveLength(MAX_LEASES_PER_CACHE + 1);
     // Expired leases do not count.

@@ -51,7 +51,9 @@ describe('the encoding table', () => {
 const hostile = fc.oneof(
   fc.string({ unit: 'grapheme', maxLength: 40 }),
   fc.string({ unit: 'binary', maxLength: 40 }),
-  fc.array(fc.constantFrom('/', '\\', '..', '.', '%', '\0', '\n', '\t', '%2F', 'é', 'e\u0301', '\u202e', '.purge-cache-agent-trash'), { maxLength: 10 }).map((parts) => parts.join('')),
+  fc
+    .array(fc.constantFrom('/', '\\', '..', '.', '%', '\0', '\n', '\t', '%2F', 'é', 'e\u0301', '\u202e', '.purge-cache-agent-trash'), { maxLength: 10 })
+    .map((parts) => parts.join('')),
 );
 
 describe('properties over hostile names', () => {
@@ -138,10 +140,13 @@ describe('more properties', () => {
 
   it('decodes every directory name to something that finds it again', () => {
     fc.assert(
-      fc.property(fc.string({ unit: fc.constantFrom('a', 'Z', '0', '.', '-', '_', '%', '2', 'E', 'F', 'f', ' ', 'é'), minLength: 1, maxLength: 12 }), (dirName) => {
-        if (!isLegalCacheDirName(dirName)) return;
-        expect(dirNamesFor(decodeDirName(dirName))).toContain(dirName);
-      }),
+      fc.property(
+        fc.string({ unit: fc.constantFrom('a', 'Z', '0', '.', '-', '_', '%', '2', 'E', 'F', 'f', ' ', 'é'), minLength: 1, maxLength: 12 }),
+        (dirName) => {
+          if (!isLegalCacheDirName(dirName)) return;
+          expect(dirNamesFor(decodeDirName(dirName))).toContain(dirName);
+        },
+      ),
       { numRuns: 2000 },
     );
   });

@@ -130,7 +130,14 @@ export class World {
         const loc = this.locations.get(step.loc)!;
         if (!loc.mounted || !loc.readable || loc.disk.has(step.name)) return;
         const sane = Math.abs(this.workerOffset - this.serviceOffset) < MARGIN;
-        loc.disk.set(step.name, { id: this.nextId++, name: step.name, birth: step.noBirth ? null : this.workerNow(), createdReal: this.real, held: false, sane });
+        loc.disk.set(step.name, {
+          id: this.nextId++,
+          name: step.name,
+          birth: step.noBirth ? null : this.workerNow(),
+          createdReal: this.real,
+          held: false,
+          sane,
+        });
         return;
       }
       case 'remove': {
@@ -211,18 +218,27 @@ export class World {
     const known = new Set([...this.memory.records.map(recordKey), ...this.receipts.keys()]);
     for (const r of this.service) {
       if (r.pool !== this.pool || known.has(recordKey({ cacheName: r.name, beforeMs: r.before }))) continue;
-      if (since !== null && r.before < since) throw new Violation(`gap: since ${iso(since)} skips ${r.name} (before ${iso(r.before)}), which the agent never received`);
+      if (since !== null && r.before < since)
+        throw new Violation(`gap: since ${iso(since)} skips ${r.name} (before ${iso(r.before)}), which the agent never received`);
     }
     if (step.fail) return;
-    const answer: ValidRequest[] = this.service.filter((r) => r.pool === this.pool && (since === null || r.before >= since)).map((r) => ({ cacheName: r.name, beforeMs: r.before }));
+    const answer: ValidRequest[] = this.service
+      .filter((r) => r.pool === this.pool && (since === null || r.before >= since))
+      .map((r) => ({ cacheName: r.name, beforeMs: r.before }));
     const offset = clockOffsetMs(Math.floor(this.serviceNow() / 1000) * 1000, queryStart, this.workerNow());
     const received = receiveAnswer(this.memory, answer, this.workerNow());
-    if (step.crash === 'after-answer') return this.restart();
+    if (step.crash === 'after-answer') {
+      this.restart();
+      return;
+    }
     if (received.added.length > 0) {
       this.persist(received.state);
       for (const r of received.added) if (!this.receipts.has(recordKey(r))) this.receipts.set(recordKey(r), this.real);
     }
-    if (step.crash === 'after-record') return this.restart();
+    if (step.crash === 'after-record') {
+      this.restart();
+      return;
+    }
     // Time passes between the answer and the look: a directory is never created at the instant of either.
     this.real += 1;
     this.look(queryMark(queryStart, offset, MARGIN), step.crash === 'after-rename', Boolean(step.renameFails));
@@ -239,10 +255,19 @@ export class World {
       }
       // An empty mount point is a directory of its own: another instance than the disk mounted on it.
       locations.push({ id: loc, instance: l.mounted ? `disk:${loc}` : `mountpoint:${loc}` });
-      for (const dir of this.visible(loc).values()) caches.push({ name: dir.name, path: `${loc}/${dir.name}`, root: loc, key: `k:${dir.id}`, birthtimeMs: dir.birth, dir, loc });
+      for (const dir of this.visible(loc).values())
+        caches.push({ name: dir.name, path: `${loc}/${dir.name}`, root: loc, key: `k:${dir.id}`, birthtimeMs: dir.birth, dir, loc });
     }
     const now = this.workerNow();
-    const selection = selectCandidates({ records: this.memory.records, caches, locations, firstSeen: this.memory.firstSeen, pending: this.memory.pending, skewMarginMs: MARGIN, nowMs: now });
+    const selection = selectCandidates({
+      records: this.memory.records,
+      caches,
+      locations,
+      firstSeen: this.memory.firstSeen,
+      pending: this.memory.pending,
+      skewMarginMs: MARGIN,
+      nowMs: now,
+    });
     const holders = new Map(caches.filter((c) => c.dir.held).map((c) => [c.path, [{ detail: 'held' }]]));
     const decision = decide(selection.candidates, holders);
     const outcomes: Outcome[] = decision.defer.map(({ candidate, holders: h }) => ({ kind: 'deferred', candidate, holders: h }));
@@ -257,7 +282,10 @@ export class World {
       this.purges++;
       outcomes.push({ kind: 'purged', candidate });
     }
-    if (crash) return this.restart();
+    if (crash) {
+      this.restart();
+      return;
+    }
     const settled = settleLook(this.memory, { caches, locations, outcomes, keptPending: selection.keptPending, nowMs: now, skewMarginMs: MARGIN, cursorMark });
     this.persist(settled.state);
     for (const location of locations) {
@@ -291,7 +319,10 @@ export class World {
       const clockWentBack = this.backJumps.some((latest) => birth <= latest);
       return condemned && (dir.createdReal <= receivedReal || clockWentBack);
     });
-    if (!justified) throw new Violation(`purged ${loc}/${dir.name} (born ${dir.birth === null ? 'unknown' : iso(dir.birth)}, created after the agent received every request for it)`);
+    if (!justified)
+      throw new Violation(
+        `purged ${loc}/${dir.name} (born ${dir.birth === null ? 'unknown' : iso(dir.birth)}, created after the agent received every request for it)`,
+      );
   }
 
   /**
@@ -315,7 +346,8 @@ export class World {
           if (r.pool !== this.pool || r.name !== dir.name) continue;
           const receivedReal = this.receipts.get(recordKey({ cacheName: r.name, beforeMs: r.before }));
           if (receivedReal === undefined || dir.createdReal > receivedReal) continue;
-          if (dir.birth < r.before + MARGIN) throw new Violation(`missed: ${loc}/${dir.name} (born ${iso(dir.birth)}) survives the request before ${iso(r.before)}`);
+          if (dir.birth < r.before + MARGIN)
+            throw new Violation(`missed: ${loc}/${dir.name} (born ${iso(dir.birth)}) survives the request before ${iso(r.before)}`);
         }
       }
     }

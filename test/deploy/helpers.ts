@@ -216,7 +216,7 @@ export function stageEnv(stage: Instruction[]): Record<string, string> {
 export function execForm(args: string): string[] {
   const value = JSON.parse(args) as unknown;
   if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) throw new Error(`not an exec-form array: ${args}`);
-  return value as string[];
+  return value;
 }
 
 // ---------------------------------------------------------------- Kubernetes
@@ -232,10 +232,12 @@ export const AGENT_ENV = new Set([
 ]);
 
 export function kubernetesDocs(): { pod: any; configMap: any; secret: any; daemonSet: any; serviceAccount: any } {
-  const docs = ['pod.yaml', 'configmap.yaml', 'secret.yaml', 'daemonset.yaml'].flatMap((f) => YAML.parseAllDocuments(readRepoFile(`deploy/kubernetes/${f}`)).map((d) => {
-    if (d.errors.length) throw new Error(`${f}: ${d.errors[0]!.message}`);
-    return d.toJS() as any;
-  }));
+  const docs = ['pod.yaml', 'configmap.yaml', 'secret.yaml', 'daemonset.yaml'].flatMap((f) =>
+    YAML.parseAllDocuments(readRepoFile(`deploy/kubernetes/${f}`)).map((d) => {
+      if (d.errors.length) throw new Error(`${f}: ${d.errors[0]!.message}`);
+      return d.toJS();
+    }),
+  );
   const find = (kind: string) => {
     const found = docs.filter((d) => d?.kind === kind);
     if (found.length !== 1) throw new Error(`expected one ${kind} in deploy/kubernetes, found ${found.length}`);
@@ -297,8 +299,8 @@ export function metricsInExpr(expr: string, exported: Set<string>): string[] {
   const found = new Set<string>();
   for (const m of withoutLabels.matchAll(/[A-Za-z_:][A-Za-z0-9_:]*/g)) {
     const name = m[0];
-    const after = withoutLabels.slice(m.index! + name.length).trimStart();
-    const before = withoutLabels.slice(0, m.index!);
+    const after = withoutLabels.slice(m.index + name.length).trimStart();
+    const before = withoutLabels.slice(0, m.index);
     if (keywords.has(name) || after.startsWith('(') || /^(by|without)\b/.test(after)) continue; // a function, keyword or aggregation
     if (/\$\w*$|\$\{$/.test(before)) continue; // a Grafana variable ($__rate_interval)
     if (/\d$/.test(before) || /\[[^\]]*$/.test(before)) continue; // a duration unit (5m) or range
@@ -316,7 +318,9 @@ export function httpGet(target: { socketPath: string } | { url: string }, urlPat
     const req = request(opts, (res) => {
       let body = '';
       res.setEncoding('utf8').on('data', (d: string) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('end', () => {
+        resolve({ status: res.statusCode ?? 0, body });
+      });
     });
     req.setTimeout(5000, () => req.destroy(new Error('timed out')));
     req.on('error', reject);
@@ -340,5 +344,4 @@ export async function eventually<T>(check: () => Promise<T | undefined | false>,
   }
 }
 
-export const hasCommand = (name: string): boolean =>
-  (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(path.join(dir, name)));
+export const hasCommand = (name: string): boolean => (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(path.join(dir, name)));

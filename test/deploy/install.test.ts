@@ -60,7 +60,20 @@ async function fakeBin(dir = '/usr/local/bin'): Promise<string> {
 describe('install-systemd.sh', () => {
   it('writes the units unchanged, a drop-in for the cache roots, the config and the credentials file with their modes', async () => {
     await fakeBin();
-    const result = await install(['--root', root, '--cache-root', '/srv/caches', '--cache-root', '/var/cache/more', '--root-url', 'https://tc.example.net', '--worker-pool-id', 'fleet/linux-large', '--enable', 'timer']);
+    const result = await install([
+      '--root',
+      root,
+      '--cache-root',
+      '/srv/caches',
+      '--cache-root',
+      '/var/cache/more',
+      '--root-url',
+      'https://tc.example.net',
+      '--worker-pool-id',
+      'fleet/linux-large',
+      '--enable',
+      'timer',
+    ]);
     expect(result.code, result.stderr).toBe(0);
 
     for (const unit of UNITS) {
@@ -96,7 +109,7 @@ describe('install-systemd.sh', () => {
     if (hasCommand('systemctl')) expect(await readlink(wants)).toBe('/etc/systemd/system/purge-cache-agent-once.timer');
   });
 
-  it('never overwrites the configuration or the credentials, but restores the credentials file\'s mode', async () => {
+  it("never overwrites the configuration or the credentials, but restores the credentials file's mode", async () => {
     await fakeBin();
     expect((await install(['--root', root])).code).toBe(0);
     const env = at('/etc/purge-cache-agent/agent.env');
@@ -122,18 +135,21 @@ describe('install-systemd.sh', () => {
     expect(await mode(at('/etc/purge-cache-agent/agent.env'))).toBe(0o600);
   });
 
-  it('names a binary outside systemd\'s search path in the drop-in', async () => {
+  it("names a binary outside systemd's search path in the drop-in", async () => {
     const bin = await fakeBin('/opt/node-v20/bin');
     const result = await install(['--root', root, '--bin', bin]);
     expect(result.code, result.stderr).toBe(0);
-    for (const [service, mode] of [['purge-cache-agent.service', 'run'], ['purge-cache-agent-once.service', 'once']]) {
+    for (const [service, mode] of [
+      ['purge-cache-agent.service', 'run'],
+      ['purge-cache-agent-once.service', 'once'],
+    ]) {
       const dropin = parseUnit(await readFile(at(`/etc/systemd/system/${service}.d/10-install.conf`), 'utf8'));
       // An empty ExecStart= first resets the unit's own.
       expect(dropin.get('Service')?.get('ExecStart')).toEqual(['', `${bin} ${mode} --config /etc/purge-cache-agent/agent.yaml`]);
     }
   });
 
-  it.skipIf(!isRoot)('--user runs the agent as the caches\' owner, with no capabilities', async () => {
+  it.skipIf(!isRoot)("--user runs the agent as the caches' owner, with no capabilities", async () => {
     await fakeBin();
     const group = (await promisify(execFile)('id', ['-gn', 'nobody'])).stdout.trim();
     const gid = Number((await promisify(execFile)('id', ['-g', 'nobody'])).stdout.trim());

@@ -16,8 +16,19 @@ import { settingsTable } from '../../src/config/docs.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { runCli } from '../helpers/cli.js';
 import {
-  AGENT_ENV, AGENT_METRICS, agentContainer, execForm, exportedMetricNames, hasCommand, kubernetesDocs, memoryBytes, metricsInExpr,
-  parseContainerfile, readRepoFile, repoFile, stageEnv,
+  AGENT_ENV,
+  AGENT_METRICS,
+  agentContainer,
+  execForm,
+  exportedMetricNames,
+  hasCommand,
+  kubernetesDocs,
+  memoryBytes,
+  metricsInExpr,
+  parseContainerfile,
+  readRepoFile,
+  repoFile,
+  stageEnv,
 } from './helpers.js';
 
 describe('Containerfile', () => {
@@ -28,11 +39,16 @@ describe('Containerfile', () => {
   it('is multi-stage; the final stage takes only the packed package with production dependencies', () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
     const build = stages.slice(0, -1).flat();
-    const buildRuns = build.filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
+    const buildRuns = build
+      .filter((i) => i.op === 'RUN')
+      .map((i) => i.args)
+      .join('\n');
     expect(buildRuns).toMatch(/npm pack/);
     expect(buildRuns).toMatch(/npm ci --omit=dev/);
     // Nothing in the final stage installs packages from npm, and everything it copies comes from the build stage's /opt.
-    const finalRuns = ops('RUN').map((i) => i.args).join('\n');
+    const finalRuns = ops('RUN')
+      .map((i) => i.args)
+      .join('\n');
     expect(finalRuns).not.toMatch(/npm (ci|install|i)\b/);
     const copies = ops('COPY');
     expect(copies.length).toBeGreaterThan(0);
@@ -64,17 +80,23 @@ describe('Containerfile', () => {
     expect(env.PURGE_CACHE_AGENT_STATE_DIR).toBe('/var/lib/purge-cache-agent');
   });
 
-  it('installs the system tools the agent runs, and fails the build without them; the README\'s Set-up names the same', () => {
-    const finalRuns = ops('RUN').map((i) => i.args).join('\n');
+  it("installs the system tools the agent runs, and fails the build without them; the README's Set-up names the same", () => {
+    const finalRuns = ops('RUN')
+      .map((i) => i.args)
+      .join('\n');
     expect(finalRuns).toMatch(/apt-get install[^\n]*\butil-linux\b/);
     expect(finalRuns).toMatch(/apt-get install[^\n]*\bperl(-base)?\b/);
     for (const check of ['command -v flock', 'command -v ionice', 'perl -MFcntl']) expect(finalRuns).toContain(check);
-    const setup = readRepoFile('README.md').split(/^## Set-up$/m)[1]!.split(/^## /m)[0]!;
+    const setup = readRepoFile('README.md')
+      .split(/^## Set-up$/m)[1]!
+      .split(/^## /m)[0]!;
     for (const tool of ['util-linux', 'flock', 'perl', 'ionice']) expect(setup, tool).toContain(tool);
   });
 
   it('.dockerignore keeps local builds, dependencies and the repository out of the context', () => {
-    const ignored = readRepoFile('.dockerignore').split('\n').map((l) => l.trim());
+    const ignored = readRepoFile('.dockerignore')
+      .split('\n')
+      .map((l) => l.trim());
     for (const entry of ['node_modules', 'dist', '.git']) expect(ignored).toContain(entry);
   });
 });
@@ -105,7 +127,8 @@ describe('Kubernetes pod, ConfigMap and Secret', () => {
 
   it('probes /healthz for liveness and /readyz for readiness, on the port the agent listens on', () => {
     const port = Number(String(configMap.data.PURGE_CACHE_AGENT_LISTEN).split(':').at(-1));
-    const portOf = (probe: any) => (typeof probe.httpGet.port === 'number' ? probe.httpGet.port : agent.ports.find((p: any) => p.name === probe.httpGet.port).containerPort);
+    const portOf = (probe: any) =>
+      typeof probe.httpGet.port === 'number' ? probe.httpGet.port : agent.ports.find((p: any) => p.name === probe.httpGet.port).containerPort;
     expect(agent.livenessProbe.httpGet.path).toBe('/healthz');
     expect(agent.readinessProbe.httpGet.path).toBe('/readyz');
     expect(portOf(agent.livenessProbe)).toBe(port);
@@ -152,7 +175,8 @@ describe.each([
 
   it('probes /healthz for liveness and /readyz for readiness, on the port the agent listens on', () => {
     const port = Number(String(configMap.data.PURGE_CACHE_AGENT_LISTEN).split(':').at(-1));
-    const portOf = (probe: any) => (typeof probe.httpGet.port === 'number' ? probe.httpGet.port : agent.ports.find((p: any) => p.name === probe.httpGet.port).containerPort);
+    const portOf = (probe: any) =>
+      typeof probe.httpGet.port === 'number' ? probe.httpGet.port : agent.ports.find((p: any) => p.name === probe.httpGet.port).containerPort;
     expect(agent.livenessProbe.httpGet.path).toBe('/healthz');
     expect(agent.readinessProbe.httpGet.path).toBe('/readyz');
     expect(portOf(agent.livenessProbe)).toBe(port);
@@ -209,7 +233,7 @@ describe('the DaemonSet, for caches on the node', () => {
   const agent = agentContainer(daemonSet.spec.template);
   const text = readRepoFile('deploy/kubernetes/daemonset.yaml');
 
-  it("selects its own pods, and runs under its own service account with no API token (it never calls Kubernetes)", () => {
+  it('selects its own pods, and runs under its own service account with no API token (it never calls Kubernetes)', () => {
     expect(daemonSet.apiVersion).toBe('apps/v1');
     const labels = daemonSet.spec.template.metadata.labels;
     for (const [k, v] of Object.entries(daemonSet.spec.selector.matchLabels)) expect(labels[k]).toBe(v);
@@ -252,8 +276,20 @@ describe("the example Secret's placeholders", () => {
     try {
       const tokenFile = path.join(tmp.path, 'api-token');
       await writeFile(tokenFile, `${placeholder}\n`);
-      const base = ['run', '--root-url', 'http://127.0.0.1:9', '--worker-pool-id', 'proj/linux', '--cache-root', path.join(tmp.path, 'caches'), '--state-dir', path.join(tmp.path, 'state')];
-      const viaEnv = await runCli(base, { env: { PURGE_CACHE_AGENT_API_TOKEN: placeholder, PURGE_CACHE_AGENT_LISTEN: String(configMap.data.PURGE_CACHE_AGENT_LISTEN) } });
+      const base = [
+        'run',
+        '--root-url',
+        'http://127.0.0.1:9',
+        '--worker-pool-id',
+        'proj/linux',
+        '--cache-root',
+        path.join(tmp.path, 'caches'),
+        '--state-dir',
+        path.join(tmp.path, 'state'),
+      ];
+      const viaEnv = await runCli(base, {
+        env: { PURGE_CACHE_AGENT_API_TOKEN: placeholder, PURGE_CACHE_AGENT_LISTEN: String(configMap.data.PURGE_CACHE_AGENT_LISTEN) },
+      });
       expect(viaEnv.code, viaEnv.stderr).toBe(2);
       expect(viaEnv.stderr).toContain('PURGE_CACHE_AGENT_API_TOKEN');
       expect(viaEnv.stderr).toMatch(/placeholder/);
@@ -339,7 +375,9 @@ describe('dashboard and alerts', () => {
     // The dashboard's queries, with Grafana's variables filled in, as recording rules promtool can parse.
     const tmp = await makeTempDir('pca-promtool-');
     try {
-      const filled = dashboardExprs.map((e) => e.replaceAll('$__rate_interval', '5m').replaceAll('$__range', '6h').replaceAll('$job', '.*').replaceAll('$instance', '.*'));
+      const filled = dashboardExprs.map((e) =>
+        e.replaceAll('$__rate_interval', '5m').replaceAll('$__range', '6h').replaceAll('$job', '.*').replaceAll('$instance', '.*'),
+      );
       const file = path.join(tmp.path, 'dashboard-rules.yaml');
       await writeFile(file, YAML.stringify({ groups: [{ name: 'dashboard', rules: filled.map((expr, i) => ({ record: `dashboard:query${i}`, expr })) }] }));
       await run(promtool, ['check', 'rules', file]);
@@ -354,7 +392,8 @@ describe('dashboard and alerts', () => {
     const rule = (name: string) => alertRules.find((r) => r.alert === name);
     const rendered = (name: string, labels: Record<string, string>) => {
       const annotations: Record<string, string> = {};
-      for (const [k, v] of Object.entries<string>(rule(name).annotations)) annotations[k] = v.trim().replace(/\{\{ \$labels\.(\w+) \}\}/g, (_, l: string) => labels[l] ?? '');
+      for (const [k, v] of Object.entries<string>(rule(name).annotations))
+        annotations[k] = v.trim().replace(/\{\{ \$labels\.(\w+) \}\}/g, (_, l: string) => labels[l] ?? '');
       return { exp_labels: { ...labels, ...rule(name).labels }, exp_annotations: annotations };
     };
     const agent = (job: string, instance: string, up: string, info: string) => [
@@ -374,7 +413,11 @@ describe('dashboard and alerts', () => {
             { series: 'up{job="node", instance="10.0.0.4:9100"}', values: '0x43' }, // not an agent
           ],
           alert_rule_test: [
-            { eval_time: '20m', alertname: 'PurgeCacheAgentDown', exp_alerts: [rendered('PurgeCacheAgentDown', { job: 'kubernetes-pods', instance: '10.0.0.1:9464' })] },
+            {
+              eval_time: '20m',
+              alertname: 'PurgeCacheAgentDown',
+              exp_alerts: [rendered('PurgeCacheAgentDown', { job: 'kubernetes-pods', instance: '10.0.0.1:9464' })],
+            },
             { eval_time: '20m', alertname: 'PurgeCacheAgentMetricsAbsent', exp_alerts: [] },
           ],
         },

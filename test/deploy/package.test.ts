@@ -18,7 +18,18 @@ import { promisify } from 'node:util';
 import YAML from 'yaml';
 import { SETTINGS } from '../../src/config/index.js';
 import { makeTempDir, REPO_ROOT, type TempDir } from '../helpers/tmp.js';
-import { AGENT_METRICS, agentContainer, eventually, execForm, httpGet, kubernetesDocs, metricsInExpr, parseContainerfile, readRepoFile, stageEnv } from './helpers.js';
+import {
+  AGENT_METRICS,
+  agentContainer,
+  eventually,
+  execForm,
+  httpGet,
+  kubernetesDocs,
+  metricsInExpr,
+  parseContainerfile,
+  readRepoFile,
+  stageEnv,
+} from './helpers.js';
 import { AGENT_CLIENT, POOL, exists, exited, makeHost, startCommand, type Host } from './host.js';
 
 const run = promisify(execFile);
@@ -57,7 +68,10 @@ beforeAll(async () => {
   const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp.path], { cwd: REPO_ROOT, env: plainEnv() });
   packed = (JSON.parse(stdout) as (typeof packed)[])[0]!;
   prefix = path.join(tmp.path, 'prefix');
-  const install = await run('npm', ['install', '-g', '--prefix', prefix, '--omit=dev', '--no-audit', '--no-fund', path.join(tmp.path, packed.filename)], { cwd: tmp.path, env: plainEnv() });
+  const install = await run('npm', ['install', '-g', '--prefix', prefix, '--omit=dev', '--no-audit', '--no-fund', path.join(tmp.path, packed.filename)], {
+    cwd: tmp.path,
+    env: plainEnv(),
+  });
   installOutput = `${install.stdout}${install.stderr}`;
 }, 300_000);
 
@@ -69,14 +83,25 @@ describe('npm pack', () => {
   it('ships the CLI, the deployment files and the README, and no tests, fixtures, sources or source maps', () => {
     const files = packed.files.map((f) => f.path);
     for (const needed of [
-      'package.json', 'README.md', 'LICENSE', 'dist/cli.js',
-      'systemd/purge-cache-agent.service', 'systemd/purge-cache-agent-once.service', 'systemd/purge-cache-agent-once.timer',
-      'systemd/agent.yaml.example', 'systemd/purge-cache-agent.env.example', 'scripts/install-systemd.sh',
-      'deploy/kubernetes/pod.yaml', 'deploy/grafana/purge-cache-agent.json', 'deploy/prometheus/alerts.yaml',
+      'package.json',
+      'README.md',
+      'LICENSE',
+      'dist/cli.js',
+      'systemd/purge-cache-agent.service',
+      'systemd/purge-cache-agent-once.service',
+      'systemd/purge-cache-agent-once.timer',
+      'systemd/agent.yaml.example',
+      'systemd/purge-cache-agent.env.example',
+      'scripts/install-systemd.sh',
+      'deploy/kubernetes/pod.yaml',
+      'deploy/grafana/purge-cache-agent.json',
+      'deploy/prometheus/alerts.yaml',
     ]) {
       expect(files, needed).toContain(needed);
     }
-    const unwanted = files.filter((f) => /(^|\/)(test|tests|__tests__|fixtures?|\.test-tmp|\.demo|bench|node_modules)(\/|$)|\.(test|spec)\.[cm]?[jt]s$|\.map$|^src\/|\.ts$/.test(f));
+    const unwanted = files.filter((f) =>
+      /(^|\/)(test|tests|__tests__|fixtures?|\.test-tmp|\.demo|bench|node_modules)(\/|$)|\.(test|spec)\.[cm]?[jt]s$|\.map$|^src\/|\.ts$/.test(f),
+    );
     expect(unwanted).toEqual([]);
   });
 
@@ -100,7 +125,7 @@ describe('npm pack', () => {
 });
 
 describe('npm install -g <tarball> into an empty prefix', () => {
-  it('puts a working `purge-cache-agent` on the prefix\'s PATH; --version matches package.json', async () => {
+  it("puts a working `purge-cache-agent` on the prefix's PATH; --version matches package.json", async () => {
     const bin = path.join(prefix, 'bin', 'purge-cache-agent');
     expect((await lstat(bin)).isSymbolicLink()).toBe(true);
     expect(await readlink(bin)).toBe(`../lib/node_modules/${pkg.name}/${pkg.bin['purge-cache-agent']!.replace(/^\.\//, '')}`);
@@ -120,7 +145,8 @@ describe('npm install -g <tarball> into an empty prefix', () => {
 
   it('installs the production dependencies and none of the development ones', async () => {
     const installed = path.join(prefix, 'lib', 'node_modules', pkg.name);
-    const present = async (name: string) => (await exists(path.join(installed, 'node_modules', name))) || (await exists(path.join(prefix, 'lib', 'node_modules', name)));
+    const present = async (name: string) =>
+      (await exists(path.join(installed, 'node_modules', name))) || (await exists(path.join(prefix, 'lib', 'node_modules', name)));
     for (const dep of Object.keys(pkg.dependencies)) expect(await present(dep), dep).toBe(true);
     for (const dev of Object.keys(pkg.devDependencies)) expect(await present(dev), dev).toBe(false);
     expect(await readdir(path.join(prefix, 'lib', 'node_modules'))).toEqual([pkg.name]);
@@ -134,7 +160,9 @@ function freePort(): Promise<number> {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
+      server.close(() => {
+        resolve(port);
+      });
     });
   });
 }
@@ -148,7 +176,7 @@ describe("the container image's command line, from the packed install", () => {
     await host?.close();
   });
 
-  it('runs on the image ENV plus the pod\'s ConfigMap and Secret alone: syncs, answers the probes, stops on STOPSIGNAL in the grace period', async () => {
+  it("runs on the image ENV plus the pod's ConfigMap and Secret alone: syncs, answers the probes, stops on STOPSIGNAL in the grace period", async () => {
     const stages = parseContainerfile(readRepoFile('Containerfile'));
     const image = stages.at(-1)!;
     const last = (op: string) => image.filter((i) => i.op === op).at(-1)!.args;
@@ -160,7 +188,12 @@ describe("the container image's command line, from the packed install", () => {
     const mounts: string[] = agent.volumeMounts.map((m: { mountPath: string }) => m.mountPath);
     for (const m of mounts) await mkdir(host.at(m), { recursive: true, mode: 0o700 });
     const inContainer = (value: string) =>
-      value.split(':').every((p) => mounts.some((m) => p === m || p.startsWith(`${m}/`))) ? value.split(':').map((p) => host.at(p)).join(':') : value;
+      value.split(':').every((p) => mounts.some((m) => p === m || p.startsWith(`${m}/`)))
+        ? value
+            .split(':')
+            .map((p) => host.at(p))
+            .join(':')
+        : value;
     const port = await freePort();
     const apiToken = randomBytes(24).toString('hex');
     const podEnv: Record<string, string> = { ...stageEnv(image), ...configMap.data, ...secret.stringData };
@@ -190,8 +223,8 @@ describe("the container image's command line, from the packed install", () => {
       if (HAS_LISTEN) {
         // The kubelet's probes.
         const probe = (p: string) => httpGet({ url }, p);
-        expect((await eventually(async () => (await probe(agent.livenessProbe.httpGet.path)).status === 200 && true, 'liveness'))).toBe(true);
-        expect((await eventually(async () => (await probe(agent.readinessProbe.httpGet.path)).status === 200 && true, 'readiness'))).toBe(true);
+        expect(await eventually(async () => (await probe(agent.livenessProbe.httpGet.path)).status === 200 && true, 'liveness')).toBe(true);
+        expect(await eventually(async () => (await probe(agent.readinessProbe.httpGet.path)).status === 200 && true, 'readiness')).toBe(true);
         // The image's HEALTHCHECK, run as written.
         const health = last('HEALTHCHECK');
         const healthCmd = execForm(health.slice(health.indexOf('CMD ') + 4));

@@ -13,8 +13,20 @@ import path from 'node:path';
 import { SETTINGS, loadSettings } from '../../src/config/index.js';
 import { CLI_PATH, makeTempDir, type TempDir } from '../helpers/tmp.js';
 import {
-  HOST_PATHS, eventually, hasCommand, httpGet, loadUnit, makeVerifyRoot, parseEnvFile, readRepoFile, repoFile, splitExec,
-  timespanSeconds, unitList, unitValue, verify,
+  HOST_PATHS,
+  eventually,
+  hasCommand,
+  httpGet,
+  loadUnit,
+  makeVerifyRoot,
+  parseEnvFile,
+  readRepoFile,
+  repoFile,
+  splitExec,
+  timespanSeconds,
+  unitList,
+  unitValue,
+  verify,
 } from './helpers.js';
 import { exists, exited, makeHost, startCommand, unitCommand, type Host } from './host.js';
 
@@ -52,7 +64,16 @@ describe('the units declare', () => {
 
   it.each(SERVICES)('%s: hardened as far as the job allows', (name) => {
     const unit = loadUnit(name);
-    const yes = ['NoNewPrivileges', 'ProtectHome', 'PrivateTmp', 'ProtectKernelTunables', 'ProtectKernelModules', 'ProtectKernelLogs', 'ProtectControlGroups', 'LockPersonality'];
+    const yes = [
+      'NoNewPrivileges',
+      'ProtectHome',
+      'PrivateTmp',
+      'ProtectKernelTunables',
+      'ProtectKernelModules',
+      'ProtectKernelLogs',
+      'ProtectControlGroups',
+      'LockPersonality',
+    ];
     for (const key of yes) expect(unitValue(unit, 'Service', key), key).toBe('yes');
     expect(unitValue(unit, 'Service', 'ProtectSystem')).toBe('strict');
     expect(unitList(unit, 'Service', 'ReadWritePaths')).toEqual(['/var/cache/tasks']);
@@ -105,7 +126,7 @@ describe('the example configuration and environment file', () => {
     expect(Object.keys(uncommented).filter((k) => !known.has(k))).toEqual([]);
   });
 
-  it('the environment file means the same to sh (the README\'s cron line sources it)', async () => {
+  it("the environment file means the same to sh (the README's cron line sources it)", async () => {
     const text = readRepoFile('systemd/purge-cache-agent.env.example').replace(/^# ([A-Z_]+=)/gm, '$1');
     const tmp = await makeTempDir('pca-envfile-');
     const file = path.join(tmp.path, 'agent.env');
@@ -113,7 +134,12 @@ describe('the example configuration and environment file', () => {
     const shell = spawnSync('sh', ['-c', `set -a; . ${file}; set +a; exec env -0`], { env: {}, encoding: 'utf8' });
     await tmp.cleanup();
     expect(shell.status, shell.stderr).toBe(0);
-    const seen = Object.fromEntries(shell.stdout.split('\0').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+    const seen = Object.fromEntries(
+      shell.stdout
+        .split('\0')
+        .filter(Boolean)
+        .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+    );
     for (const [key, value] of Object.entries(parseEnvFile(text))) expect(seen[key], key).toBe(value);
   });
 });
@@ -140,7 +166,12 @@ describe("each unit's ExecStart, run as written", () => {
     // Its state went where systemd's StateDirectory= points.
     expect(await exists(path.join(cmd.env.STATE_DIRECTORY!, 'state.json'))).toBe(true);
     // JSON log lines for the journal, and the access token in none of them.
-    expect(result.stderr.trim().split('\n').every((line) => line.startsWith('{'))).toBe(true);
+    expect(
+      result.stderr
+        .trim()
+        .split('\n')
+        .every((line) => line.startsWith('{')),
+    ).toBe(true);
     expect(result.stderr).not.toContain(host.agentToken);
   });
 
@@ -181,7 +212,9 @@ describe("each unit's ExecStart, run as written", () => {
     const script = line![1]!.replaceAll('/etc/purge-cache-agent/', `${host.at('/etc/purge-cache-agent')}/`);
     const binDir = host.at('/usr/local/bin');
     await mkdir(binDir, { recursive: true });
-    await writeFile(path.join(binDir, 'purge-cache-agent'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI_PATH)} "$@"\n`, { mode: 0o755 });
+    await writeFile(path.join(binDir, 'purge-cache-agent'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI_PATH)} "$@"\n`, {
+      mode: 0o755,
+    });
     const doomed = await host.makeCache('doomed');
     await host.request('doomed');
     const cron = spawn('sh', ['-c', script], {
@@ -294,11 +327,12 @@ describe.skipIf(!canSetpriv)("the daemon's capabilities are enough for the job (
     }
   });
 
-  it('CAP_SYS_PTRACE is what opens another user\'s /proc/<pid>/cwd (the reason it is in the set)', async () => {
+  it("CAP_SYS_PTRACE is what opens another user's /proc/<pid>/cwd (the reason it is in the set)", async () => {
     const build = spawn('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', 'sleep', '600'], { cwd: host.cacheRoot, stdio: 'ignore' });
     try {
       await eventually(async () => (await readFile(`/proc/${build.pid}/comm`, 'utf8')).trim() === 'sleep', 'the process to start');
-      const readCwd = (set: string[]) => spawnSync(asTheUnit(set)[0]!, [...asTheUnit(set).slice(1), 'readlink', `/proc/${build.pid}/cwd`], { encoding: 'utf8' });
+      const readCwd = (set: string[]) =>
+        spawnSync(asTheUnit(set)[0]!, [...asTheUnit(set).slice(1), 'readlink', `/proc/${build.pid}/cwd`], { encoding: 'utf8' });
       expect(readCwd(caps).stdout.trim()).toBe(await realpath(host.cacheRoot));
       expect(readCwd(caps.filter((c) => c !== 'CAP_SYS_PTRACE')).status).not.toBe(0);
     } finally {

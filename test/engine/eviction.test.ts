@@ -48,7 +48,7 @@ async function makeCache(name: string, mb: number, daysAgo: number, at = root): 
 }
 
 async function context(overrides: Partial<Settings>, at = root, state = emptyState()): Promise<EvictionContext> {
-  const settings = { ...DEFAULTS, ...overrides } as Settings;
+  const settings = { ...DEFAULTS, ...overrides };
   return {
     settings,
     sources: await resolveSources([at], []),

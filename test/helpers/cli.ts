@@ -26,7 +26,10 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; cwd
 }
 
 /** Start the built CLI and leave it running (for `run`, `serve`). */
-export function startCli(args: string[], opts: { env?: Record<string, string>; cwd?: string } = {}): ChildProcess & { output: { stdout: string; stderr: string } } {
+export function startCli(
+  args: string[],
+  opts: { env?: Record<string, string>; cwd?: string } = {},
+): ChildProcess & { output: { stdout: string; stderr: string } } {
   const child = spawn(process.execPath, [CLI_PATH, ...args], {
     env: cleanEnv(opts.env),
     cwd: opts.cwd,

@@ -58,7 +58,7 @@ describe('serve: scopes', () => {
     expect(res.json.message).toContain('purge-cache:p/w:test-linux');
   });
 
-  it('checks purge-cache:all-purge-requests for allPurgeRequests (the scope in Taskcluster\'s API reference)', async () => {
+  it("checks purge-cache:all-purge-requests for allPurgeRequests (the scope in Taskcluster's API reference)", async () => {
     expect((await call(url, '/purge-cache/list', { sign: as('lister') })).status).toBe(200);
     const res = await call(url, '/purge-cache/list', { sign: as('reader') });
     expect(res.status).toBe(403);
@@ -122,7 +122,7 @@ describe('serve: Hawk failures', () => {
 });
 
 describe('serve: temporary credentials', () => {
-  it('accepts them with the certificate\'s scopes, which may be fewer than the issuer\'s', async () => {
+  it("accepts them with the certificate's scopes, which may be fewer than the issuer's", async () => {
     const { signer } = temp('admin', ['purge-cache:purge-requests::p/w']);
     expect((await call(url, '/purge-cache/p/w', { sign: signer })).status).toBe(200);
     expect((await call(url, '/purge-cache/p/x', { sign: signer })).status).toBe(403);

@@ -26,13 +26,11 @@ declare module 'taskcluster-client' {
     allPurgeRequests(query?: { continuationToken?: string; limit?: number }): Promise<{ requests: PurgeRequest[]; continuationToken?: string }>;
     buildUrl(method: unknown, ...args: unknown[]): string;
   }
-  function createTemporaryCredentials(options: {
-    clientId?: string;
-    start?: Date;
-    expiry: Date;
-    scopes: string[];
-    credentials: TcCredentials;
-  }): { clientId: string; accessToken: string; certificate: string };
+  function createTemporaryCredentials(options: { clientId?: string; start?: Date; expiry: Date; scopes: string[]; credentials: TcCredentials }): {
+    clientId: string;
+    accessToken: string;
+    certificate: string;
+  };
   const taskcluster: { PurgeCache: typeof PurgeCache; createTemporaryCredentials: typeof createTemporaryCredentials };
   export default taskcluster;
 }

@@ -110,7 +110,7 @@ describe('taskcluster-client against serve, verifying Hawk', () => {
     await exercise(new taskcluster.PurgeCache({ rootUrl: svc.url, credentials: named }));
   });
 
-  it('their temporary credentials work with this agent\'s client too, and ours with theirs', async () => {
+  it("their temporary credentials work with this agent's client too, and ours with theirs", async () => {
     const theirs = taskcluster.createTemporaryCredentials({
       credentials: WORKER,
       scopes: ['purge-cache:purge-requests::p/w'],

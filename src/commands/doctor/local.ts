@@ -52,14 +52,22 @@ export async function checkStateDirectory(settings: Settings, agent: RunningAgen
   try {
     handle = await open(lockPath, 'a+', 0o600);
   } catch (err) {
-    return fail(label, `cannot open its lock file ${lockPath}: ${errnoReason(errnoCode(err))}`, 'give this user write access to the state directory, or choose another --state-dir');
+    return fail(
+      label,
+      `cannot open its lock file ${lockPath}: ${errnoReason(errnoCode(err))}`,
+      'give this user write access to the state directory, or choose another --state-dir',
+    );
   }
   try {
     if ((await tryFlock(handle.fd, 'exclusive')) === 'locked') return ok(label, `${dir}: writable, and no agent holds it`);
     const pid = Number.parseInt((await readFile(lockPath, 'utf8').catch(() => '')).trim(), 10);
     if (agent && pid === agent.pid) return ok(label, `${dir}: writable; the running agent (pid ${pid}), which answers on its API socket, holds it`);
     const who = Number.isSafeInteger(pid) && pid > 0 ? `pid ${pid}${await commandLineOf(pid)}` : 'a process whose pid is not recorded';
-    return fail(label, `${dir}: another purge-cache-agent (${who}) holds its lock, so once and run with this configuration would exit 1`, 'stop that agent, or give this configuration its own --state-dir');
+    return fail(
+      label,
+      `${dir}: another purge-cache-agent (${who}) holds its lock, so once and run with this configuration would exit 1`,
+      'stop that agent, or give this configuration its own --state-dir',
+    );
   } catch (err) {
     if (err instanceof FlockUnavailableError) return fail(label, `cannot test the lock on ${lockPath}: flock(1) is not installed`, 'install util-linux');
     return fail(label, `cannot test the lock on ${lockPath}: ${errorMessage(err)}`, 'check the state directory and its filesystem');
@@ -78,7 +86,7 @@ export async function checkCacheLocations(settings: Settings): Promise<CheckResu
 }
 
 async function checkLocation(label: string, where: string, kind: 'root' | 'single', mounts: ReturnType<typeof parseMountinfo>): Promise<CheckResult> {
-  const owner = 'run the agent as the caches\' owner, or as root (as the systemd unit does)';
+  const owner = "run the agent as the caches' owner, or as root (as the systemd unit does)";
   let real: string;
   try {
     real = await realpath(where);
@@ -88,7 +96,12 @@ async function checkLocation(label: string, where: string, kind: 'root' | 'singl
     if (code === 'ENOENT') return fail(label, `${where} does not exist`, `create it (mkdir -p ${where}), or correct --cache-root`);
     return fail(label, `cannot resolve ${where}: ${errnoReason(code)}`, owner);
   }
-  if (!(await stat(real)).isDirectory()) return fail(label, `${where} is not a directory`, kind === 'root' ? 'point --cache-root at the directory that holds the caches' : 'point the cache at a directory');
+  if (!(await stat(real)).isDirectory())
+    return fail(
+      label,
+      `${where} is not a directory`,
+      kind === 'root' ? 'point --cache-root at the directory that holds the caches' : 'point the cache at a directory',
+    );
   let count = 0;
   try {
     count = (await readdir(real)).filter((entry) => !entry.startsWith('.')).length;
@@ -103,7 +116,9 @@ async function checkLocation(label: string, where: string, kind: 'root' | 'singl
     return fail(label, `this user cannot purge here: renaming in ${renameIn} is not allowed (${errnoReason(errnoCode(err))})`, owner);
   }
   const mount = mountOf(mounts, real);
-  const fs = mount ? `${mount.fsType} (mounted at ${mount.mountPoint}${mount.options.split(',').includes('ro') ? ', read-only' : ''})` : 'an unknown filesystem';
+  const fs = mount
+    ? `${mount.fsType} (mounted at ${mount.mountPoint}${mount.options.split(',').includes('ro') ? ', read-only' : ''})`
+    : 'an unknown filesystem';
   const space = await statfs(real).then(
     (s) => `, ${formatBytes(s.bavail * s.bsize)} free`,
     () => '',
@@ -115,7 +130,13 @@ async function checkLocation(label: string, where: string, kind: 'root' | 'singl
 async function onPath(name: string, env: NodeJS.ProcessEnv): Promise<string | null> {
   for (const dir of (env.PATH ?? '').split(':').filter(Boolean)) {
     const candidate = path.join(dir, name);
-    if (await access(candidate, constants.X_OK).then(() => true, () => false)) return candidate;
+    if (
+      await access(candidate, constants.X_OK).then(
+        () => true,
+        () => false,
+      )
+    )
+      return candidate;
   }
   return null;
 }
@@ -124,12 +145,31 @@ async function onPath(name: string, env: NodeJS.ProcessEnv): Promise<string | nu
 export async function checkTools(settings: Settings, env: NodeJS.ProcessEnv = process.env): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
   const flock = await onPath('flock', env);
-  results.push(flock ? ok('flock', flock) : fail('flock', 'flock(1) is not on the PATH: the agent cannot lock a cache before renaming it, so it would not purge', 'install util-linux (apt-get install util-linux)'));
+  results.push(
+    flock
+      ? ok('flock', flock)
+      : fail(
+          'flock',
+          'flock(1) is not on the PATH: the agent cannot lock a cache before renaming it, so it would not purge',
+          'install util-linux (apt-get install util-linux)',
+        ),
+  );
   const perl = await onPath('perl', env);
-  results.push(perl ? ok('perl', perl) : fail('perl', 'perl is not on the PATH: the agent takes its locks on many caches at once with it', 'install perl (apt-get install perl-base)'));
+  results.push(
+    perl
+      ? ok('perl', perl)
+      : fail('perl', 'perl is not on the PATH: the agent takes its locks on many caches at once with it', 'install perl (apt-get install perl-base)'),
+  );
   const ionice = await onPath('ionice', env);
   if (ionice) results.push(ok('ionice', ionice));
-  else if (settings.deletePriority === 'idle') results.push(fail('ionice', 'ionice is not on the PATH: trash deletion cannot run in the idle I/O class and competes with builds for the disk', 'install util-linux, or set --delete-priority normal'));
+  else if (settings.deletePriority === 'idle')
+    results.push(
+      fail(
+        'ionice',
+        'ionice is not on the PATH: trash deletion cannot run in the idle I/O class and competes with builds for the disk',
+        'install util-linux, or set --delete-priority normal',
+      ),
+    );
   else results.push(ok('ionice', 'not on the PATH, and not needed with --delete-priority normal'));
   return results;
 }
@@ -143,11 +183,16 @@ export async function checkApiEndpoints(settings: Settings, agent: RunningAgent 
   try {
     st = await lstat(socket);
   } catch (err) {
-    if (errnoCode(err) !== 'ENOENT') return [fail(label, `cannot look at ${socket}: ${errnoReason(errnoCode(err))}`, 'set --api-socket to a path this user may use')];
+    if (errnoCode(err) !== 'ENOENT')
+      return [fail(label, `cannot look at ${socket}: ${errnoReason(errnoCode(err))}`, 'set --api-socket to a path this user may use')];
   }
   if (st === null) {
     const dir = await checkStateDir(path.dirname(socket), { write: true });
-    results.push(dir.ok ? ok(label, `${socket} is free`) : fail(label, `${socket}: its directory is not usable: ${dir.reason}`, 'set --api-socket to a path in a directory this user may write'));
+    results.push(
+      dir.ok
+        ? ok(label, `${socket} is free`)
+        : fail(label, `${socket}: its directory is not usable: ${dir.reason}`, 'set --api-socket to a path in a directory this user may write'),
+    );
   } else if (!st.isSocket()) {
     results.push(fail(label, `${socket} exists and is not a socket; run never removes it, so it would not start`, 'remove that file, or set --api-socket'));
   } else if (agent) {
@@ -164,14 +209,28 @@ async function checkPort(listen: { host: string; port: number }, agent: RunningA
   const server = createServer();
   const error = await new Promise<unknown>((resolve) => {
     server.once('error', resolve);
-    server.listen(listen.port, listen.host, () => resolve(null));
+    server.listen(listen.port, listen.host, () => {
+      resolve(null);
+    });
   });
-  await new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
+  await new Promise<void>((resolve) =>
+    server.listening
+      ? server.close(() => {
+          resolve();
+        })
+      : resolve(),
+  );
   if (error === null) return ok(label, 'free');
   const code = errnoCode(error);
   if (code === 'EADDRINUSE' && agent?.tcp?.endsWith(`:${listen.port}`)) return ok(label, `the running agent (pid ${agent.pid}) serves it`);
-  if (code === 'EADDRINUSE') return fail(label, 'another process listens there, so run would not start', `stop it (\`ss -ltnp 'sport = :${listen.port}'\` names it), or choose another --listen port`);
-  if (code === 'EADDRNOTAVAIL') return fail(label, `${listen.host} is not an address of this host`, 'set --listen to an address of this host, such as 127.0.0.1');
+  if (code === 'EADDRINUSE')
+    return fail(
+      label,
+      'another process listens there, so run would not start',
+      `stop it (\`ss -ltnp 'sport = :${listen.port}'\` names it), or choose another --listen port`,
+    );
+  if (code === 'EADDRNOTAVAIL')
+    return fail(label, `${listen.host} is not an address of this host`, 'set --listen to an address of this host, such as 127.0.0.1');
   if (code === 'EACCES') return fail(label, 'this user may not listen on that port', 'choose a port above 1023, or grant CAP_NET_BIND_SERVICE');
   return fail(label, `cannot listen there: ${errorMessage(error)}`, 'choose another --listen');
 }

@@ -49,12 +49,19 @@ export async function checkService(settings: Settings, pool: WorkerPool | null):
 async function checkAccess(settings: Settings, client: PurgeCacheClient, pool: WorkerPool): Promise<CheckResult[]> {
   const poolId = `${pool.provisionerId}/${pool.workerType}`;
   const scope = `purge-cache:purge-requests::${poolId}`;
-  const who = settings.proxyUrl ? 'the credentials taskcluster-proxy signs with' : settings.credentials ? `clientId ${settings.credentials.clientId}` : 'anonymous access';
+  const who = settings.proxyUrl
+    ? 'the credentials taskcluster-proxy signs with'
+    : settings.credentials
+      ? `clientId ${settings.credentials.clientId}`
+      : 'anonymous access';
   const sent = Date.now();
   try {
     const result = await client.purgeRequests(pool);
     const received = Date.now();
-    const access = ok('credentials and scope', `${who}: purgeRequests for ${poolId} answered (${result.requests.length} open request${result.requests.length === 1 ? '' : 's'}), so ${scope} is granted`);
+    const access = ok(
+      'credentials and scope',
+      `${who}: purgeRequests for ${poolId} answered (${result.requests.length} open request${result.requests.length === 1 ? '' : 's'}), so ${scope} is granted`,
+    );
     return [access, clockCheck(settings, result.serverDate, sent, received)];
   } catch (err) {
     const { detail, fix } = split(err);
@@ -63,7 +70,11 @@ async function checkAccess(settings: Settings, client: PurgeCacheClient, pool: W
     const answered = http ? `the service answered ${http.status}${http.serviceCode ? ` ${http.serviceCode}` : ''}` : '';
     const line =
       http?.status === 401
-        ? fail('credentials and scope', `the service rejected the credentials (${who}): ${answered}`, fix ?? 'check TASKCLUSTER_CLIENT_ID and TASKCLUSTER_ACCESS_TOKEN')
+        ? fail(
+            'credentials and scope',
+            `the service rejected the credentials (${who}): ${answered}`,
+            fix ?? 'check TASKCLUSTER_CLIENT_ID and TASKCLUSTER_ACCESS_TOKEN',
+          )
         : http?.status === 403
           ? fail('credentials and scope', `${who} lacks the scope ${scope}: ${answered}`, fix ?? `grant ${scope} (note the two colons)`)
           : fail('credentials and scope', detail, fix ?? 'see the message');
@@ -84,7 +95,11 @@ export function clockCheck(settings: Settings, serverDate: number | null, sent: 
   if (Math.abs(offsetMs) <= 1500) return ok('clock', `agrees with the service's to within the Date header's one-second resolution`);
   const text = `the service's clock is ${seconds}s ${direction} this worker's`;
   if (Math.abs(offsetMs) > settings.skewMargin) {
-    return fail('clock', `${text}, more than --skew-margin (${formatDuration(settings.skewMargin)}): decisions about caches created near a request's time could be wrong`, "synchronise this worker's clock (timedatectl set-ntp true, or chrony), or raise --skew-margin");
+    return fail(
+      'clock',
+      `${text}, more than --skew-margin (${formatDuration(settings.skewMargin)}): decisions about caches created near a request's time could be wrong`,
+      "synchronise this worker's clock (timedatectl set-ntp true, or chrony), or raise --skew-margin",
+    );
   }
   return ok('clock', `${text}, within --skew-margin (${formatDuration(settings.skewMargin)})`);
 }

@@ -15,7 +15,10 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
 /** Wait `ms`, or reject with the signal's reason as soon as it aborts. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
     const timer = setTimeout(done, ms);
     function done(): void {
       signal?.removeEventListener('abort', abort);

@@ -40,7 +40,24 @@ export interface Dir {
 }
 
 export function newDir(name: Uint8Array, parent: Dir | null, fd: number, id: Pick<FsId, 'dev' | 'ino'>): Dir {
-  return { name, parent, depth: parent ? parent.depth + 1 : -1, fd, dev: id.dev, ino: id.ino, stream: null, slot: 0, subdirs: [], links: [], using: 0, reading: false, children: 0, kept: false, queued: false, finished: false };
+  return {
+    name,
+    parent,
+    depth: parent ? parent.depth + 1 : -1,
+    fd,
+    dev: id.dev,
+    ino: id.ino,
+    stream: null,
+    slot: 0,
+    subdirs: [],
+    links: [],
+    using: 0,
+    reading: false,
+    children: 0,
+    kept: false,
+    queued: false,
+    finished: false,
+  };
 }
 
 export interface Job {

@@ -195,7 +195,17 @@ function step(t, max) {
     }
     if (entry.isDirectory() || !unlinkEntry(t, f, name)) enter(t, f, name);
   }
-  const out = { removed: t.removed, bytes: t.bytes, dirs: t.dirs, fails: t.fails, failCount: t.failCount, skipped: t.skipped, kept: t.kept, done: t.done, ops: t.removed + t.dirs + t.failCount - start };
+  const out = {
+    removed: t.removed,
+    bytes: t.bytes,
+    dirs: t.dirs,
+    fails: t.fails,
+    failCount: t.failCount,
+    skipped: t.skipped,
+    kept: t.kept,
+    done: t.done,
+    ops: t.removed + t.dirs + t.failCount - start,
+  };
   t.removed = t.bytes = t.dirs = t.failCount = 0;
   t.fails = [];
   t.skipped = [];
@@ -220,8 +230,21 @@ module.exports = {
   subtree({ dirFd, name, fs: want, countBytes, mounts, max }) {
     /** @type {Subtree} */
     const t = {
-      baseFd: dirFd, want, countBytes, mounts: new Map(mounts.map(([k, v]) => [k, new Set(v)])),
-      frames: [], open: 0, firstOpen: 0, removed: 0, bytes: 0, dirs: 0, fails: [], failCount: 0, skipped: [], kept: false, done: false,
+      baseFd: dirFd,
+      want,
+      countBytes,
+      mounts: new Map(mounts.map(([k, v]) => [k, new Set(v)])),
+      frames: [],
+      open: 0,
+      firstOpen: 0,
+      removed: 0,
+      bytes: 0,
+      dirs: 0,
+      fails: [],
+      failCount: 0,
+      skipped: [],
+      kept: false,
+      done: false,
     };
     enter(t, null, Buffer.from(name));
     if (t.frames.length === 0) t.done = true;

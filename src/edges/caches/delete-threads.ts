@@ -90,7 +90,13 @@ export class Threads {
     slot.load++;
     const target = slot;
     return new Promise((resolve, reject) => {
-      this.calls.set(id, { resolve: (v) => resolve({ value: v as OpResults[K], slot: target.index }), reject, slot: target });
+      this.calls.set(id, {
+        resolve: (v) => {
+          resolve({ value: v as OpResults[K], slot: target.index });
+        },
+        reject,
+        slot: target,
+      });
       target.worker.postMessage({ id, op, args });
     });
   }
@@ -119,7 +125,9 @@ export class Threads {
       }
     };
     slot.worker.on('error', die);
-    slot.worker.on('exit', (code) => die(new Error(`a deletion thread exited (code ${code})`)));
+    slot.worker.on('exit', (code) => {
+      die(new Error(`a deletion thread exited (code ${code})`));
+    });
     this.slots.push(slot);
     return slot;
   }

@@ -61,15 +61,23 @@ export class Walk {
       await this.calls.run(
         () => this.nextJob(),
         () => this.finished,
-        (err) => this.found.fail(this.base, this.start.topName, err),
+        (err) => {
+          this.found.fail(this.base, this.start.topName, err);
+        },
       );
-      if (!this.finished && !this.opts.signal?.aborted) this.found.fail(this.base, this.start.topName, new Error('internal error: the walk stalled; the rest is left for the next run'));
+      if (!this.finished && !this.opts.signal?.aborted)
+        this.found.fail(this.base, this.start.topName, new Error('internal error: the walk stalled; the rest is left for the next run'));
     } finally {
       // Only after an abort (or a bug) can subtrees, listings and descriptors still be open here.
-      await this.calls.closeAll(this.subtrees, this.open, (dir) => this.release(dir));
+      await this.calls.closeAll(this.subtrees, this.open, (dir) => {
+        this.release(dir);
+      });
     }
     if (this.found.failed > this.report.failures.length) {
-      this.opts.logger?.warn({ path: this.found.logical(this.base, this.start.topName), failures: this.found.failed, kept: this.report.failures.length }, 'many deletions failed; only the first are reported');
+      this.opts.logger?.warn(
+        { path: this.found.logical(this.base, this.start.topName), failures: this.found.failed, kept: this.report.failures.length },
+        'many deletions failed; only the first are reported',
+      );
     }
   }
 
@@ -143,7 +151,9 @@ export class Walk {
       op: 'open',
       args: { dirFd: parent.fd, name, fs: this.start.fs, expect: isTop ? this.start.expectTop : undefined },
       cost: 0,
-      done: (value, slot) => this.opened(parent, name, value as OpResults['open'], slot),
+      done: (value, slot) => {
+        this.opened(parent, name, value as OpResults['open'], slot);
+      },
     };
   }
 
@@ -202,7 +212,13 @@ export class Walk {
     if (r.dirs > 0) await faultPoint('trash-delete');
     if (!r.done && id !== undefined) {
       this.subtrees.set(id, slot);
-      this.calls.continuing.push({ op: 'subtreeStep', args: { id, max }, cost: max, pinned: slot, done: (value) => this.subtreeProgress(parent, value as OpResults['subtree'], slot, max, id) });
+      this.calls.continuing.push({
+        op: 'subtreeStep',
+        args: { id, max },
+        cost: max,
+        pinned: slot,
+        done: (value) => this.subtreeProgress(parent, value as OpResults['subtree'], slot, max, id),
+      });
       return;
     }
     if (id !== undefined) this.subtrees.delete(id);

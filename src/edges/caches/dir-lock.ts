@@ -90,7 +90,10 @@ export async function tryLockManyForRename(cachePaths: readonly string[], opts: 
   const handles = opened.filter((o): o is { handle: FileHandle; key: string } => !(o instanceof Error));
   let results: ('locked' | 'busy')[];
   try {
-    results = await tryFlockMany(handles.map((h) => h.handle.fd), 'exclusive');
+    results = await tryFlockMany(
+      handles.map((h) => h.handle.fd),
+      'exclusive',
+    );
   } catch (err) {
     await Promise.all(handles.map((h) => h.handle.close()));
     if (!(err instanceof FlockUnavailableError)) throw err;

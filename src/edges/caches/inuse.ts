@@ -118,7 +118,10 @@ export function createUsageProbe(opts: ProbeOptions): UsageProbe {
       logger?.debug({ caches: targets.length, ...scan.stats, ms }, 'scanned /proc for cache use');
       exhaustedAt = scan.stats.exhausted ? { at: performance.now(), entries: scan.stats.entries } : null;
       if (scan.stats.exhausted) {
-        logger?.warn({ entries: scan.stats.entries, budget, processes: scan.stats.processes, ms }, 'the in-use scan ran out of its budget: caches it could not judge are deferred, not purged');
+        logger?.warn(
+          { entries: scan.stats.entries, budget, processes: scan.stats.processes, ms },
+          'the in-use scan ran out of its budget: caches it could not judge are deferred, not purged',
+        );
       }
       const commands = new Map<number, Promise<string | undefined>>();
       for (const t of targets) {

@@ -91,7 +91,10 @@ export async function listCaches(sources: CacheSources): Promise<Inventory> {
       const dirName = entry.name.toString('utf8');
       if (isAgentEntry(dirName)) continue;
       if (!Buffer.from(dirName, 'utf8').equals(entry.name)) {
-        problems.push({ path: path.join(root, dirName), error: `not used as a cache: its name is not valid UTF-8 (bytes ${entry.name.toString('hex')}); rename it` });
+        problems.push({
+          path: path.join(root, dirName),
+          error: `not used as a cache: its name is not valid UTF-8 (bytes ${entry.name.toString('hex')}); rename it`,
+        });
         continue;
       }
       candidates.push({ name: decodeDirName(dirName), path: path.join(root, dirName), root, parentDev: rootDev, location });
@@ -172,7 +175,12 @@ async function singleCandidates(singles: CacheSources['singles'], problems: Inve
   return out;
 }
 
-async function statCandidates(candidates: Candidate[], problems: InventoryProblem[], locations: LocationRead[], opts: { missingIsFine?: boolean } = {}): Promise<Inventory> {
+async function statCandidates(
+  candidates: Candidate[],
+  problems: InventoryProblem[],
+  locations: LocationRead[],
+  opts: { missingIsFine?: boolean } = {},
+): Promise<Inventory> {
   const found: InventoryProblem[] = [];
   const results: (CacheDir | null)[] = [];
   for (let index = 0; index < candidates.length; index++) {

@@ -142,7 +142,10 @@ export class ProcScan {
     try {
       const view = await this.viewOf(pid);
       if (watchProcess) {
-        for (const [link, verb] of [['cwd', 'working'], ['root', 'root']] as const) {
+        for (const [link, verb] of [
+          ['cwd', 'working'],
+          ['root', 'root'],
+        ] as const) {
           const p = readlinkOrUndefined(`${dir}/${link}`);
           for (const t of p === undefined ? [] : view(p)) hold(t, 'process', `has its ${verb} directory in ${t.path}`);
         }
@@ -189,7 +192,13 @@ export class ProcScan {
    * lock kept alive only by a mapping (the descriptor closed, the open file
    * still referenced by the mapping), by the device and inode maps shows.
    */
-  private async scanMaps(pid: number, view: View, watchProcess: boolean, hold: (t: Target, kind: Found['kind'], text: string) => void, open: Set<Target>): Promise<void> {
+  private async scanMaps(
+    pid: number,
+    view: View,
+    watchProcess: boolean,
+    hold: (t: Target, kind: Found['kind'], text: string) => void,
+    open: Set<Target>,
+  ): Promise<void> {
     await eachLine(`${this.procRoot}/${pid}/maps`, (line) => {
       if (this.charge() || open.size === 0) return false;
       const mapped = line.includes('/') ? parseMapsLine(line) : undefined;

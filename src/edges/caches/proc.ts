@@ -117,7 +117,10 @@ export function isInside(p: string, dir: string): boolean {
 
 /** /proc/<pid>/cmdline as one line: NULs become spaces, long lines are cut. */
 export function formatCmdline(raw: string, max = 200): string {
-  const line = raw.replace(/\0+$/, '').replaceAll('\0', ' ').replace(/[\x00-\x1f\x7f]/g, '?');
+  const line = raw
+    .replace(/\0+$/, '')
+    .replaceAll('\0', ' ')
+    .replace(/[\x00-\x1f\x7f]/g, '?');
   return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 }
 

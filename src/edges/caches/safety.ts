@@ -47,7 +47,8 @@ export async function resolveRoot(root: string): Promise<string> {
   try {
     const real = await realpath(absolute);
     const st = await stat(real);
-    if (!st.isDirectory()) throw new ConfigError(`cache root ${root} is not a directory; --cache-root takes a directory whose subdirectories are caches`, 'cacheRoots');
+    if (!st.isDirectory())
+      throw new ConfigError(`cache root ${root} is not a directory; --cache-root takes a directory whose subdirectories are caches`, 'cacheRoots');
     return real;
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return absolute;
@@ -59,7 +60,8 @@ export async function resolveRoot(root: string): Promise<string> {
 export async function resolveSinglePath(cachePath: string): Promise<string> {
   const absolute = path.resolve(cachePath);
   const parent = path.dirname(absolute);
-  if (parent === absolute) throw new ConfigError(`single cache path ${cachePath} is a filesystem root; --cache NAME=PATH needs a directory below one`, 'caches');
+  if (parent === absolute)
+    throw new ConfigError(`single cache path ${cachePath} is a filesystem root; --cache NAME=PATH needs a directory below one`, 'caches');
   try {
     return path.join(await realpath(parent), path.basename(absolute));
   } catch (err) {
@@ -89,13 +91,19 @@ export function assertSourcesSafe(sources: CacheSources): void {
     if (inner === '/') throw new ConfigError('cache root / is the filesystem root; --cache-root takes a directory that holds only caches', 'cacheRoots');
     const outer = sources.roots.find((r) => r !== inner && isInside(inner, r));
     if (outer !== undefined) {
-      throw new ConfigError(`cache root ${inner} lies inside cache root ${outer}: purging a cache of ${outer} could delete it; configure cache roots that don't nest`, 'cacheRoots');
+      throw new ConfigError(
+        `cache root ${inner} lies inside cache root ${outer}: purging a cache of ${outer} could delete it; configure cache roots that don't nest`,
+        'cacheRoots',
+      );
     }
   }
   for (const single of sources.singles) {
     const root = sources.roots.find((r) => isInside(r, single.path));
     if (root !== undefined) {
-      throw new ConfigError(`single cache ${single.name}=${single.path} contains the cache root ${root}: purging it would delete the root; point --cache at a directory outside every root`, 'caches');
+      throw new ConfigError(
+        `single cache ${single.name}=${single.path} contains the cache root ${root}: purging it would delete the root; point --cache at a directory outside every root`,
+        'caches',
+      );
     }
     if (single.path.split('/').includes(TRASH_DIR_NAME)) {
       throw new ConfigError(`single cache ${single.name}=${single.path} lies in the agent's trash (${TRASH_DIR_NAME}); point --cache elsewhere`, 'caches');

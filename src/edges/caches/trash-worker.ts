@@ -63,12 +63,17 @@ export function emptyTrashInChild(trashDirs: readonly string[], opts: TrashWorke
     const stop = (): void => void child.kill('SIGTERM');
     opts.signal?.addEventListener('abort', stop, { once: true });
     if (opts.signal?.aborted) stop();
-    child.on('error', (err) => reject(new TrashWorkerError(`cannot start the trash worker ${script}: ${errorMessage(err)}`)));
+    child.on('error', (err) => {
+      reject(new TrashWorkerError(`cannot start the trash worker ${script}: ${errorMessage(err)}`));
+    });
     child.on('close', (code, signal) => {
       opts.signal?.removeEventListener('abort', stop);
       try {
         // Stopped before it could even start: it did nothing.
-        if (signal === 'SIGTERM' && opts.signal?.aborted) return resolve({ ...emptyReport(), nice: null, ioClass: null });
+        if (signal === 'SIGTERM' && opts.signal?.aborted) {
+          resolve({ ...emptyReport(), nice: null, ioClass: null });
+          return;
+        }
         if (code !== 0) throw new Error(`exited with ${signal ?? `code ${code}`}`);
         resolve(JSON.parse(stdout) as WorkerReport);
       } catch (err) {
@@ -129,7 +134,10 @@ async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   const controller = new AbortController();
-  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => controller.abort());
+  for (const sig of ['SIGTERM', 'SIGINT'] as const)
+    process.once(sig, () => {
+      controller.abort();
+    });
   const priority = lowerPriority();
   const report = await emptyTrash(args.dirs, { rateLimit: args.rateLimit, concurrency: args.concurrency, signal: controller.signal });
   const peakMiB = Math.round(process.resourceUsage().maxRSS / 1024);

@@ -56,7 +56,11 @@ export async function moveToTrash(cache: Pick<CacheDir, 'root' | 'path'>, expect
   }
 }
 
-async function renameIntoTrash(cache: Pick<CacheDir, 'root' | 'path'>, expectedKey: string, held: Awaited<ReturnType<TrashHandles['get']>>): Promise<{ trashPath: string }> {
+async function renameIntoTrash(
+  cache: Pick<CacheDir, 'root' | 'path'>,
+  expectedKey: string,
+  held: Awaited<ReturnType<TrashHandles['get']>>,
+): Promise<{ trashPath: string }> {
   const entry = path.basename(cache.path);
   // Safety rule 2: a cache is one entry of the directory we hold, nothing deeper, never `.` or `..`.
   if (path.dirname(cache.path) !== held.parent.path || entry === '.' || entry === '..' || entry === TRASH_DIR_NAME) {
@@ -72,7 +76,8 @@ async function renameIntoTrash(cache: Pick<CacheDir, 'root' | 'path'>, expectedK
   }
   const problem = cacheDirProblem(st, held.parent.st.dev);
   if (problem) throw new UnsafePathError(`refusing to purge ${cache.path}: it ${problem}`, cache.path);
-  if (keyOf(st) !== expectedKey) throw new UnsafePathError(`refusing to purge ${cache.path}: it was replaced by another directory since it was judged`, cache.path);
+  if (keyOf(st) !== expectedKey)
+    throw new UnsafePathError(`refusing to purge ${cache.path}: it was replaced by another directory since it was judged`, cache.path);
   // A fixed-length name: the cache's own name may already be 255 bytes long.
   const name = `${Date.now()}-${randomBytes(6).toString('hex')}`;
   try {
@@ -93,13 +98,22 @@ async function renameIntoTrash(cache: Pick<CacheDir, 'root' | 'path'>, expectedK
  * root can exchange two entries between them. What landed in the trash is
  * checked again, and anything but the judged directory goes back where it was.
  */
-async function confirmLanded(cachePath: string, expectedKey: string, held: Awaited<ReturnType<TrashHandles['get']>>, entry: string, name: string): Promise<void> {
+async function confirmLanded(
+  cachePath: string,
+  expectedKey: string,
+  held: Awaited<ReturnType<TrashHandles['get']>>,
+  entry: string,
+  name: string,
+): Promise<void> {
   const landed = await lstat(held.trash.at(name), { bigint: true });
   if (keyOf(landed) === expectedKey) return;
   try {
     await rename(held.trash.at(name), held.parent.at(entry));
   } catch (err) {
-    throw new UnsafePathError(`${cachePath} was exchanged for another entry during its rename, which is now ${path.join(held.path, name)} and could not be put back (${errorMessage(err)}); move it back by hand`, cachePath);
+    throw new UnsafePathError(
+      `${cachePath} was exchanged for another entry during its rename, which is now ${path.join(held.path, name)} and could not be put back (${errorMessage(err)}); move it back by hand`,
+      cachePath,
+    );
   }
   throw new UnsafePathError(`refusing to purge ${cachePath}: it was exchanged for another entry during the rename (put back)`, cachePath);
 }

@@ -161,10 +161,7 @@ export class PurgeCacheClient {
         const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'purge-cache-agent' };
         if (body !== undefined) headers['content-type'] = 'application/json';
         if (this.signing) headers.authorization = await hawkAuthorization(this.signing, url, method);
-        const raw = await sendOnce(
-          { method, url, headers, body },
-          { timeoutMs: this.timeoutMs, maxResponseBytes: this.maxResponseBytes, signal: this.signal },
-        );
+        const raw = await sendOnce({ method, url, headers, body }, { timeoutMs: this.timeoutMs, maxResponseBytes: this.maxResponseBytes, signal: this.signal });
         this.logger.debug({ method, url: describeUrl(url), status: raw.status, attempt }, 'purge-cache service answered');
         if (raw.status >= 200 && raw.status < 300) return { raw, attempts: attempt, where };
         failure = describeRefusal(raw, where, kind, {
@@ -210,7 +207,9 @@ export class PurgeCacheClient {
 function abandoned(signal: AbortSignal | undefined): { promise: Promise<void>; dispose(): void } {
   let onAbort = (): void => {};
   const promise = new Promise<void>((resolve) => {
-    onAbort = () => resolve();
+    onAbort = () => {
+      resolve();
+    };
     if (signal?.aborted) resolve();
     else signal?.addEventListener('abort', onAbort, { once: true });
   });

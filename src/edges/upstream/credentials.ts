@@ -51,7 +51,10 @@ function parseCertificate(certificate: string | object): object {
       parsed = JSON.parse(certificate);
     } catch {
       // Never echo the value: it is a credential, even when malformed.
-      throw new ConfigError('TASKCLUSTER_CERTIFICATE is not valid JSON; copy it exactly as issued (it is the JSON of the temporary credentials\' certificate)', 'certificate');
+      throw new ConfigError(
+        "TASKCLUSTER_CERTIFICATE is not valid JSON; copy it exactly as issued (it is the JSON of the temporary credentials' certificate)",
+        'certificate',
+      );
     }
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {

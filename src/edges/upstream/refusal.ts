@@ -9,10 +9,7 @@ import { preview, serviceError } from './response.js';
 import type { RawResponse } from './transport.js';
 
 export type CallKind =
-  | { kind: 'purgeRequests'; pool: WorkerPool }
-  | { kind: 'purgeCache'; pool: WorkerPool; cacheName: string }
-  | { kind: 'allPurgeRequests' }
-  | { kind: 'ping' };
+  { kind: 'purgeRequests'; pool: WorkerPool } | { kind: 'purgeCache'; pool: WorkerPool; cacheName: string } | { kind: 'allPurgeRequests' } | { kind: 'ping' };
 
 export interface RefusalContext {
   /** Whose credentials signed the request. */
@@ -43,7 +40,7 @@ export function describeRefusal(raw: RawResponse, where: string, call: CallKind,
     const target = typeof location === 'string' ? safeLocation(location) : 'an unnamed location';
     return new UpstreamHttpError(
       `the purge-cache service answered ${where} with a redirect (${status}) to ${target}, which is not followed; ` +
-        'check --root-url (scheme, host and path must be the deployment\'s exact root URL)',
+        "check --root-url (scheme, host and path must be the deployment's exact root URL)",
       status,
       undefined,
       undefined,
@@ -73,7 +70,7 @@ function hintFor(status: number, call: CallKind, ctx: RefusalContext): string | 
   if (status === 401) {
     return ctx.credentials === 'proxy'
       ? 'Check the credentials taskcluster-proxy signs with.'
-      : 'Check TASKCLUSTER_CLIENT_ID and TASKCLUSTER_ACCESS_TOKEN (and TASKCLUSTER_CERTIFICATE for temporary credentials), and that this machine\'s clock is right.';
+      : "Check TASKCLUSTER_CLIENT_ID and TASKCLUSTER_ACCESS_TOKEN (and TASKCLUSTER_CERTIFICATE for temporary credentials), and that this machine's clock is right.";
   }
   if (status === 403) {
     const scope = requiredScope(call);

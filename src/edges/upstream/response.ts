@@ -63,9 +63,7 @@ export function parseJson(raw: RawResponse, where: string): unknown {
 function envelope<T>(schema: z.ZodMiniType<T>, body: unknown, where: string, expected: string): T {
   const result = schema.safeParse(body);
   if (!result.success) {
-    throw new UpstreamResponseError(
-      `the purge-cache service's answer to ${where} is not ${expected}: ${describeIssues(result.error.issues)}`,
-    );
+    throw new UpstreamResponseError(`the purge-cache service's answer to ${where} is not ${expected}: ${describeIssues(result.error.issues)}`);
   }
   return result.data;
 }

@@ -43,8 +43,12 @@ export const ABANDONED = 'abandoned: the agent is stopping (the cursor holds, so
 export async function sendOnce(out: Outgoing, opts: TransportOptions): Promise<RawResponse> {
   const where = `${out.method} ${describeUrl(out.url)}`;
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), opts.timeoutMs);
-  const abandon = (): void => controller.abort();
+  const timer = setTimeout(() => {
+    controller.abort();
+  }, opts.timeoutMs);
+  const abandon = (): void => {
+    controller.abort();
+  };
   opts.signal?.addEventListener('abort', abandon, { once: true });
   try {
     const res = await exchange(out, controller.signal);
@@ -68,8 +72,7 @@ export async function sendOnce(out: Outgoing, opts: TransportOptions): Promise<R
     }
     if (err instanceof AgentError) throw err;
     throw new UpstreamNetworkError(
-      `could not reach the purge-cache service for ${where}: ${describeNetworkError(err)}; ` +
-        'check --root-url, DNS and the network',
+      `could not reach the purge-cache service for ${where}: ${describeNetworkError(err)}; ` + 'check --root-url, DNS and the network',
       { cause: err },
     );
   } finally {
@@ -91,13 +94,7 @@ function exchange(out: Outgoing, signal: AbortSignal): Promise<IncomingMessage> 
     req.end(out.body);
   });
 }
-async function readCapped(
-  body: IncomingMessage,
-  limit: number,
-  failWhenOver: boolean,
-  headers: IncomingHttpHeaders,
-  where: string,
-): Promise<Buffer> {
+async function readCapped(body: IncomingMessage, limit: number, failWhenOver: boolean, headers: IncomingHttpHeaders, where: string): Promise<Buffer> {
   const tooLarge = () =>
     new UpstreamResponseError(
       `the purge-cache service's answer to ${where} is larger than ${limit} bytes; refusing to read it ` +

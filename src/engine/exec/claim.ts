@@ -44,9 +44,11 @@ export function locate(name: string, sources: CacheSources): Target {
   const single = sources.singles.find((s) => s.name === name);
   if (single) return { name, path: single.path };
   const root = sources.roots[0];
-  if (!root) throw new UsageError(`no cache root to put cache ${JSON.stringify(name)} in; configure --cache-root, or map it with a single cache in the config file`);
+  if (!root)
+    throw new UsageError(`no cache root to put cache ${JSON.stringify(name)} in; configure --cache-root, or map it with a single cache in the config file`);
   const dirName = encodeCacheName(name);
-  if (dirName === null) throw new UsageError(`cache name ${JSON.stringify(name.slice(0, 80))} cannot exist on disk (empty, not valid Unicode, or over 255 bytes encoded)`);
+  if (dirName === null)
+    throw new UsageError(`cache name ${JSON.stringify(name.slice(0, 80))} cannot exist on disk (empty, not valid Unicode, or over 255 bytes encoded)`);
   return { name, path: path.join(root, dirName) };
 }
 
@@ -62,7 +64,9 @@ export async function claim(target: Target, opts: ClaimOptions): Promise<DirLock
   let lastWaitNotice = '';
   for (let attempt = 0; ; attempt++) {
     if (Date.now() > opts.deadline) {
-      throw new ClaimTimeoutError(`gave up waiting for cache ${JSON.stringify(target.name)} (${target.path}): ${lastWaitNotice || 'it kept changing under us'}; raise --wait-timeout, or find its holder with \`purge-cache-agent status\``);
+      throw new ClaimTimeoutError(
+        `gave up waiting for cache ${JSON.stringify(target.name)} (${target.path}): ${lastWaitNotice || 'it kept changing under us'}; raise --wait-timeout, or find its holder with \`purge-cache-agent status\``,
+      );
     }
     await mkdir(target.path, { recursive: true });
     const signal = AbortSignal.timeout(Math.max(1, opts.deadline - Date.now()));

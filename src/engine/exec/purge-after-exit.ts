@@ -27,7 +27,9 @@ export interface HeldCache {
 
 export async function condemn(caches: readonly HeldCache[], coordinator: ExecCoordinator, say: (line: string) => void): Promise<void> {
   for (const cache of caches) {
-    await coordinator.purgeNow(cache.name).catch((err) => say(`could not mark cache ${JSON.stringify(cache.name)} for purging: ${errorMessage(err)}`));
+    await coordinator.purgeNow(cache.name).catch((err) => {
+      say(`could not mark cache ${JSON.stringify(cache.name)} for purging: ${errorMessage(err)}`);
+    });
   }
 }
 
@@ -49,8 +51,14 @@ export async function carryOut(caches: readonly HeldCache[], coordinator: ExecCo
       continue;
     }
     left.push(cache);
-    if (failure !== null) say(`could not purge cache ${JSON.stringify(cache.name)}: ${failure}; it stays marked for purging if the mark was recorded, so check \`purge-cache-agent status\``);
-    else say(`cache ${JSON.stringify(cache.name)} is in use${deferredBy ? ` (${deferredBy})` : ''}: its purge is pending, and is carried out when it is let go and before exec hands it out again`);
+    if (failure !== null)
+      say(
+        `could not purge cache ${JSON.stringify(cache.name)}: ${failure}; it stays marked for purging if the mark was recorded, so check \`purge-cache-agent status\``,
+      );
+    else
+      say(
+        `cache ${JSON.stringify(cache.name)} is in use${deferredBy ? ` (${deferredBy})` : ''}: its purge is pending, and is carried out when it is let go and before exec hands it out again`,
+      );
   }
   return left;
 }

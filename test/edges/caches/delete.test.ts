@@ -137,7 +137,9 @@ describe('deleteContents', () => {
     await symlink(outside, linkPath);
     const before = await hashTree(outside);
     const report = await deleteContents(linkPath);
-    expect(report.failures).toEqual([{ path: linkPath, error: expect.stringMatching(/^(ENOTDIR|ELOOP): is not a directory \(a symlink is never followed\); left alone$/) }]);
+    expect(report.failures).toEqual([
+      { path: linkPath, error: expect.stringMatching(/^(ENOTDIR|ELOOP): is not a directory \(a symlink is never followed\); left alone$/) },
+    ]);
     expect(await hashTree(outside)).toBe(before);
     expect((await lstat(linkPath)).isSymbolicLink()).toBe(true);
   });

@@ -36,7 +36,12 @@ describe('the scan budget', () => {
     const free = await cache('free');
     const probe = createUsageProbe({ sources: { locks: true, processes: true }, budget: 5 });
     const first = await probe.holdersOf([free]);
-    expect(first.get(free)).toEqual([{ kind: 'unknown', detail: expect.stringMatching(/^in-use scan budget exhausted after \d+ entries; deferred rather than purged on incomplete knowledge$/) }]);
+    expect(first.get(free)).toEqual([
+      {
+        kind: 'unknown',
+        detail: expect.stringMatching(/^in-use scan budget exhausted after \d+ entries; deferred rather than purged on incomplete knowledge$/),
+      },
+    ]);
     const again = await probe.holdersOf([free]);
     expect(again.get(free)).toEqual([{ kind: 'unknown', detail: expect.stringContaining('a recent in-use scan ran out of its budget') }]);
   });

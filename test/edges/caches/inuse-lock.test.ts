@@ -37,8 +37,10 @@ function holdLock(mode: '-s' | '-x', dir: string): Promise<ChildProcess> {
   const child = spawn('sh', ['-c', script, 'sh', dir], { detached: true, stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
   return new Promise((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`the lock holder exited early (${code})`)));
-    child.stdout!.setEncoding('utf8').on('data', (s: string) => s.includes('ready') && resolve(child));
+    child.once('exit', (code) => {
+      reject(new Error(`the lock holder exited early (${code})`));
+    });
+    child.stdout.setEncoding('utf8').on('data', (s: string) => s.includes('ready') && resolve(child));
   });
 }
 
@@ -65,7 +67,7 @@ describe('tryLockForRename', () => {
     expect(othersCanLock('-x')).toBe(true);
   });
 
-  it("is busy while a user holds flock -s, and succeeds after the user let go", async () => {
+  it('is busy while a user holds flock -s, and succeeds after the user let go', async () => {
     const user = await holdLock('-s', cache);
     expect(await tryLockForRename(cache)).toBe('busy');
     await kill(user);
@@ -123,13 +125,16 @@ describe('acquireSharedLock', () => {
 });
 
 describe('without flock(1) or perl', () => {
-  it('refuses the rename lock with a stable code; exec\'s shared lock warns once and goes on', async () => {
+  it("refuses the rename lock with a stable code; exec's shared lock warns once and goes on", async () => {
     const lines: string[] = [];
     const logger = pino({ level: 'warn' }, { write: (s: string) => void lines.push(s) });
     const savedPath = process.env.PATH;
     process.env.PATH = tmp.path; // an empty directory: neither flock(1) nor perl is found
     try {
-      await expect(tryLockForRename(cache, { logger })).rejects.toMatchObject({ code: 'PCA_FLOCK_UNAVAILABLE', message: expect.stringContaining('install util-linux (flock) or perl') });
+      await expect(tryLockForRename(cache, { logger })).rejects.toMatchObject({
+        code: 'PCA_FLOCK_UNAVAILABLE',
+        message: expect.stringContaining('install util-linux (flock) or perl'),
+      });
       const [many] = await tryLockManyForRename([cache], { logger });
       expect(many).toBeInstanceOf(FlockUnavailableError);
       const second = await acquireSharedLock(cache, { logger });

@@ -3,8 +3,16 @@ import fc from 'fast-check';
 import { open, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  devOf, formatCmdline, fsLocation, isInside, lockKey, parseFdinfoLocks, parseMaps, parseMountinfo,
-  parseProcLocks, pathForms,
+  devOf,
+  formatCmdline,
+  fsLocation,
+  isInside,
+  lockKey,
+  parseFdinfoLocks,
+  parseMaps,
+  parseMountinfo,
+  parseProcLocks,
+  pathForms,
 } from '../../../src/edges/caches/proc.js';
 import { tryFlock } from '../../../src/edges/flock.js';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.js';
@@ -39,8 +47,7 @@ describe('parseProcLocks', () => {
 
 describe('devOf', () => {
   // glibc's makedev, the encoding stat(2) hands to userspace.
-  const makedev = (major: bigint, minor: bigint): bigint =>
-    (minor & 0xffn) | ((major & 0xfffn) << 8n) | ((minor & ~0xffn) << 12n) | ((major & ~0xfffn) << 32n);
+  const makedev = (major: bigint, minor: bigint): bigint => (minor & 0xffn) | ((major & 0xfffn) << 8n) | ((minor & ~0xffn) << 12n) | ((major & ~0xfffn) << 32n);
 
   it('inverts makedev for every major and minor the kernel can hold', () => {
     fc.assert(

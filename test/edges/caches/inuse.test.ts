@@ -40,8 +40,13 @@ function start(cmd: string, args: string[], opts: SpawnOptions & { ready?: boole
   children.push(child);
   return new Promise((resolve, reject) => {
     child.once('error', reject);
-    child.once('exit', (code, signal) => reject(new Error(`${cmd} exited early (${code ?? signal})`)));
-    if (opts.ready === false) child.once('spawn', () => resolve(child));
+    child.once('exit', (code, signal) => {
+      reject(new Error(`${cmd} exited early (${code ?? signal})`));
+    });
+    if (opts.ready === false)
+      child.once('spawn', () => {
+        resolve(child);
+      });
     else {
       child.stdout!.setEncoding('utf8').on('data', (s: string) => {
         printed.set(child, (printed.get(child) ?? '') + s);
@@ -162,7 +167,9 @@ describe('locks', () => {
       file,
     );
     const found = await holders(cache, LOCKS);
-    expect(found).toEqual([expect.objectContaining({ kind: 'lock', pid: child.pid, detail: expect.stringContaining(`holds an exclusive flock on ${file} through a mapping`) })]);
+    expect(found).toEqual([
+      expect.objectContaining({ kind: 'lock', pid: child.pid, detail: expect.stringContaining(`holds an exclusive flock on ${file} through a mapping`) }),
+    ]);
   });
 
   it('a lock on another file of the same filesystem does not count', async () => {
@@ -248,20 +255,30 @@ describe('which caches', () => {
 });
 
 describe.skipIf(!canUnshare)('processes in another mount namespace (a container)', () => {
-  it('sees a cache bind-mounted elsewhere, through that namespace\'s mountinfo', async () => {
+  it("sees a cache bind-mounted elsewhere, through that namespace's mountinfo", async () => {
     const cache = await cacheDir('root', 'c');
     const file = await fileIn(cache, 'deep', 'file');
     const mnt = await cacheDir('container', 'builds', 'cache');
     // Two processes of the container: once a process is known to hold the cache the rest of it is not
     // read, so the working directory and the lock are shown by one process each.
-    const child = await start('unshare', ['-m', 'sh', '-c', 'mount --bind "$1" "$2" || exit 1; (cd "$2/deep" && exec sleep 600) & echo "cwd $!"; cd / && exec 3<"$2/deep/file" && flock -s 3 && echo ready && exec sleep 600', 'sh', cache, mnt]);
+    const child = await start('unshare', [
+      '-m',
+      'sh',
+      '-c',
+      'mount --bind "$1" "$2" || exit 1; (cd "$2/deep" && exec sleep 600) & echo "cwd $!"; cd / && exec 3<"$2/deep/file" && flock -s 3 && echo ready && exec sleep 600',
+      'sh',
+      cache,
+      mnt,
+    ]);
     const found = await holders(cache, BOTH);
     const cwdPid = /cwd (\d+)/.exec(printed.get(child) ?? '')?.[1];
-    expect(found.map((h) => h.detail).sort()).toEqual([
-      `pid ${child.pid} (sleep 600) has ${mnt}/deep/file open`,
-      `pid ${child.pid} (sleep 600) holds a shared flock on ${mnt}/deep/file`,
-      `pid ${cwdPid} (sleep 600) has its working directory in ${cache}`,
-    ].sort());
+    expect(found.map((h) => h.detail).sort()).toEqual(
+      [
+        `pid ${child.pid} (sleep 600) has ${mnt}/deep/file open`,
+        `pid ${child.pid} (sleep 600) holds a shared flock on ${mnt}/deep/file`,
+        `pid ${cwdPid} (sleep 600) has its working directory in ${cache}`,
+      ].sort(),
+    );
     expect(file).toBe(path.join(cache, 'deep', 'file'));
   });
 
@@ -285,7 +302,12 @@ describe('scale', () => {
     const map = await probe.holdersOf(caches);
     const ms = performance.now() - started;
     if (process.env.PCA_MEASURE === '1') console.log(`holdersOf(${caches.length} caches) over ${countProcesses()} processes: ${ms.toFixed(1)} ms`);
-    expect(map.get(cache)!.map((h) => h.pid).sort()).toEqual(users.map((u) => u.pid).sort());
+    expect(
+      map
+        .get(cache)!
+        .map((h) => h.pid)
+        .sort(),
+    ).toEqual(users.map((u) => u.pid).sort());
     expect(caches.slice(1).map((c) => map.get(c))).toEqual([[], [], []]);
   });
 });

@@ -83,7 +83,13 @@ describe('listCaches', () => {
     const file = path.join(tmp.path, 'file');
     await symlink(outside, link);
     await writeFile(file, '');
-    const { caches, problems } = await listCaches({ roots: [], singles: [{ name: 'l', path: link }, { name: 'f', path: file }] });
+    const { caches, problems } = await listCaches({
+      roots: [],
+      singles: [
+        { name: 'l', path: link },
+        { name: 'f', path: file },
+      ],
+    });
     expect(caches).toEqual([]);
     expect(problems).toEqual([
       { path: link, error: expect.stringMatching(/symlink/) },
@@ -168,16 +174,20 @@ describe('findCaches', () => {
   it('agrees with listCaches for arbitrary names', async () => {
     const { root } = await setup();
     await fc.assert(
-      fc.asyncProperty(fc.uniqueArray(fc.string({ unit: 'binary', minLength: 1, maxLength: 20 }), { maxLength: 8 }), fc.array(fc.string({ maxLength: 6 }), { maxLength: 4 }), async (present, absent) => {
-        const dir = path.join(root, `run-${Math.random().toString(36).slice(2)}`);
-        await mkdir(dir);
-        const stored = present.filter((n) => encodeCacheName(n) !== null);
-        for (const name of stored) await mkdir(path.join(dir, encodeCacheName(name)!));
-        const listed = await listCaches(sourcesOf(dir));
-        expect(names(listed.caches)).toEqual([...stored].sort());
-        const found = await findCaches(sourcesOf(dir), [...stored, ...absent.filter((n) => !stored.includes(n))]);
-        expect(names(found.caches)).toEqual([...stored].sort());
-      }),
+      fc.asyncProperty(
+        fc.uniqueArray(fc.string({ unit: 'binary', minLength: 1, maxLength: 20 }), { maxLength: 8 }),
+        fc.array(fc.string({ maxLength: 6 }), { maxLength: 4 }),
+        async (present, absent) => {
+          const dir = path.join(root, `run-${Math.random().toString(36).slice(2)}`);
+          await mkdir(dir);
+          const stored = present.filter((n) => encodeCacheName(n) !== null);
+          for (const name of stored) await mkdir(path.join(dir, encodeCacheName(name)!));
+          const listed = await listCaches(sourcesOf(dir));
+          expect(names(listed.caches)).toEqual([...stored].sort());
+          const found = await findCaches(sourcesOf(dir), [...stored, ...absent.filter((n) => !stored.includes(n))]);
+          expect(names(found.caches)).toEqual([...stored].sort());
+        },
+      ),
       { numRuns: 25 },
     );
   });

@@ -69,11 +69,24 @@ describe('what a cache directory must be (rules 2 and 3)', () => {
 });
 
 describe('roots and single caches never put a root in reach of a purge (rule 6)', () => {
-  const ok = (roots: string[], singles: [string, string][] = []) => () => assertSourcesSafe({ roots, singles: singles.map(([name, p]) => ({ name, path: p })) });
+  const ok =
+    (roots: string[], singles: [string, string][] = []) =>
+    () => {
+      assertSourcesSafe({ roots, singles: singles.map(([name, p]) => ({ name, path: p })) });
+    };
 
   it('accepts disjoint roots, and single caches beside or inside roots', () => {
     expect(ok(['/a', '/b', '/ab'])).not.toThrow();
-    expect(ok(['/caches'], [['x', '/elsewhere/x'], ['y', '/caches/sub/y'], ['z', '/caches-2']])).not.toThrow();
+    expect(
+      ok(
+        ['/caches'],
+        [
+          ['x', '/elsewhere/x'],
+          ['y', '/caches/sub/y'],
+          ['z', '/caches-2'],
+        ],
+      ),
+    ).not.toThrow();
   });
 
   it('refuses nested roots, a single cache at or above a root, and one inside a trash', () => {

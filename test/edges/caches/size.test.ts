@@ -47,7 +47,11 @@ describe('measureTree', () => {
     for (let i = 0; i < 50; i++) await mkdir(path.join(root, `d${i}`, 'sub'), { recursive: true });
     await symlink('loop', path.join(root, 'loop'));
     // Swap d0..d49 with the looping symlink, as fast as rename goes.
-    const swapper = spawn('perl', ['-e', 'chdir shift; while (1) { for my $i (0..49) { rename "d$i", "t"; rename "loop", "d$i"; rename "d$i", "loop"; rename "t", "d$i" } }', root], { stdio: 'ignore' });
+    const swapper = spawn(
+      'perl',
+      ['-e', 'chdir shift; while (1) { for my $i (0..49) { rename "d$i", "t"; rename "loop", "d$i"; rename "d$i", "loop"; rename "t", "d$i" } }', root],
+      { stdio: 'ignore' },
+    );
     let errors = 0;
     try {
       for (let round = 0; round < 30; round++) {

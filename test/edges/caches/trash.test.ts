@@ -4,7 +4,16 @@ import { chmod, chown, lstat, mkdir, readdir, rename, rm, symlink, writeFile } f
 import path from 'node:path';
 import { UnsafePathError } from '../../../src/errors.js';
 import { listCaches, type CacheDir } from '../../../src/edges/caches/inventory.js';
-import { CacheVanishedError, TRASH_DIR_NAME, TrashUnavailableError, emptyTrash, moveToTrash, trashDirFor, trashDirsFor, trashEntries } from '../../../src/edges/caches/trash.js';
+import {
+  CacheVanishedError,
+  TRASH_DIR_NAME,
+  TrashUnavailableError,
+  emptyTrash,
+  moveToTrash,
+  trashDirFor,
+  trashDirsFor,
+  trashEntries,
+} from '../../../src/edges/caches/trash.js';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.js';
 import { hashTree, makeSentinel, mountTmpfs, unmountAll } from './support.js';
 

@@ -45,7 +45,9 @@ describe('Hawk signing against serve', () => {
 
   it('signs with Hawk sha256 and puts {"certificate": <object>} in the ext; registers the secrets for scrubbing', async () => {
     const temp = createTemporaryCredentials({ credentials: WORKER, scopes: [], start: Date.now(), expiry: Date.now() + 60_000 });
-    const recorder = await listen((_req, res) => json(res, 200, { alive: true, uptime: 0 }));
+    const recorder = await listen((_req, res) => {
+      json(res, 200, { alive: true, uptime: 0 });
+    });
     try {
       await new PurgeCacheClient({ rootUrl: recorder.url, credentials: temp }).ping();
       const header = String(recorder.seen[0]!.headers.authorization);

@@ -26,7 +26,9 @@ describe('purgeRequests validation', () => {
       ],
       extraTopLevel: true,
     };
-    const s = await serve((_req, res) => json(res, 200, body, { date: 'Wed, 01 May 2024 12:00:05 GMT' }));
+    const s = await serve((_req, res) => {
+      json(res, 200, body, { date: 'Wed, 01 May 2024 12:00:05 GMT' });
+    });
     const log = captureLogger();
     const result = await new PurgeCacheClient({ rootUrl: s.url, logger: log.logger }).purgeRequests(POOL);
     expect(result.requests).toEqual([entry('good-1'), entry('good-2', { before: '2024-05-01T14:00:00+02:00' })]);
@@ -48,7 +50,9 @@ describe('purgeRequests validation', () => {
 
   it('fails the call when the envelope is wrong', async () => {
     for (const body of [[], { requests: 'x' }, { request: [] }, null, 'text', 7]) {
-      const s = await serve((_req, res) => json(res, 200, body));
+      const s = await serve((_req, res) => {
+        json(res, 200, body);
+      });
       const err = await caught(new PurgeCacheClient({ rootUrl: s.url }).purgeRequests(POOL));
       expect(err).toBeInstanceOf(UpstreamResponseError);
       expect(err.message).toContain('is not an object with a "requests" array');
@@ -68,7 +72,9 @@ describe('purgeRequests validation', () => {
 
   it('logs the first 100 bad entries one by one, then one summary line', async () => {
     const requests = Array.from({ length: 250 }, (_, i) => entry(`c${i}`, { before: 'never' }));
-    const s = await serve((_req, res) => json(res, 200, { requests }));
+    const s = await serve((_req, res) => {
+      json(res, 200, { requests });
+    });
     const log = captureLogger();
     const result = await new PurgeCacheClient({ rootUrl: s.url, logger: log.logger }).purgeRequests(POOL);
     expect(result.invalid).toHaveLength(250);
@@ -136,7 +142,9 @@ describe('bounded answers', () => {
         }
         res.write(body[i++]);
       }, 1000);
-      res.on('close', () => clearInterval(timer));
+      res.on('close', () => {
+        clearInterval(timer);
+      });
     });
     const client = new PurgeCacheClient({ rootUrl: s.url, timeoutMs: 1500, maxRetries: 0 });
     const err = await caught(client.purgeRequests(POOL));
@@ -145,7 +153,9 @@ describe('bounded answers', () => {
   });
 
   it('does not follow a redirect, and says to check --root-url', async () => {
-    const elsewhere = await serve((_req, res) => json(res, 200, { requests: [] }));
+    const elsewhere = await serve((_req, res) => {
+      json(res, 200, { requests: [] });
+    });
     const s = await serve((_req, res) => {
       res.writeHead(301, { location: `${elsewhere.url.replace('http://', 'http://user:pw@')}/api/purge-cache/v1/purge-cache/prov/wt` });
       res.end();
@@ -186,7 +196,9 @@ describe('allPurgeRequests paging', () => {
   });
 
   it('stops a service that pages in a loop', async () => {
-    const s = await serve((_req, res) => json(res, 200, { requests: [entry('a')], continuationToken: 'again' }));
+    const s = await serve((_req, res) => {
+      json(res, 200, { requests: [entry('a')], continuationToken: 'again' });
+    });
     const err = await caught(new PurgeCacheClient({ rootUrl: s.url }).allPurgeRequests());
     expect(err).toBeInstanceOf(UpstreamResponseError);
     expect(err.message).toContain('repeated a continuation token');
@@ -202,7 +214,9 @@ describe('allPurgeRequests paging', () => {
 
 describe('ping', () => {
   it('validates the answer', async () => {
-    const s = await serve((_req, res) => json(res, 200, { alive: 'yes' }));
+    const s = await serve((_req, res) => {
+      json(res, 200, { alive: 'yes' });
+    });
     await expect(new PurgeCacheClient({ rootUrl: s.url }).ping()).rejects.toBeInstanceOf(UpstreamResponseError);
   });
 });

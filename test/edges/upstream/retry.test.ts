@@ -32,9 +32,9 @@ describe('backoff policy', () => {
 
 describe('retries', () => {
   it('retries a 500 and then succeeds, with growing delays', async () => {
-    const s = await serve((_req, res, n) =>
-      n <= 2 ? json(res, 500, { code: 'InternalServerError', message: 'boom' }) : json(res, 200, { requests: [entry('c')] }),
-    );
+    const s = await serve((_req, res, n) => {
+      n <= 2 ? json(res, 500, { code: 'InternalServerError', message: 'boom' }) : json(res, 200, { requests: [entry('c')] });
+    });
     const { sleep, delays } = recordingSleep();
     const log = captureLogger();
     const client = new PurgeCacheClient({ rootUrl: s.url, sleep, random: () => 0.5, baseDelayMs: 10, logger: log.logger });
@@ -46,7 +46,9 @@ describe('retries', () => {
   });
 
   it('gives up after maxRetries with the service code and the number of attempts', async () => {
-    const s = await serve((_req, res) => json(res, 503, { code: 'ServiceUnavailable', message: 'down for maintenance' }));
+    const s = await serve((_req, res) => {
+      json(res, 503, { code: 'ServiceUnavailable', message: 'down for maintenance' });
+    });
     const { sleep, delays } = recordingSleep();
     const err = (await caught(new PurgeCacheClient({ rootUrl: s.url, sleep }).purgeRequests(POOL))) as UpstreamHttpError;
     expect(err).toBeInstanceOf(UpstreamHttpError);
@@ -60,7 +62,9 @@ describe('retries', () => {
   });
 
   it('does not retry a 403', async () => {
-    const s = await serve((_req, res) => json(res, 403, { code: 'InsufficientScopes', message: 'missing purge-cache:purge-requests::prov/wt' }));
+    const s = await serve((_req, res) => {
+      json(res, 403, { code: 'InsufficientScopes', message: 'missing purge-cache:purge-requests::prov/wt' });
+    });
     const { sleep, delays } = recordingSleep();
     const err = (await caught(new PurgeCacheClient({ rootUrl: s.url, sleep }).purgeRequests(POOL))) as UpstreamHttpError;
     expect(err.status).toBe(403);
@@ -69,13 +73,13 @@ describe('retries', () => {
   });
 
   it('honours Retry-After on 429, within the same retries', async () => {
-    const s = await serve((_req, res, n) =>
+    const s = await serve((_req, res, n) => {
       n === 1
         ? json(res, 429, { code: 'TooManyRequests', message: 'slow down' }, { 'retry-after': '2' })
         : n === 2
           ? json(res, 429, {}, { 'retry-after': new Date(Date.now() + 20_000).toUTCString() })
-          : json(res, 200, { alive: true, uptime: 3 }),
-    );
+          : json(res, 200, { alive: true, uptime: 3 });
+    });
     const { sleep, delays } = recordingSleep();
     const client = new PurgeCacheClient({ rootUrl: s.url, sleep, baseDelayMs: 1 });
     expect(await client.ping()).toEqual({ alive: true, uptime: 3 });
@@ -87,7 +91,9 @@ describe('retries', () => {
   });
 
   it('does not wait longer than 30 s for a 429; it fails and says when to come back', async () => {
-    const s = await serve((_req, res) => json(res, 429, { code: 'TooManyRequests', message: 'later' }, { 'retry-after': '3600' }));
+    const s = await serve((_req, res) => {
+      json(res, 429, { code: 'TooManyRequests', message: 'later' }, { 'retry-after': '3600' });
+    });
     const { sleep, delays } = recordingSleep();
     const err = (await caught(new PurgeCacheClient({ rootUrl: s.url, sleep }).ping())) as UpstreamHttpError;
     expect(err.status).toBe(429);
@@ -134,7 +140,10 @@ describe('retries', () => {
     const s = await serve((req, res, n) => {
       req.resume();
       req.on('end', () => {
-        if (n === 1) return json(res, 502, {});
+        if (n === 1) {
+          json(res, 502, {});
+          return;
+        }
         res.writeHead(204);
         res.end();
       });

@@ -27,7 +27,9 @@ export async function listen(handler: (req: IncomingMessage, res: ServerResponse
     seen,
     close: () =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        server.close(() => {
+          resolve();
+        });
         server.closeAllConnections();
       }),
   };

@@ -12,12 +12,15 @@ afterEach(async () => {
 
 async function echoServer(): Promise<TestServer> {
   const s = await listen((req, res) => {
-    if (req.url?.includes('/ping')) return json(res, 200, { alive: true, uptime: 1 });
+    if (req.url?.includes('/ping')) {
+      json(res, 200, { alive: true, uptime: 1 });
+      return;
+    }
     if (req.method === 'POST') {
       res.writeHead(204);
       return res.end();
     }
-    return json(res, 200, { requests: [] });
+    json(res, 200, { requests: [] });
   });
   servers.push(s);
   return s;
@@ -47,9 +50,7 @@ describe('URLs', () => {
 
   it('puts the pool id in the path with a literal slash and `since` as ISO 8601 with milliseconds', () => {
     expect(purgeRequestsPath(POOL)).toBe('/purge-cache/prov/wt');
-    expect(purgeRequestsPath(POOL, new Date(Date.UTC(2024, 4, 1, 12, 0, 0, 7)))).toBe(
-      '/purge-cache/prov/wt?since=2024-05-01T12%3A00%3A00.007Z',
-    );
+    expect(purgeRequestsPath(POOL, new Date(Date.UTC(2024, 4, 1, 12, 0, 0, 7)))).toBe('/purge-cache/prov/wt?since=2024-05-01T12%3A00%3A00.007Z');
     expect(listPath()).toBe('/purge-cache/list');
     expect(listPath('tok/en+', 10)).toBe('/purge-cache/list?continuationToken=tok%2Fen%2B&limit=10');
   });
