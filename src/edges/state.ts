@@ -27,8 +27,8 @@ const pendingSchema = z.object({
   beforeMs: z.number(),
   reason: z.enum(['in-use', 'failed']),
   since: z.number(),
-  lastError: z.optional(z.string()),
-  location: z.optional(z.string()),
+  lastError: z.exactOptional(z.string()),
+  location: z.exactOptional(z.string()),
 });
 
 const leaseSchema = z.object({
@@ -105,7 +105,6 @@ export class StateStore {
   private constructor(
     readonly dir: string,
     private lockHandle: FileHandle | null,
-    private readonly logger: Logger,
     public state: AgentState,
   ) {}
 
@@ -120,7 +119,7 @@ export class StateStore {
     try {
       await removeStaleTemporaries(dir);
       const state = await loadState(dir, options.logger);
-      return new StateStore(dir, handle, options.logger, state);
+      return new StateStore(dir, handle, state);
     } catch (err) {
       await handle.close();
       throw err;

@@ -22,15 +22,7 @@ import { leaseHolders } from '../core/leases.js';
 import { applyPurges } from './purge.js';
 import { createdAt } from '../core/rule.js';
 import type { Candidate } from '../core/judge.js';
-import {
-  planEviction,
-  minFreeCrossed,
-  type EvictableCache,
-  type EvictionLimits,
-  type FilesystemUsage,
-  type EvictionReason,
-  type EvictedEntry,
-} from '../core/eviction-plan.js';
+import { planEviction, minFreeCrossed, type EvictableCache, type EvictionLimits, type FilesystemUsage, type EvictedEntry } from '../core/eviction-plan.js';
 export type { EvictedEntry };
 import type { AgentState } from '../edges/state.js';
 

@@ -15,13 +15,13 @@ import { RequestStore } from './store.js';
 
 export interface ServiceOptions {
   /** Default 127.0.0.1. */
-  host?: string;
+  host?: string | undefined;
   /** Default 0: an ephemeral port. */
-  port?: number;
+  port?: number | undefined;
   /** Persist requests here (JSON, written atomically, mode 0600); default in memory. */
-  dataFile?: string;
+  dataFile?: string | undefined;
   /** Verify Hawk and enforce scopes; without it access is open. */
-  clients?: Clients;
+  clients?: Clients | undefined;
   logger?: Logger;
   clock?: Clock;
   /** Requests expire this long after their latest POST. Default 24 h. */

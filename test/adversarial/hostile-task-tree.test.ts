@@ -6,7 +6,7 @@
  * `once` exits non-zero whenever the trash was not emptied.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { chown, mkdir, readdir, readFile, rm, symlink } from 'node:fs/promises';
+import { chown, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { logLines, runCli, startCli, finished } from '../helpers/cli.js';

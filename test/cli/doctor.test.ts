@@ -172,7 +172,7 @@ describe('broken configurations: each failing line says the fix, exit 1', () => 
   it("a clock an hour off the service's", async () => {
     // The service's answers, with a Date header an hour ahead.
     const skewed: HttpServer = createHttpServer((req, res) => {
-      fetch(`${fx.service.url}${req.url}`, { method: req.method })
+      fetch(`${fx.service.url}${req.url}`, { method: req.method ?? 'GET' })
         .then(async (upstream) => {
           res.writeHead(upstream.status, { 'content-type': 'application/json', date: new Date(Date.now() + 3_600_000).toUTCString() });
           res.end(await upstream.text());

@@ -35,7 +35,7 @@ export async function call(
       ...(opts.sign.timestamp !== undefined ? { timestamp: opts.sign.timestamp } : {}),
     }).header;
   }
-  const res = await request(url, { method, headers, body: opts.body });
+  const res = await request(url, { method, headers, ...(opts.body !== undefined ? { body: opts.body } : {}) });
   const text = await res.body.text();
   let json: unknown;
   try {

@@ -5,9 +5,9 @@ import type { Clock } from './token-bucket.js';
 
 export interface DeleteOptions {
   /** Worker threads making filesystem calls (default 4). */
-  concurrency?: number;
+  concurrency?: number | undefined;
   /** Files (and directories) removed per second; 0 or absent = unlimited. */
-  rateLimit?: number;
+  rateLimit?: number | undefined;
   signal?: AbortSignal;
   logger?: Logger;
   /** lstat each file to count the bytes freed (one extra call per file). Default true. */

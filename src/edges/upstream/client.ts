@@ -19,19 +19,19 @@ export type { Credentials };
 
 export interface UpstreamOptions {
   /** Required unless proxyUrl is given. */
-  rootUrl?: string;
+  rootUrl?: string | undefined;
   /** TASKCLUSTER_PROXY_URL: requests go to <proxyUrl>/api/purge-cache/v1/… unsigned; the proxy signs them. */
-  proxyUrl?: string;
+  proxyUrl?: string | undefined;
   /** None: anonymous, no Authorization header. */
-  credentials?: Credentials;
+  credentials?: Credentials | undefined;
   /** Deadline for one attempt, body included. Default 30 s. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** Retries after the first attempt. Default 5. */
-  maxRetries?: number;
+  maxRetries?: number | undefined;
   /** Backoff base: base × 2^retry ±25 %, at most 30 s. Default 100 ms. */
-  baseDelayMs?: number;
+  baseDelayMs?: number | undefined;
   /** Larger successful answers fail instead of being buffered. Default 32 MiB. */
-  maxResponseBytes?: number;
+  maxResponseBytes?: number | undefined;
   logger?: Logger;
   random?: () => number;
   sleep?: (ms: number) => Promise<void>;

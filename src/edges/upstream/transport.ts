@@ -22,7 +22,7 @@ export interface Outgoing {
   method: 'GET' | 'POST';
   url: string;
   headers: Record<string, string>;
-  body?: string;
+  body?: string | undefined;
 }
 
 export interface RawResponse {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { lstat, mkdir, rename, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ConfigError, UnsafePathError } from '../../../src/errors.js';
+import { ConfigError } from '../../../src/errors.js';
 import { assertSourcesSafe, cacheDirProblem, resolveRoot, resolveSinglePath } from '../../../src/edges/caches/safety.js';
 import { TRASH_DIR_NAME } from '../../../src/core/names.js';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.js';

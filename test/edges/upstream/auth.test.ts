@@ -141,7 +141,7 @@ describe('proxy mode', () => {
       request(target, {
         method: req.method as 'GET' | 'POST',
         headers: { authorization: header, 'content-type': req.headers['content-type'] ?? 'application/json' },
-        body: req.method === 'POST' ? req : undefined,
+        ...(req.method === 'POST' ? { body: req } : {}),
       }).then(
         async (upstream) => {
           res.writeHead(upstream.statusCode, { 'content-type': String(upstream.headers['content-type'] ?? 'application/json') });

@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { UpstreamHttpError, UpstreamNetworkError, UpstreamResponseError } from '../../../src/errors.js';
 import { PurgeCacheClient } from '../../../src/edges/upstream/index.js';
-import { captureLogger, entry, json, listen, POOL, recordingSleep, serve, closeServers, caught } from './servers.js';
+import { captureLogger, entry, json, POOL, recordingSleep, serve, closeServers, caught } from './servers.js';
 
 afterEach(closeServers);
 
