@@ -187,3 +187,111 @@ export function errnoCode(err: unknown): string | undefined {
   }
   return undefined;
 }
+
+export class ClaimTimeoutError extends AgentError {
+  readonly code = 'PCA_CLAIM_TIMEOUT';
+}
+
+/** Deletion cannot start at all (no /proc). */
+export class DeleteUnavailableError extends AgentError {
+  readonly code = 'PCA_DELETE_UNAVAILABLE';
+}
+
+/** The trash directory cannot be used (not the agent's own 0700 directory, a symlink, another filesystem). */
+export class TrashUnavailableError extends AgentError {
+  readonly code = 'PCA_TRASH_UNAVAILABLE';
+}
+
+/** The child failed to run or to report. */
+export class TrashWorkerError extends AgentError {
+  readonly code = 'PCA_TRASH_WORKER';
+}
+
+/** The cache was gone (removed by someone else) when we came to purge it. */
+export class CacheVanishedError extends AgentError {
+  readonly code = 'PCA_CACHE_VANISHED';
+}
+
+/** The local API could not start for a reason of the machine (a refused permission, a full disk), not of a setting. */
+export class ApiStartError extends AgentError {
+  readonly code = 'PCA_API_START';
+  constructor(
+    readonly socketPath: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `cannot start the local API at ${socketPath}: ${reason}. Check that the agent's user may create the socket there (its directory's owner and mode), or set --api-socket elsewhere`,
+      options,
+    );
+  }
+}
+
+/** Another process answers on the API socket: most likely another agent with the same runtime directory. */
+export class ApiSocketInUseError extends AgentError {
+  readonly code = 'PCA_API_SOCKET_IN_USE';
+}
+
+/** The agent answered with an error (`code` and `message` from its body). */
+export class ApiRequestError extends AgentError {
+  readonly code = 'PCA_API_REQUEST';
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly apiCode: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Why a place did not answer: no socket, nothing listening, or something else (permissions, ...). */
+export interface Attempt {
+  where: string;
+  reason: string;
+  /** True when nothing can be running there (no socket file, or a stale one). */
+  absent: boolean;
+}
+
+/** No agent answered anywhere the client looked; `attempts` says where and why. */
+export class NoAgentError extends AgentUnreachableError {
+  constructor(readonly attempts: Attempt[]) {
+    super(
+      `no purge-cache-agent answered; looked at ${attempts.map((a) => `${a.where} (${a.reason})`).join(', ')}. ` +
+        'Start one with `purge-cache-agent run`, or point --api-socket (or --api with --api-token-file) at it',
+    );
+  }
+}
+
+/** The `serve` data file could not be read, parsed or written. */
+export class ServiceDataError extends AgentError {
+  readonly code = 'PCA_SERVICE_DATA';
+  constructor(
+    message: string,
+    readonly path: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/**
+ * An HTTP error answer of the local API or of `serve`: a status and a JSON
+ * `{code, message}` body. Request handlers throw it and the server writes it;
+ * it never leaves the process, so `code` is the answer's own (the local API's
+ * or Taskcluster's), not one of the PCA_ codes above.
+ */
+export class HttpAnswerError extends AgentError {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+/** `serve` could not accept a request's Hawk credentials or certificate; answered as 401 AuthenticationFailed. */
+export class ServiceAuthError extends AgentError {
+  readonly code = 'PCA_SERVICE_AUTH';
+}

@@ -67,4 +67,21 @@ describe('the layers of src/', () => {
     }
     expect(wrong).toEqual([]);
   });
+
+  it('declare every error class in src/errors.ts, each derived from AgentError with a code of its own', async () => {
+    const elsewhere: string[] = [];
+    for (const file of await sources(SRC)) {
+      if (file === path.join(SRC, 'errors.ts')) continue;
+      const text = await readFile(file, 'utf8');
+      for (const [name] of text.matchAll(/class \w+ extends \w*Error\b/g)) elsewhere.push(`${path.relative(SRC, file)}: ${name}`);
+    }
+    expect(elsewhere).toEqual([]);
+    const errors = await readFile(path.join(SRC, 'errors.ts'), 'utf8');
+    const bases = [...errors.matchAll(/export (?:abstract )?class (\w+) extends (\w+)/g)].filter(([, name]) => name !== 'AgentError');
+    expect(bases.length).toBeGreaterThan(20);
+    const known = new Set(['AgentError', ...bases.map(([, name]) => name)]);
+    expect(bases.filter(([, , base]) => !known.has(base!))).toEqual([]);
+    const codes = [...errors.matchAll(/readonly code = '(PCA_\w+)'/g)].map(([, code]) => code);
+    expect(new Set(codes).size).toBe(codes.length);
+  });
 });

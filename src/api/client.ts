@@ -6,41 +6,11 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Settings } from '../config/index.js';
-import { AgentError, AgentUnreachableError, errnoCode, errorMessage } from '../errors.js';
+import { errnoCode, errorMessage, ApiRequestError, type Attempt, NoAgentError } from '../errors.js';
 import { clientSocketCandidates, loadApiToken } from './config.js';
 import type { TaskView } from './tasks.js';
 
 export type Endpoint = { kind: 'socket'; socketPath: string } | { kind: 'tcp'; url: string; token?: string };
-
-/** The agent answered with an error (`code` and `message` from its body). */
-export class ApiRequestError extends AgentError {
-  readonly code = 'PCA_API_REQUEST';
-  constructor(
-    message: string,
-    readonly status: number,
-    readonly apiCode: string,
-  ) {
-    super(message);
-  }
-}
-
-/** Why a place did not answer: no socket, nothing listening, or something else (permissions, ...). */
-export interface Attempt {
-  where: string;
-  reason: string;
-  /** True when nothing can be running there (no socket file, or a stale one). */
-  absent: boolean;
-}
-
-/** No agent answered anywhere the client looked; `attempts` says where and why. */
-export class NoAgentError extends AgentUnreachableError {
-  constructor(readonly attempts: Attempt[]) {
-    super(
-      `no purge-cache-agent answered; looked at ${attempts.map((a) => `${a.where} (${a.reason})`).join(', ')}. ` +
-        'Start one with `purge-cache-agent run`, or point --api-socket (or --api with --api-token-file) at it',
-    );
-  }
-}
 
 export interface LeaseView {
   cacheName: string;

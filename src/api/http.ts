@@ -5,22 +5,10 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { z, Issue } from '../validation.js';
+import { HttpAnswerError } from '../errors.js';
 
-/** An error answer. Every error the API gives is JSON `{"code","message"}` with one of these statuses. */
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-    this.name = 'ApiError';
-  }
-}
-
-export const badRequest = (message: string) => new ApiError(400, 'InvalidRequestArguments', message);
-export const notFound = (message: string) => new ApiError(404, 'ResourceNotFound', message);
+export const badRequest = (message: string) => new HttpAnswerError(400, 'InvalidRequestArguments', message);
+export const notFound = (message: string) => new HttpAnswerError(404, 'ResourceNotFound', message);
 
 /** Bodies above this are refused with 413: nothing the API takes comes near it. */
 export const BODY_LIMIT = 64 * 1024;
@@ -51,7 +39,7 @@ export function sendNoContent(res: ServerResponse): void {
   res.end();
 }
 
-export function sendError(res: ServerResponse, err: ApiError): void {
+export function sendError(res: ServerResponse, err: HttpAnswerError): void {
   sendJson(res, err.status, { code: err.code, message: err.message }, err.headers);
 }
 
@@ -62,7 +50,7 @@ export function sendError(res: ServerResponse, err: ApiError): void {
  * bounds how long a client may keep sending.
  */
 export function readBody(req: IncomingMessage, limit = BODY_LIMIT): Promise<string> {
-  const tooLarge = new ApiError(413, 'PayloadTooLarge', `the request body exceeds ${limit} bytes`);
+  const tooLarge = new HttpAnswerError(413, 'PayloadTooLarge', `the request body exceeds ${limit} bytes`);
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
     req.resume();
@@ -89,11 +77,11 @@ export function parseBody<S extends z.ZodMiniType>(text: string, schema: S): z.i
     try {
       value = JSON.parse(text);
     } catch (err) {
-      throw new ApiError(400, 'MalformedPayload', `the request body is not valid JSON: ${(err as Error).message}`);
+      throw new HttpAnswerError(400, 'MalformedPayload', `the request body is not valid JSON: ${(err as Error).message}`);
     }
   }
   const parsed = schema.safeParse(value);
-  if (!parsed.success) throw new ApiError(400, 'InputValidationError', `invalid request body: ${describeIssues(parsed.error)}`);
+  if (!parsed.success) throw new HttpAnswerError(400, 'InputValidationError', `invalid request body: ${describeIssues(parsed.error)}`);
   return parsed.data;
 }
 

@@ -1,5 +1,5 @@
 /** The local control API: server (run), client (status, sync, purge, lease, exec). */
-export { startApi, ApiSocketInUseError, type ApiOptions, type RunningApi } from './server.js';
+export { startApi, type ApiOptions, type RunningApi } from './server.js';
 export { resolveApiServerConfig, serverSocketPath, clientSocketCandidates, loadApiToken, isLoopback, type ApiServerConfig } from './config.js';
-export { ApiClient, ApiRequestError, NoAgentError, connectToAgent, encodeSegment, type Endpoint, type LeaseView } from './client.js';
+export { ApiClient, connectToAgent, encodeSegment, type Endpoint, type LeaseView } from './client.js';
 export { TaskStore, type Task, type TaskView } from './tasks.js';

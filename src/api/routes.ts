@@ -1,7 +1,7 @@
 /**
  * The local API's routes. Each handler gets decoded path parameters, the
  * query and (for routes that take one) the parsed body; it answers or throws
- * an ApiError. See the README's "Local API" section for the contract.
+ * an HttpAnswerError. See the README's "Local API" section for the contract.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from '../validation.js';
@@ -14,14 +14,14 @@ import { recordViews } from '../core/contract.js';
 import { locationIds } from '../engine/cycle.js';
 import { SETTINGS } from '../config/index.js';
 import { liveLeases, validateOwner, validateTtl } from '../core/leases.js';
-import { errorMessage } from '../errors.js';
+import { errorMessage, HttpAnswerError } from '../errors.js';
 import { VERSION } from '../version.js';
 import type { TrashBacklog } from './backlog.js';
 import type { Metrics } from './metrics.js';
 import { readiness } from './readiness.js';
 import { measureTrees } from '../edges/caches/size.js';
 import { MAX_WAIT_SECONDS, type Task, type TaskStore } from './tasks.js';
-import { ApiError, badRequest, notFound, parseBody, parseQuery, readBody, sendJson, sendNoContent, sendText } from './http.js';
+import { badRequest, notFound, parseBody, parseQuery, readBody, sendJson, sendNoContent, sendText } from './http.js';
 
 export interface ApiContext {
   agent: Agent;
@@ -249,7 +249,7 @@ const deleteCache: Handler = async (r) => {
   await body(r, noBody);
   const { agent } = r.ctx;
   const matching = (await findCaches(agent.sources, [name])).caches.filter((c) => c.name === name);
-  if (matching.length === 0) throw new ApiError(404, 'ResourceNotFound', `no cache named ${JSON.stringify(name)} on this worker`);
+  if (matching.length === 0) throw new HttpAnswerError(404, 'ResourceNotFound', `no cache named ${JSON.stringify(name)} on this worker`);
   if (dryRun) {
     sendJson(r.res, 200, { name, task_id: null, paths: matching.map((c) => c.path).sort() });
     return;
@@ -308,7 +308,7 @@ const putLease: Handler = async (r) => {
   const { ttlSeconds = DEFAULT_LEASE_TTL_SECONDS } = await body(r, z.strictObject({ ttlSeconds: z.optional(z.number()) }));
   const ttlMs = Math.round(ttlSeconds * 1000);
   const problem = validateTtl(ttlMs);
-  if (problem) throw new ApiError(400, 'InputValidationError', `invalid ttlSeconds ${ttlSeconds}: ${problem}`);
+  if (problem) throw new HttpAnswerError(400, 'InputValidationError', `invalid ttlSeconds ${ttlSeconds}: ${problem}`);
   const lease = await r.ctx.agent.acquireLease(cacheName, owner, ttlMs);
   sendJson(r.res, 200, leaseView(lease));
 };
@@ -318,7 +318,7 @@ const deleteLease: Handler = async (r) => {
   const { cacheName, owner } = leaseParams(r);
   await body(r, noBody);
   const released = await r.ctx.agent.releaseLease(cacheName, owner);
-  if (!released) throw new ApiError(404, 'ResourceNotFound', `${JSON.stringify(owner)} holds no live lease on ${JSON.stringify(cacheName)}`);
+  if (!released) throw new HttpAnswerError(404, 'ResourceNotFound', `${JSON.stringify(owner)} holds no live lease on ${JSON.stringify(cacheName)}`);
   sendNoContent(r.res);
 };
 
@@ -352,7 +352,7 @@ export function match(method: string, segments: string[]): { handler: Handler; p
     const handler = route.methods[lookup as keyof Route['methods']];
     if (handler) return { handler, params };
     const allow = Object.keys(route.methods).flatMap((m) => (m === 'GET' ? ['GET', 'HEAD'] : [m]));
-    throw new ApiError(405, 'MethodNotAllowed', `${method} is not allowed here; allowed: ${allow.join(', ')}`, { allow: allow.join(', ') });
+    throw new HttpAnswerError(405, 'MethodNotAllowed', `${method} is not allowed here; allowed: ${allow.join(', ')}`, { allow: allow.join(', ') });
   }
   throw notFound(`no such route: ${segments.length === 0 ? '/' : `/${segments.map(encodeURIComponent).join('/')}`}; see the README's "Local API" section`);
 }

@@ -11,23 +11,28 @@ import { connect, type AddressInfo } from 'node:net';
 import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Agent } from '../engine/agent.js';
-import { AgentError, ConfigError, LeaseLimitError, PortInUseError, errnoCode, errorMessage } from '../errors.js';
+import {
+  AgentError,
+  ApiSocketInUseError,
+  ApiStartError,
+  ConfigError,
+  LeaseLimitError,
+  PortInUseError,
+  errnoCode,
+  errorMessage,
+  HttpAnswerError,
+} from '../errors.js';
 import type { Logger } from '../log.js';
 import { scrub } from '../secrets.js';
 import type { ApiServerConfig } from './config.js';
 import { TokenCheck } from './auth.js';
 import { TrashBacklog } from './backlog.js';
 import { limitConnections, TCP_CONNECTION_LIMITS } from './connections.js';
-import { ApiError, sendError, splitTarget } from './http.js';
+import { sendError, splitTarget } from './http.js';
 import { createMetrics } from './metrics.js';
 import { scheduleInterval } from './readiness.js';
 import { match, OperationTasks, type ApiContext } from './routes.js';
 import { TaskStore, type TaskStoreOptions } from './tasks.js';
-
-/** Another process answers on the API socket: most likely another agent with the same runtime directory. */
-export class ApiSocketInUseError extends AgentError {
-  readonly code = 'PCA_API_SOCKET_IN_USE';
-}
 
 export interface ApiOptions extends ApiServerConfig {
   logger: Logger;
@@ -132,7 +137,14 @@ export async function startApi(agent: Agent, options: ApiOptions): Promise<Runni
       throw new PortInUseError('--listen', options.listen.host, options.listen.port);
     }
     if (err instanceof AgentError) throw err;
-    throw new ConfigError(`cannot start the local API: ${errorMessage(err)}`, 'apiSocket');
+    // Only a setting the operator can fix is a configuration error (exit 2); a refused permission or a full disk
+    // is the machine's state, reported as a failure to start (exit 1) that names the path.
+    const code = errnoCode(err);
+    const setting = options.listen && code === 'EADDRNOTAVAIL' ? 'listen' : 'apiSocket';
+    if (code === 'EADDRNOTAVAIL' || code === 'ENAMETOOLONG' || code === 'EINVAL') {
+      throw new ConfigError(`cannot start the local API: ${errorMessage(err)}; check --${setting === 'listen' ? 'listen' : 'api-socket'}`, setting);
+    }
+    throw new ApiStartError(options.socketPath, errorMessage(err), { cause: err });
   }
 }
 
@@ -250,7 +262,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: ApiContext
     where = rawPath;
     if (auth !== null && segments[0] === 'v1') {
       if (auth === 'no-token') {
-        throw new ApiError(
+        throw new HttpAnswerError(
           401,
           'AuthenticationFailed',
           'the /v1 routes are not available over TCP: no API token is configured (--api-token-file); use the unix socket',
@@ -258,7 +270,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: ApiContext
         );
       }
       if (!auth.accepts(req.headers.authorization)) {
-        throw new ApiError(401, 'AuthenticationFailed', 'missing or wrong API token: send "Authorization: Bearer <token>"', {
+        throw new HttpAnswerError(401, 'AuthenticationFailed', 'missing or wrong API token: send "Authorization: Bearer <token>"', {
           'www-authenticate': 'Bearer realm="purge-cache-agent"',
         });
       }
@@ -267,15 +279,15 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: ApiContext
     await handler({ req, res, params, query, ctx, signal: controller.signal });
     logger.debug({ method, path: rawPath, status: res.statusCode }, 'local API request');
   } catch (err) {
-    let apiError: ApiError;
-    if (err instanceof ApiError) {
+    let apiError: HttpAnswerError;
+    if (err instanceof HttpAnswerError) {
       apiError = err;
     } else if (err instanceof LeaseLimitError) {
       // 409, not 429: what stands in the way is the leases held now, not the rate of calls; it clears when leases go.
-      apiError = new ApiError(409, 'LeaseLimitReached', err.message);
+      apiError = new HttpAnswerError(409, 'LeaseLimitReached', err.message);
     } else {
       logger.error({ err: errorMessage(err), method, path: where }, 'local API: internal error');
-      apiError = new ApiError(500, 'InternalServerError', `the agent failed to handle the request: ${scrub(errorMessage(err))}`);
+      apiError = new HttpAnswerError(500, 'InternalServerError', `the agent failed to handle the request: ${scrub(errorMessage(err))}`);
     }
     if (res.headersSent) {
       res.destroy();

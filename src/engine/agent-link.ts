@@ -6,9 +6,9 @@
  */
 import type { Settings } from '../config/index.js';
 import type { Logger } from '../log.js';
-import { AgentUnreachableError, StateLockedError } from '../errors.js';
+import { AgentUnreachableError, StateLockedError, NoAgentError } from '../errors.js';
 import { StateStore } from '../edges/state.js';
-import { connectToAgent, NoAgentError, type ApiClient } from '../api/client.js';
+import { connectToAgent, type ApiClient } from '../api/client.js';
 import { resolveSources } from '../edges/caches/inventory.js';
 import { createUsageProbe } from '../edges/caches/inuse.js';
 import { newObservations, type LocalContext } from './cycle.js';

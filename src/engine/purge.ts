@@ -18,10 +18,10 @@
  */
 import type { Logger } from '../log.js';
 import type { Candidate, Outcome } from '../core/judge.js';
-import { moveToTrash, CacheVanishedError, TrashHandles } from '../edges/caches/trash.js';
+import { moveToTrash, TrashHandles } from '../edges/caches/trash.js';
 import { tryLockManyForRename, type DirLock } from '../edges/caches/inuse.js';
 import { mapLimit } from '../edges/caches/concurrency.js';
-import { FlockUnavailableError, UnsafePathError, errnoCode, errorMessage } from '../errors.js';
+import { FlockUnavailableError, UnsafePathError, errnoCode, errorMessage, CacheVanishedError } from '../errors.js';
 import { faultPoint } from '../fault.js';
 
 /** Renames in flight at once: each is one quick syscall on the thread pool. */

@@ -7,9 +7,10 @@
 import type { IncomingMessage } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import hawk from 'hawk';
-import { ApiError } from './http.js';
+
 import { isValidScope, satisfiesAll } from './scopes.js';
 import { certificateSignature, MAX_CERTIFICATE_LIFETIME_MS, temporaryAccessToken } from './tempcreds.js';
+import { HttpAnswerError, ServiceAuthError } from '../errors.js';
 
 export interface ClientEntry {
   accessToken: string;
@@ -30,8 +31,6 @@ const TIMESTAMP_SKEW_SEC = 15 * 60;
 /** A certificate's start and expiry are checked with this much slack either way. */
 const CERTIFICATE_SLACK_MS = 5 * 60 * 1000;
 
-class AuthFailure extends Error {}
-
 export async function authenticate(req: IncomingMessage, clients: Clients, now: number): Promise<Principal> {
   const header = req.headers.authorization;
   if (header === undefined) return ANONYMOUS;
@@ -48,7 +47,7 @@ export async function authenticate(req: IncomingMessage, clients: Clients, now: 
     const { user, scopes } = credentials as unknown as { user: string; scopes: string[] };
     return { clientId: user, scopes };
   } catch (err) {
-    throw new ApiError(401, 'AuthenticationFailed', authFailureMessage(err));
+    throw new HttpAnswerError(401, 'AuthenticationFailed', authFailureMessage(err));
   }
 }
 
@@ -68,13 +67,13 @@ function loadCredentials(clients: Clients, credentialName: string, rawExt: strin
   let issuerId = credentialName;
   const cert = ext.certificate as Record<string, unknown> | undefined;
   if (cert !== undefined && typeof cert === 'object' && cert !== null && 'issuer' in cert) {
-    if (typeof cert.issuer !== 'string') throw new AuthFailure('ext.certificate.issuer must be a string');
-    if (cert.issuer === credentialName) throw new AuthFailure('ext.certificate.issuer must differ from the supplied clientId');
+    if (typeof cert.issuer !== 'string') throw new ServiceAuthError('ext.certificate.issuer must be a string');
+    if (cert.issuer === credentialName) throw new ServiceAuthError('ext.certificate.issuer must differ from the supplied clientId');
     issuerId = cert.issuer;
   }
   // Own-property lookup only: a clientId of "__proto__" or "constructor" is just unknown.
   const client = Object.hasOwn(clients, issuerId) ? clients[issuerId] : undefined;
-  if (!client) throw new AuthFailure(`unknown clientId ${JSON.stringify(issuerId.slice(0, 100))}`);
+  if (!client) throw new ServiceAuthError(`unknown clientId ${JSON.stringify(issuerId.slice(0, 100))}`);
 
   let key = client.accessToken;
   let scopes = client.scopes;
@@ -86,10 +85,10 @@ function loadCredentials(clients: Clients, credentialName: string, rawExt: strin
   if (ext.authorizedScopes !== undefined) {
     const narrowed = ext.authorizedScopes;
     if (!Array.isArray(narrowed) || !narrowed.every(isValidScope)) {
-      throw new AuthFailure('ext.authorizedScopes must be an array of valid scopes');
+      throw new ServiceAuthError('ext.authorizedScopes must be an array of valid scopes');
     }
     if (!satisfiesAll(scopes, narrowed)) {
-      throw new AuthFailure('the credentials do not satisfy every scope in ext.authorizedScopes');
+      throw new ServiceAuthError('the credentials do not satisfy every scope in ext.authorizedScopes');
     }
     scopes = narrowed;
   }
@@ -101,34 +100,34 @@ function parseExt(raw: string): Record<string, unknown> {
   try {
     ext = JSON.parse(Buffer.from(raw, 'base64').toString('utf8'));
   } catch {
-    throw new AuthFailure('failed to parse ext (it must be base64 of a JSON object)');
+    throw new ServiceAuthError('failed to parse ext (it must be base64 of a JSON object)');
   }
-  if (typeof ext !== 'object' || ext === null || Array.isArray(ext)) throw new AuthFailure('ext must be a JSON object');
+  if (typeof ext !== 'object' || ext === null || Array.isArray(ext)) throw new ServiceAuthError('ext must be a JSON object');
   return ext as Record<string, unknown>;
 }
 
 function verifyCertificate(value: unknown, issuer: ClientEntry, credentialName: string, issuerId: string, now: number): { key: string; scopes: string[] } {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new AuthFailure('ext.certificate must be a JSON object');
+    throw new ServiceAuthError('ext.certificate must be a JSON object');
   }
   const cert = value as Record<string, unknown>;
-  if (cert.version !== 1) throw new AuthFailure('ext.certificate.version must be 1');
-  if (typeof cert.seed !== 'string' || cert.seed.length !== 44) throw new AuthFailure('ext.certificate.seed must be a string of 44 characters');
+  if (cert.version !== 1) throw new ServiceAuthError('ext.certificate.version must be 1');
+  if (typeof cert.seed !== 'string' || cert.seed.length !== 44) throw new ServiceAuthError('ext.certificate.seed must be a string of 44 characters');
   if (typeof cert.start !== 'number' || typeof cert.expiry !== 'number') {
-    throw new AuthFailure('ext.certificate.start and .expiry must be numbers (ms since the epoch)');
+    throw new ServiceAuthError('ext.certificate.start and .expiry must be numbers (ms since the epoch)');
   }
   if (!Array.isArray(cert.scopes) || !cert.scopes.every(isValidScope)) {
-    throw new AuthFailure('ext.certificate.scopes must be an array of valid scopes');
+    throw new ServiceAuthError('ext.certificate.scopes must be an array of valid scopes');
   }
-  if (cert.start > now + CERTIFICATE_SLACK_MS) throw new AuthFailure('ext.certificate.start is in the future');
-  if (cert.expiry < now - CERTIFICATE_SLACK_MS) throw new AuthFailure('ext.certificate has expired');
-  if (cert.expiry - cert.start > MAX_CERTIFICATE_LIFETIME_MS) throw new AuthFailure('ext.certificate cannot last longer than 31 days');
+  if (cert.start > now + CERTIFICATE_SLACK_MS) throw new ServiceAuthError('ext.certificate.start is in the future');
+  if (cert.expiry < now - CERTIFICATE_SLACK_MS) throw new ServiceAuthError('ext.certificate has expired');
+  if (cert.expiry - cert.start > MAX_CERTIFICATE_LIFETIME_MS) throw new ServiceAuthError('ext.certificate cannot last longer than 31 days');
   if (cert.issuer === undefined && 'clientId' in cert) {
-    throw new AuthFailure('ext.certificate.clientId must only be used with ext.certificate.issuer');
+    throw new ServiceAuthError('ext.certificate.clientId must only be used with ext.certificate.issuer');
   }
   const scopes = cert.scopes;
   if (!satisfiesAll(issuer.scopes, scopes)) {
-    throw new AuthFailure(`the certificate's issuer ${JSON.stringify(issuerId)} does not have every scope the certificate grants`);
+    throw new ServiceAuthError(`the certificate's issuer ${JSON.stringify(issuerId)} does not have every scope the certificate grants`);
   }
   const expected = certificateSignature(
     issuer.accessToken,
@@ -136,7 +135,7 @@ function verifyCertificate(value: unknown, issuer: ClientEntry, credentialName: 
     credentialName,
   );
   if (typeof cert.signature !== 'string' || !sameString(cert.signature, expected)) {
-    throw new AuthFailure(
+    throw new ServiceAuthError(
       cert.issuer !== undefined ? 'ext.certificate.signature is not valid, or the wrong clientId was given' : 'ext.certificate.signature is not valid',
     );
   }

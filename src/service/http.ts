@@ -1,20 +1,10 @@
 /** Request and response plumbing for `serve`: Taskcluster-style JSON errors, bounded bodies, no caching. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { HttpAnswerError } from '../errors.js';
 
-/** An error answer: Taskcluster's `{code, message}` with its HTTP status. Never escapes the service. */
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'ApiError';
-  }
-}
-
-export const badRequest = (message: string) => new ApiError(400, 'InvalidRequestArguments', message);
-export const notFound = (message = 'No such API method; the purge-cache API is under /api/purge-cache/v1') => new ApiError(404, 'ResourceNotFound', message);
+export const badRequest = (message: string) => new HttpAnswerError(400, 'InvalidRequestArguments', message);
+export const notFound = (message = 'No such API method; the purge-cache API is under /api/purge-cache/v1') =>
+  new HttpAnswerError(404, 'ResourceNotFound', message);
 
 const COMMON_HEADERS = {
   // Always fresh: unlike upstream, `serve` never caches its answers, and nothing in between may.
@@ -37,7 +27,7 @@ export function sendNoContent(res: ServerResponse): void {
   res.end();
 }
 
-export function sendError(res: ServerResponse, req: IncomingMessage, err: ApiError, path: string): void {
+export function sendError(res: ServerResponse, req: IncomingMessage, err: HttpAnswerError, path: string): void {
   // requestInfo as Taskcluster sends it, minus params and payload: nothing a caller didn't already know.
   sendJson(res, err.status, {
     code: err.code,
@@ -60,4 +50,4 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<str
   return Buffer.concat(chunks).toString('utf8');
 }
 
-const tooLarge = (limit: number) => new ApiError(413, 'PayloadTooLarge', `request body exceeds ${limit} bytes`);
+const tooLarge = (limit: number) => new HttpAnswerError(413, 'PayloadTooLarge', `request body exceeds ${limit} bytes`);

@@ -9,9 +9,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { purgeCacheScope, purgeRequestsScope, workerPoolId, type WorkerPool } from '../core/model.js';
 import { ANONYMOUS, authenticate, type Clients, type Principal } from './auth.js';
-import { ApiError, badRequest, notFound, readBody, sendJson, sendNoContent } from './http.js';
+import { badRequest, notFound, readBody, sendJson, sendNoContent } from './http.js';
 import { satisfies } from './scopes.js';
 import type { EntryKey, RequestStore } from './store.js';
+import { HttpAnswerError } from '../errors.js';
 
 export const API_PREFIX = '/api/purge-cache/v1';
 export const ALL_PURGE_REQUESTS_SCOPE = 'purge-cache:all-purge-requests';
@@ -81,7 +82,7 @@ async function principal(req: IncomingMessage, ctx: RouteContext): Promise<Princ
 function authorize(who: Principal, scope: string): void {
   if (satisfies(who.scopes, scope)) return;
   const name = who === ANONYMOUS ? 'anonymous (no credentials given)' : who.clientId;
-  throw new ApiError(
+  throw new HttpAnswerError(
     403,
     'InsufficientScopes',
     `Client ID ${name} does not have sufficient scopes and is missing the following scope:\n\n\`\`\`\n${scope}\n\`\`\``,
@@ -113,12 +114,12 @@ async function purgeCache(req: IncomingMessage, res: ServerResponse, ctx: RouteC
   try {
     body = JSON.parse(text);
   } catch {
-    throw new ApiError(400, 'MalformedPayload', 'the request body is not valid JSON');
+    throw new HttpAnswerError(400, 'MalformedPayload', 'the request body is not valid JSON');
   }
   const parsed = purgeCacheBody.safeParse(body);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
-    throw new ApiError(400, 'InputValidationError', `the body must be {"cacheName": "<string>"} and nothing else: ${issues}`);
+    throw new HttpAnswerError(400, 'InputValidationError', `the body must be {"cacheName": "<string>"} and nothing else: ${issues}`);
   }
   const { cacheName } = parsed.data;
   authorize(who, purgeCacheScope(workerPoolId(pool), cacheName));

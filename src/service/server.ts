@@ -9,9 +9,10 @@ import { systemClock, type Clock } from '../edges/clock.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { Clients } from './auth.js';
 import { parseClients } from './clients.js';
-import { ApiError, sendError } from './http.js';
+import { sendError } from './http.js';
 import { route, type RouteContext } from './routes.js';
 import { RequestStore } from './store.js';
+import { HttpAnswerError } from '../errors.js';
 
 export interface ServiceOptions {
   /** Default 127.0.0.1. */
@@ -94,13 +95,13 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: RouteConte
     await handler(req, res, new URLSearchParams(queryText), ctx);
     logger.debug({ method, path, status: res.statusCode }, 'purge-cache request');
   } catch (err) {
-    let apiError: ApiError;
-    if (err instanceof ApiError) {
+    let apiError: HttpAnswerError;
+    if (err instanceof HttpAnswerError) {
       apiError = err;
     } else {
       // The details go to the log only; the caller learns nothing about the inside.
       logger.error({ err, method, path }, 'purge-cache service: internal error');
-      apiError = new ApiError(500, 'InternalServerError', 'the purge-cache service failed to handle the request; see its log');
+      apiError = new HttpAnswerError(500, 'InternalServerError', 'the purge-cache service failed to handle the request; see its log');
     }
     // A body left unread would be parsed as the next request: close instead.
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;

@@ -195,6 +195,18 @@ describe('run and its API', () => {
     expect(await exists(path.join(fx.stateDir, 'lock'))).toBe(false);
   });
 
+  it('fails to start (exit 1, not a configuration error) when the socket cannot be made, naming its path', async () => {
+    // A regular file where the socket's directory should be: the machine's state, not a setting to fix.
+    const blocker = path.join(fx.tmp.path, 'not-a-dir');
+    await writeFile(blocker, '');
+    const socket = path.join(blocker, 'api.sock');
+    const result = await runCli(['run', ...fx.args('--api-socket', socket)]);
+    expect(result.code).toBe(1);
+    const last = lastLog(result.stderr);
+    expect(last.code).toBe('PCA_API_START');
+    expect(String(last.msg)).toContain(socket);
+  });
+
   it('refuses a token shorter than 16 characters (exit 2)', async () => {
     const result = await runCli(['run', ...fx.args('--listen', '127.0.0.1:0')], { env: { PURGE_CACHE_AGENT_API_TOKEN: 'short' } });
     expect(result.code).toBe(2);

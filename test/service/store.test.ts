@@ -3,7 +3,8 @@ import { link, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/pro
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
-import { loadClientsFile, ServiceDataError, startService, type RunningService } from '../../src/service/index.js';
+import { loadClientsFile, startService, type RunningService } from '../../src/service/index.js';
+import { ServiceDataError } from '../../src/errors.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 import { call, manualClock, purge } from './helpers.js';
 

@@ -1,5 +1,5 @@
 /** What deletion takes and what it tells: options, the report, and how failures and byte names are shown. */
-import { AgentError, errnoCode, errorMessage } from '../../errors.js';
+import { errnoCode, errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { Clock } from './token-bucket.js';
 
@@ -23,11 +23,6 @@ export interface DeleteReport {
   bytes: number;
   failures: { path: string; error: string }[];
   skippedMounts: string[];
-}
-
-/** Deletion cannot start at all (no /proc). */
-export class DeleteUnavailableError extends AgentError {
-  readonly code = 'PCA_DELETE_UNAVAILABLE';
 }
 
 /** At most this many failures (and skipped mounts) are kept in a report; the count goes on. */

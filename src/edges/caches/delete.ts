@@ -34,11 +34,11 @@
 import { constants, existsSync, type BigIntStats } from 'node:fs';
 import { lstat, open, readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { errnoCode, errorMessage } from '../../errors.js';
+import { errnoCode, errorMessage, DeleteUnavailableError } from '../../errors.js';
 import { isInside } from './proc.js';
 import { mountIdOf, type HeldDir } from './held-dir.js';
 import { Walk, type WalkStart } from './delete-walk.js';
-import { DeleteUnavailableError, describe, emptyReport, type DeleteOptions, type DeleteReport } from './delete-report.js';
+import { describe, emptyReport, type DeleteOptions, type DeleteReport } from './delete-report.js';
 
 export { DeleteUnavailableError, emptyReport, type DeleteOptions, type DeleteReport };
 export { addReports } from './delete-report.js';

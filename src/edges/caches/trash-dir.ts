@@ -22,14 +22,9 @@
 import type { BigIntStats } from 'node:fs';
 import { chmod, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { AgentError, errnoCode, errorMessage } from '../../errors.js';
+import { errnoCode, errorMessage, TrashUnavailableError } from '../../errors.js';
 import { TRASH_DIR_NAME } from '../../core/names.js';
 import { holdDir, sameMount, type HeldDir } from './held-dir.js';
-
-/** The trash directory cannot be used (not the agent's own 0700 directory, a symlink, another filesystem). */
-export class TrashUnavailableError extends AgentError {
-  readonly code = 'PCA_TRASH_UNAVAILABLE';
-}
 
 /** A trash and its parent (a root, or a single cache's parent), both held open. */
 export interface OpenTrash {

@@ -16,7 +16,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, realpathSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { AgentError, errorMessage } from '../../errors.js';
+import { errorMessage, TrashWorkerError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { emptyReport, type DeleteReport } from './delete.js';
 import { emptyTrash } from './trash.js';
@@ -38,11 +38,6 @@ export interface WorkerReport extends DeleteReport {
   ioClass: 'idle' | null;
   /** The child's peak resident memory (MiB), for the reliability report and the bench. */
   peakMiB?: number;
-}
-
-/** The child failed to run or to report. */
-export class TrashWorkerError extends AgentError {
-  readonly code = 'PCA_TRASH_WORKER';
 }
 
 const DEFAULT_SCRIPT = fileURLToPath(new URL('./trash-worker.js', import.meta.url));

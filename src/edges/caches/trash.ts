@@ -9,19 +9,14 @@
 import { lstat, opendir, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { AgentError, UnsafePathError, errnoCode, errorMessage } from '../../errors.js';
+import { UnsafePathError, errnoCode, errorMessage, CacheVanishedError } from '../../errors.js';
 import type { CacheDir, CacheSources } from './inventory.js';
 import { cacheDirProblem, keyOf } from './safety.js';
 import { TRASH_DIR_NAME } from '../../core/names.js';
-import { TrashHandles, TrashUnavailableError, closeTrash, openTrash } from './trash-dir.js';
+import { TrashHandles, closeTrash, openTrash } from './trash-dir.js';
 import { deleteContentsAt, addReports, emptyReport, type DeleteOptions, type DeleteReport } from './delete.js';
 
-export { TRASH_DIR_NAME, TrashHandles, TrashUnavailableError };
-
-/** The cache was gone (removed by someone else) when we came to purge it. */
-export class CacheVanishedError extends AgentError {
-  readonly code = 'PCA_CACHE_VANISHED';
-}
+export { TRASH_DIR_NAME, TrashHandles };
 
 /** The directory a cache is an entry of: its root, or a single cache's parent. */
 function parentOf(cache: Pick<CacheDir, 'root' | 'path'>): string {

@@ -19,12 +19,8 @@ import path from 'node:path';
 import { acquireSharedLock, inodeKey, type DirLock } from '../../edges/caches/inuse.js';
 import { encodeCacheName } from '../../core/names.js';
 import type { CacheSources } from '../../edges/caches/inventory.js';
-import { AgentError, UsageError, errnoCode } from '../../errors.js';
+import { UsageError, errnoCode, ClaimTimeoutError } from '../../errors.js';
 import type { Logger } from '../../log.js';
-
-export class ClaimTimeoutError extends AgentError {
-  readonly code = 'PCA_CLAIM_TIMEOUT';
-}
 
 export interface Target {
   name: string;

@@ -7,9 +7,9 @@ import type { Logger } from '../../log.js';
 import { acquireLease, liveLeases, releaseLease } from '../../core/leases.js';
 import { runPurgeNow, runRecheck, type CycleReport } from '../cycle.js';
 import { withAgentOrState } from '../agent-link.js';
-import { ApiRequestError, connectToAgent, NoAgentError, type ApiClient } from '../../api/client.js';
+import { connectToAgent, type ApiClient } from '../../api/client.js';
 import { Agent } from '../agent.js';
-import { TaskFailedError } from '../../errors.js';
+import { TaskFailedError, ApiRequestError, NoAgentError } from '../../errors.js';
 import type { Coordinator, Target } from './claim.js';
 
 export interface ExecCoordinator extends Coordinator {

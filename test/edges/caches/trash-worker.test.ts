@@ -2,11 +2,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { emptyTrashInChild, parseArgs, TrashWorkerError } from '../../../src/edges/caches/trash-worker.js';
+import { emptyTrashInChild, parseArgs } from '../../../src/edges/caches/trash-worker.js';
 import { TRASH_DIR_NAME } from '../../../src/core/names.js';
 import { makeTempDir, REPO_ROOT, type TempDir } from '../../helpers/tmp.js';
 import { hashTree, makeSentinel } from './support.js';
 import { waitUntil } from '../../helpers/wait.js';
+import { TrashWorkerError } from '../../../src/errors.js';
 
 /**
  * The worker runs as a compiled script in a child process: the build in dist/

@@ -2,18 +2,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { chmod, chown, lstat, mkdir, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { UnsafePathError } from '../../../src/errors.js';
+import { UnsafePathError, CacheVanishedError, TrashUnavailableError } from '../../../src/errors.js';
 import { listCaches, type CacheDir } from '../../../src/edges/caches/inventory.js';
-import {
-  CacheVanishedError,
-  TRASH_DIR_NAME,
-  TrashUnavailableError,
-  emptyTrash,
-  moveToTrash,
-  trashDirFor,
-  trashDirsFor,
-  trashEntries,
-} from '../../../src/edges/caches/trash.js';
+import { TRASH_DIR_NAME, emptyTrash, moveToTrash, trashDirFor, trashDirsFor, trashEntries } from '../../../src/edges/caches/trash.js';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.js';
 import { hashTree, makeSentinel, mountTmpfs, unmountAll } from './support.js';
 
