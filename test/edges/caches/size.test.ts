@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { lstat, mkdir, symlink, truncate, writeFile } from 'node:fs/promises';
+import { link, lstat, mkdir, symlink, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { measureTree } from '../../../src/edges/caches/size.js';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.js';
@@ -19,6 +19,33 @@ afterEach(async () => {
 });
 
 describe('measureTree', () => {
+  it('counts regular files once, follows no symlink, and reports a missing tree as empty', async () => {
+    const root = path.join(tmp.path, 'tree');
+    await mkdir(path.join(root, 'a', 'b'), { recursive: true });
+    await writeFile(path.join(root, 'one'), 'x'.repeat(100));
+    await writeFile(path.join(root, 'a', 'b', 'two'), 'y'.repeat(50));
+    await link(path.join(root, 'one'), path.join(root, 'a', 'hardlink'));
+    const outside = path.join(tmp.path, 'outside');
+    await mkdir(outside);
+    await writeFile(path.join(outside, 'big'), 'z'.repeat(10_000));
+    await symlink(outside, path.join(root, 'escape'));
+    await symlink(path.join(outside, 'big'), path.join(root, 'a', 'file-link'));
+    // Sizes are the blocks files occupy (st_blocks × 512), and a hard-linked file counts once.
+    const occupied = async (p: string): Promise<number> => (await lstat(p)).blocks * 512;
+    const expected = (await occupied(path.join(root, 'one'))) + (await occupied(path.join(root, 'a', 'b', 'two')));
+    expect(expected).toBeGreaterThan(0);
+    expect(await measureTree(root, Infinity)).toEqual({ bytes: expected, files: 2, complete: true });
+    expect(await measureTree(path.join(tmp.path, 'nothing'), Infinity)).toEqual({ bytes: 0, files: 0, complete: true });
+  });
+
+  it('stops at the deadline and says so', async () => {
+    const root = path.join(tmp.path, 'tree');
+    await mkdir(path.join(root, 'sub'), { recursive: true });
+    await writeFile(path.join(root, 'sub', 'f'), 'data');
+    const partial = await measureTree(root, performance.now() - 1);
+    expect(partial.complete).toBe(false);
+  });
+
   it('counts the blocks a sparse file occupies, not its apparent size', async () => {
     const root = path.join(tmp.path, 'tree');
     await mkdir(root);
