@@ -1,43 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { selectCandidates, decide, type PendingPurge, type Outcome } from '../../src/core/judge.js';
-import { nextPending, nextFirstSeen } from '../../src/core/pending.js';
-import { sinceFor, advanceCursor, gapExceeded, clockOffsetMs } from '../../src/core/cursor.js';
-import { isCondemned, createdAt, type ObservedCache } from '../../src/core/rule.js';
-import type { ValidRequest } from '../../src/core/records.js';
-
-const MARGIN = 5 * 60_000;
-const T = Date.parse('2026-11-21T12:00:00Z');
-
-const cache = (name: string, birthtimeMs: number | null, key = `1:${name}`, path = `/root/${name}`): ObservedCache => ({
-  name,
-  path,
-  root: '/root',
-  key,
-  birthtimeMs,
-});
-const req = (cacheName: string, beforeMs: number): ValidRequest => ({ cacheName, beforeMs });
-
-describe('the purge rule', () => {
-  it('purges a cache created before `before`', () => {
-    expect(isCondemned(T - 1, T, MARGIN)).toBe(true);
-  });
-  it('purges a cache created within the skew margin after `before` (the worker clock may lag)', () => {
-    expect(isCondemned(T + MARGIN - 1, T, MARGIN)).toBe(true);
-  });
-  it('keeps a cache created at or after `before` + margin', () => {
-    expect(isCondemned(T + MARGIN, T, MARGIN)).toBe(false);
-    expect(isCondemned(T + MARGIN + 1, T, MARGIN)).toBe(false);
-  });
-  it('treats an unknown creation time as older than the request', () => {
-    expect(isCondemned(null, T, MARGIN)).toBe(true);
-  });
-  it('uses birth time first, then first-seen, else null', () => {
-    expect(createdAt(cache('a', 5, 'k'), { k: 9 })).toBe(5);
-    expect(createdAt(cache('a', null, 'k'), { k: 9 })).toBe(9);
-    expect(createdAt(cache('a', null, 'k'), {})).toBeNull();
-  });
-});
+import { selectCandidates, decide, type PendingPurge } from '../../src/core/judge.js';
+import { isCondemned, createdAt } from '../../src/core/rule.js';
+import { MARGIN, T, cache, req } from '../helpers/core.js';
 
 describe('selectCandidates', () => {
   const base = { firstSeen: {}, pending: [] as PendingPurge[], skewMarginMs: MARGIN, nowMs: T + 60_000 };
@@ -107,58 +72,6 @@ describe('decide', () => {
     const d = decide(sel.candidates, holders);
     expect(d.purge.map((c) => c.cache.name)).toEqual(['b']);
     expect(d.defer.map((x) => [x.candidate.cache.name, x.holders[0]!.detail])).toEqual([['a', 'pid 1 (make)']]);
-  });
-});
-
-describe('nextPending and nextFirstSeen', () => {
-  it('keeps deferred and failed purges, drops purged and gone ones', () => {
-    const c = (name: string) => ({ cache: cache(name, 0), createdMs: 0, beforeMs: T, since: T });
-    const outcomes: Outcome[] = [
-      { kind: 'purged', candidate: c('p') },
-      { kind: 'gone', candidate: c('g') },
-      { kind: 'deferred', candidate: c('d'), holders: [{ detail: 'x' }] },
-      { kind: 'failed', candidate: c('f'), error: 'EACCES' },
-    ];
-    const pending = nextPending(outcomes);
-    expect(pending.map((p) => [p.name, p.reason, p.lastError])).toEqual([
-      ['d', 'in-use', undefined],
-      ['f', 'failed', 'EACCES'],
-    ]);
-  });
-
-  it('records first-seen only for caches without birth time, keeps old entries, forgets vanished ones', () => {
-    const next = nextFirstSeen({ k1: 100, vanished: 5 }, [cache('a', null, 'k1'), cache('b', null, 'k2'), cache('c', 7, 'k3')], 999);
-    expect(next).toEqual({ k1: 100, k2: 999 });
-  });
-});
-
-describe('cursor, gap and clock', () => {
-  it('since is the last query start minus the margin, null at first', () => {
-    expect(sinceFor(null, MARGIN)).toBeNull();
-    expect(sinceFor(T, MARGIN)).toBe(T - MARGIN);
-  });
-  it('the cursor never moves backwards', () => {
-    fc.assert(
-      fc.property(fc.option(fc.integer({ min: 0, max: 2 ** 45 }), { nil: null }), fc.integer({ min: 0, max: 2 ** 45 }), (cursor, start) => {
-        const next = advanceCursor(cursor, start);
-        expect(next).toBeGreaterThanOrEqual(start);
-        if (cursor !== null) expect(next).toBeGreaterThanOrEqual(cursor);
-      }),
-    );
-  });
-  it('a gap is exceeded only after a previous success older than the limit', () => {
-    expect(gapExceeded(null, T, 1000)).toBe(false);
-    expect(gapExceeded(T - 1000, T, 1000)).toBe(false);
-    expect(gapExceeded(T - 1001, T, 1000)).toBe(true);
-    expect(gapExceeded(T - 10_000, T, 0)).toBe(false);
-  });
-  it('estimates the clock offset from a one-second Date header to within a second', () => {
-    // Server 90 s ahead; its Date header truncates to the second.
-    const requestStart = T + 250;
-    const responseEnd = T + 450;
-    const serverTrue = (requestStart + responseEnd) / 2 + 90_000;
-    const header = Math.floor(serverTrue / 1000) * 1000;
-    expect(Math.abs(clockOffsetMs(header, requestStart, responseEnd) - 90_000)).toBeLessThanOrEqual(1000);
   });
 });
 
