@@ -109,7 +109,8 @@ export async function runCycle(ctx: CycleContext): Promise<CycleReport> {
   const report: CycleReport = { ...localReport(queryStart, executor.dryRun), since: sinceMs === null ? null : new Date(sinceMs).toISOString() };
   noteClockJump(ctx, queryStart);
 
-  const purgeAll = gapExceeded(ctx.state.cursor, queryStart, settings.maxGap) && reportGap(ctx, queryStart);
+  const cursor = ctx.state.cursor;
+  const purgeAll = cursor !== null && gapExceeded(cursor, queryStart, settings.maxGap) && reportGap(ctx, cursor, queryStart);
 
   let requests: ValidRequest[];
   let offset: number | null = null;
@@ -228,8 +229,8 @@ function noteClockJump(ctx: CycleContext, now: number): void {
   }
 }
 
-function reportGap(ctx: CycleContext, now: number): boolean {
-  const last = new Date(ctx.state.cursor!).toISOString();
+function reportGap(ctx: CycleContext, cursor: number, now: number): boolean {
+  const last = new Date(cursor).toISOString();
   const purgeAll = ctx.settings.onGap === 'purge-all';
   ctx.logger.warn(
     { lastSuccessfulQuery: last, maxGap: formatDuration(ctx.settings.maxGap), onGap: ctx.settings.onGap, now: new Date(now).toISOString() },

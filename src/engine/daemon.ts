@@ -37,7 +37,7 @@ export async function runDaemon(agent: Agent, logger: Logger, hooks: DaemonHooks
   });
 
   const cycle = (why: string, join: boolean): void => {
-    agent.sync({ join }).catch((err) => {
+    agent.sync({ join }).catch((err: unknown) => {
       logger.error({ err: errorMessage(err), trigger: why }, 'cycle crashed; the next one will retry');
     });
   };
@@ -77,7 +77,7 @@ export async function runDaemon(agent: Agent, logger: Logger, hooks: DaemonHooks
       agent
         .recheck()
         .then(() => agent.evictIfLow())
-        .catch((err) => {
+        .catch((err: unknown) => {
           logger.error({ err: errorMessage(err) }, 'recheck of deferred purges or free space failed');
         });
     },
