@@ -4,7 +4,7 @@
  */
 import type { Settings } from '../../config/index.js';
 import type { Logger } from '../../log.js';
-import { acquireLease, liveLeases, releaseLease } from '../../core/leases.js';
+import { acquireLeaseIn, releaseLeaseIn } from '../leases.js';
 import { runPurgeNow, runRecheck, type CycleReport } from '../cycle.js';
 import { withAgentOrState } from '../agent-link.js';
 import { connectToAgent, type ApiClient } from '../../api/client.js';
@@ -118,9 +118,7 @@ export function execCoordinator(settings: Settings, logger: Logger): ExecCoordin
           await client.acquireLease(name, owner, ttlMs / 1000);
         },
         async (local) => {
-          const now = Date.now();
-          const next = acquireLease(liveLeases(local.state.leases, now), name, owner, ttlMs, now);
-          await local.store.save({ ...local.state, leases: next.leases });
+          await acquireLeaseIn(local, name, owner, ttlMs, { deferRenewals: false });
         },
       ),
 
@@ -130,9 +128,7 @@ export function execCoordinator(settings: Settings, logger: Logger): ExecCoordin
           await client.releaseLease(name, owner);
         },
         async (local) => {
-          const now = Date.now();
-          const next = releaseLease(liveLeases(local.state.leases, now), name, owner);
-          await local.store.save({ ...local.state, leases: next.leases, lastUsed: { ...local.state.lastUsed, [name]: now } });
+          await releaseLeaseIn(local, name, owner);
         },
       ),
   };
