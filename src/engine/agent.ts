@@ -24,7 +24,8 @@ import {
   type Observations,
 } from './cycle.js';
 import { resolveSources, type CacheSources } from '../edges/caches/inventory.js';
-import { createUsageProbe, type Holder } from '../edges/caches/inuse.js';
+import type { Holder } from '../edges/caches/inuse.js';
+import { localContext } from './context.js';
 import { acquireLease, releaseLease, liveLeases, leaseNeedsWrite, findLease, type Lease } from '../core/leases.js';
 import { PurgeCacheClient } from '../edges/upstream/client.js';
 import { TrashRunner } from './trash-runner.js';
@@ -129,17 +130,11 @@ export class Agent {
       logger,
       signal: stopping.signal,
     });
-    const checks = settings.inUseChecks;
-    const usage = createUsageProbe({
-      sources: { locks: checks.includes('locks'), processes: checks.includes('processes') },
-      budget: settings.inUseScanBudget,
-      logger,
-    });
     // A dry run changes nothing, not even the lock file: it reads the state and never writes it.
     const store = settings.dryRun ? null : await StateStore.open(settings.stateDir, { logger, waitMs: options.lockWaitMs ?? 0 });
     const state = store ? store.state : await StateStore.peek(settings.stateDir, logger);
     const trash = new TrashRunner(sources, settings, logger);
-    const ctx: CycleContext = { settings, pool, sources, client, usage, clock, logger, store, state, observed: newObservations() };
+    const ctx: CycleContext = { ...localContext({ settings, logger, clock, sources, store, state, observed: newObservations() }), pool, client };
     const agent = new Agent(settings, pool, sources, client, store, ctx, trash, logger, clock);
     agent.stopping = stopping;
     ctx.observed = agent.observed;
