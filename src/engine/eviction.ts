@@ -25,6 +25,8 @@ import type { Candidate } from '../core/judge.js';
 import { planEviction, minFreeCrossed, type EvictableCache, type EvictionLimits, type FilesystemUsage, type EvictedEntry } from '../core/eviction-plan.js';
 export type { EvictedEntry };
 import type { AgentState } from '../edges/state.js';
+import { localReport, type CycleReport } from '../core/report.js';
+import type { LocalContext } from './cycle.js';
 
 export interface EvictionContext {
   settings: Settings;
@@ -196,4 +198,25 @@ export async function runEviction(ctx: EvictionContext, opts: { dryRun: boolean 
     }
   }
   return result;
+}
+
+/**
+ * Evict idle caches when a limit (--min-free, --max-size, --max-unused) is
+ * crossed, through the same lock-and-rename path as purges. Runs after every
+ * cycle, and when the daemon sees free space fall between cycles.
+ */
+export async function evict(ctx: LocalContext, report: CycleReport): Promise<void> {
+  if (!evictionLimits(ctx.settings)) return;
+  const result = await runEviction(ctx, { dryRun: ctx.settings.dryRun });
+  report.evicted.push(...result.evicted);
+  for (const entry of result.evicted)
+    ctx.progress?.(`${ctx.settings.dryRun ? 'would evict' : 'evicted'} ${entry.name} (${entry.reason}, ${entry.bytes} bytes)`);
+  for (const failure of result.failed) report.failed.push({ ...failure, error: `eviction failed: ${failure.error}` });
+}
+
+/** An eviction pass on its own, outside a cycle (free space fell below --min-free between cycles). */
+export async function runEvictionPass(ctx: LocalContext): Promise<CycleReport> {
+  const report = localReport(ctx.clock.now(), ctx.settings.dryRun);
+  await evict(ctx, report);
+  return report;
 }

@@ -76,6 +76,3 @@ export const dryRunExecutor: Executor = {
 export function executorFor(settings: { dryRun: boolean }): Executor {
   return settings.dryRun ? dryRunExecutor : realExecutor;
 }
-
-/** Change the state whatever the mode: leases are real even in a dry run's memory. */
-export const saveState = commitState;
