@@ -10,10 +10,11 @@
 import path from 'node:path';
 import { TaskFailedError, UsageError } from '../errors.js';
 import { parseDuration } from '../core/duration.js';
-import { acquireLease, liveLeases, releaseLease, validateOwner, validateTtl } from '../core/leases.js';
-import { StateStore, STATE_FILE } from '../edges/state.js';
+import { validateOwner, validateTtl } from '../core/leases.js';
+import { STATE_FILE } from '../edges/state.js';
 import { connectToAgent, type ApiClient, type LeaseView } from '../api/client.js';
 import { withAgentOrState } from '../engine/agent-link.js';
+import { acquireLeaseIn, releaseLeaseIn } from '../engine/leases.js';
 import type { TaskView } from '../api/tasks.js';
 import { commandContext, printJson, type CommandContext } from './context.js';
 
@@ -127,25 +128,15 @@ function leaseInput(flags: Record<string, unknown>, withTtl: boolean): { owner: 
   return { owner, ttlMs: ttlMs! };
 }
 
-async function leaseOperation<T>(
-  ctx: CommandContext,
-  viaApi: (client: ApiClient) => Promise<T>,
-  offline: (store: StateStore) => Promise<T>,
-): Promise<{ value: T; offline: boolean }> {
-  return withAgentOrState(ctx.settings, ctx.logger, viaApi, (local) => offline(local.store));
-}
-
 export async function leaseAcquireCommand(cacheName: string, flags: Record<string, unknown>): Promise<number> {
   const ctx = await commandContext(flags);
   const { owner, ttlMs } = leaseInput(flags, true);
-  const { value: lease, offline } = await leaseOperation<LeaseView>(
-    ctx,
+  const { value: lease, offline } = await withAgentOrState<LeaseView>(
+    ctx.settings,
+    ctx.logger,
     (client) => client.acquireLease(cacheName, owner, ttlMs / 1000),
-    async (store) => {
-      const now = Date.now();
-      const next = acquireLease(liveLeases(store.state.leases, now), cacheName, owner, ttlMs, now);
-      await store.save({ ...store.state, leases: next.leases });
-      const l = next.lease;
+    async (local) => {
+      const l = await acquireLeaseIn(local, cacheName, owner, ttlMs, { deferRenewals: false });
       return { cacheName: l.cacheName, owner: l.owner, expiresAt: new Date(l.expiresAt).toISOString(), ttlSeconds: l.ttlSeconds };
     },
   );
@@ -160,16 +151,11 @@ export async function leaseAcquireCommand(cacheName: string, flags: Record<strin
 export async function leaseReleaseCommand(cacheName: string, flags: Record<string, unknown>): Promise<number> {
   const ctx = await commandContext(flags);
   const { owner } = leaseInput(flags, false);
-  const { value: released, offline } = await leaseOperation<boolean>(
-    ctx,
+  const { value: released, offline } = await withAgentOrState<boolean>(
+    ctx.settings,
+    ctx.logger,
     (client) => client.releaseLease(cacheName, owner),
-    async (store) => {
-      const now = Date.now();
-      const next = releaseLease(liveLeases(store.state.leases, now), cacheName, owner);
-      // As the agent does: a released lease marks the cache's last use (eviction reads it).
-      await store.save({ ...store.state, leases: next.leases, ...(next.released ? { lastUsed: { ...store.state.lastUsed, [cacheName]: now } } : {}) });
-      return next.released;
-    },
+    (local) => releaseLeaseIn(local, cacheName, owner),
   );
   if (flags.json) printJson(ctx, { cacheName, owner, released });
   else

@@ -10,7 +10,7 @@ import { AgentUnreachableError, StateLockedError, NoAgentError } from '../errors
 import { StateStore } from '../edges/state.js';
 import { connectToAgent, type ApiClient } from '../api/client.js';
 import { resolveSources } from '../edges/caches/inventory.js';
-import { createUsageProbe } from '../edges/caches/inuse.js';
+import { localContext } from './context.js';
 import { newObservations, type LocalContext } from './cycle.js';
 import { systemClock } from '../edges/clock.js';
 
@@ -45,7 +45,7 @@ export async function withAgentOrState<T>(
       throw lockErr;
     }
     try {
-      return { value: await offline(await localContext(settings, logger, store)), offline: true };
+      return { value: await offline(await openLocal(settings, logger, store)), offline: true };
     } finally {
       await store.close();
     }
@@ -58,20 +58,7 @@ export async function withAgentOrState<T>(
 }
 
 /** Everything local work (a recheck, a purge, leases) needs, over an open state store. */
-async function localContext(settings: Settings, logger: Logger, store: StateStore): Promise<LocalContext & { store: StateStore }> {
-  const checks = settings.inUseChecks;
-  return {
-    settings,
-    sources: await resolveSources(settings.cacheRoots, settings.caches),
-    usage: createUsageProbe({
-      sources: { locks: checks.includes('locks'), processes: checks.includes('processes') },
-      budget: settings.inUseScanBudget,
-      logger,
-    }),
-    clock: systemClock,
-    logger,
-    store,
-    state: store.state,
-    observed: newObservations(),
-  };
+async function openLocal(settings: Settings, logger: Logger, store: StateStore): Promise<LocalContext & { store: StateStore }> {
+  const sources = await resolveSources(settings.cacheRoots, settings.caches);
+  return { ...localContext({ settings, logger, clock: systemClock, sources, store, state: store.state, observed: newObservations() }), store };
 }

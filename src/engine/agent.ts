@@ -1,34 +1,26 @@
 /**
  * The agent: one object that owns the state, the upstream client, the usage
- * probe and the trash, and runs cycles one at a time. `once`, `run` and the
- * local API all drive it; none of them touches the pieces directly.
+ * probe and the trash, and runs its operations one at a time through an
+ * operation queue (src/engine/operation-queue.ts). `once`, `run` and the local
+ * API all drive it; none of them touches the pieces directly.
  */
 import type { Settings } from '../config/index.js';
 import { requireCaches, requirePool, requireService } from '../config/index.js';
 import { systemClock, type Clock } from '../edges/clock.js';
 import type { Logger } from '../log.js';
 import type { WorkerPool } from '../core/model.js';
+import type { Lease } from '../core/leases.js';
 import { StateStore } from '../edges/state.js';
-import {
-  runCycle,
-  runRecheck,
-  runPurgeNow,
-  evict,
-  localReport,
-  holdersOfCaches,
-  saveState,
-  newObservations,
-  adoptIdentity,
-  type CycleContext,
-  type CycleReport,
-  type Observations,
-} from './cycle.js';
 import { resolveSources, type CacheSources } from '../edges/caches/inventory.js';
-import { createUsageProbe, type Holder } from '../edges/caches/inuse.js';
-import { acquireLease, releaseLease, liveLeases, leaseNeedsWrite, findLease, type Lease } from '../core/leases.js';
+import type { Holder } from '../edges/caches/inuse.js';
 import { PurgeCacheClient } from '../edges/upstream/client.js';
+import { runCycle, runRecheck, runPurgeNow, newObservations, adoptIdentity, type CycleContext, type CycleReport, type Observations } from './cycle.js';
+import { holdersOfCaches } from './look.js';
+import { localContext } from './context.js';
+import { acquireLeaseIn, releaseLeaseIn } from './leases.js';
+import { OperationQueue, type Operation as QueuedOperation, type OperationListener as QueueListener } from './operation-queue.js';
 import { TrashRunner } from './trash-runner.js';
-import { minFreeCrossedNow, type EvictedEntry } from './eviction.js';
+import { minFreeCrossedNow, runEvictionPass, type EvictedEntry } from './eviction.js';
 
 export interface AgentOptions {
   logger: Logger;
@@ -57,48 +49,21 @@ export interface LastEviction {
   evicted: EvictedEntry[];
 }
 
-type CycleListener = (report: CycleReport, durationMs: number) => void;
-
-/** What an operation is: a cycle against the service, a recheck of deferred purges, or a local purge (the local API). */
+/** What an operation is: a cycle against the service, a recheck of deferred purges, a local purge (the local API), or an eviction pass. */
 export type OperationKind = 'cycle' | 'recheck' | 'purge' | 'evict';
 
-/**
- * One unit of work on the caches and the state. Operations run one at a time,
- * in the order they got their turn; `started` turns true when one begins.
- */
-export interface Operation {
-  readonly id: number;
-  readonly kind: OperationKind;
-  /** For a purge: the cache it is about. */
-  readonly name?: string;
-  started: boolean;
-  readonly promise: Promise<CycleReport>;
-}
+/** One unit of work on the caches and the state; they run one at a time, in the order they got their turn. */
+export type Operation = QueuedOperation<OperationKind, CycleReport>;
 
-export interface OperationListener {
-  started?(op: Operation): void;
-  progress?(op: Operation, line: string): void;
-  /** Every finished operation's report (cycles, rechecks and purges): for metrics. */
-  finished?(op: Operation, report: CycleReport, durationMs: number): void;
-}
+/** Told of every operation; `finished` gets every successful one's report (cycles, rechecks, purges, evictions): for metrics. */
+export type OperationListener = QueueListener<OperationKind, CycleReport>;
 
 export class Agent {
-  /** The operation running now, if any. */
-  private current: Operation | null = null;
-  /** A cycle waiting for its turn: later syncs join it. */
-  private queuedCycle: Operation | null = null;
-  /** Purges waiting for their turn, by cache name: concurrent purges of one cache join the waiting one. */
-  private readonly waitingPurges = new Map<string, Operation>();
-  /** Every operation not yet finished (close() waits for them). */
-  private readonly unfinished = new Set<Operation>();
-  private nextOpId = 1;
   readonly observed: Observations = newObservations();
   lastCycle: LastCycle | null = null;
   lastSuccessAt: number | null = null;
   lastEviction: LastEviction | null = null;
-  private stopping = new AbortController();
-  private readonly listeners: CycleListener[] = [];
-  private readonly opListeners: OperationListener[] = [];
+  private readonly queue: OperationQueue<OperationKind, CycleReport>;
 
   private constructor(
     readonly settings: Settings,
@@ -106,11 +71,20 @@ export class Agent {
     readonly sources: CacheSources,
     readonly client: PurgeCacheClient,
     readonly store: StateStore | null,
-    private ctx: CycleContext,
+    private readonly ctx: CycleContext,
     readonly trash: TrashRunner,
     readonly logger: Logger,
     readonly clock: Clock,
-  ) {}
+    private readonly stopping: AbortController,
+  ) {
+    this.queue = new OperationQueue(clock);
+    // First of the listeners, so every other one told of an eviction finds it recorded.
+    this.queue.listen({
+      finished: (_op, report) => {
+        if (report.evicted.length > 0) this.lastEviction = { at: new Date(clock.now()).toISOString(), dryRun: Boolean(report.dryRun), evicted: report.evicted };
+      },
+    });
+  }
 
   static async start(settings: Settings, options: AgentOptions): Promise<Agent> {
     const pool = requirePool(settings);
@@ -129,19 +103,13 @@ export class Agent {
       logger,
       signal: stopping.signal,
     });
-    const checks = settings.inUseChecks;
-    const usage = createUsageProbe({
-      sources: { locks: checks.includes('locks'), processes: checks.includes('processes') },
-      budget: settings.inUseScanBudget,
-      logger,
-    });
     // A dry run changes nothing, not even the lock file: it reads the state and never writes it.
     const store = settings.dryRun ? null : await StateStore.open(settings.stateDir, { logger, waitMs: options.lockWaitMs ?? 0 });
     const state = store ? store.state : await StateStore.peek(settings.stateDir, logger);
     const trash = new TrashRunner(sources, settings, logger);
-    const ctx: CycleContext = { settings, pool, sources, client, usage, clock, logger, store, state, observed: newObservations() };
-    const agent = new Agent(settings, pool, sources, client, store, ctx, trash, logger, clock);
-    agent.stopping = stopping;
+    const observed = newObservations();
+    const ctx: CycleContext = { ...localContext({ settings, logger, clock, sources, store, state, observed }), pool, client };
+    const agent = new Agent(settings, pool, sources, client, store, ctx, trash, logger, clock, stopping);
     ctx.observed = agent.observed;
     adoptIdentity(ctx);
     return agent;
@@ -151,39 +119,14 @@ export class Agent {
     return this.ctx.state;
   }
 
-  /** Change the state outside a cycle (leases); saved at once, never racing a cycle's own save. */
-  async updateState(change: (state: CycleContext['state']) => CycleContext['state']): Promise<void> {
-    await saveState(this.ctx, change);
-  }
-
-  /** Create or extend `owner`'s lease on a cache (see src/core/leases.ts); expired leases are forgotten on the way. */
-  async acquireLease(cacheName: string, owner: string, ttlMs: number): Promise<Lease> {
-    let lease: Lease | undefined;
-    // In turn with the state writes, as saveState does; a renewal early in its TTL is not written (leaseNeedsWrite).
-    const run = (this.ctx.writes ?? Promise.resolve()).then(async () => {
-      const state = this.ctx.state;
-      const now = this.clock.now();
-      const next = acquireLease(liveLeases(state.leases, now), cacheName, owner, ttlMs, now);
-      lease = next.lease;
-      const changed = { ...state, leases: next.leases };
-      if (this.ctx.store && leaseNeedsWrite(findLease(state.leases, cacheName, owner, now), next.lease, ttlMs, now)) await this.ctx.store.save(changed);
-      this.ctx.state = changed;
-    });
-    this.ctx.writes = run.catch(() => {});
-    await run;
-    return lease!;
+  /** Create or extend `owner`'s lease on a cache (src/engine/leases.ts); a renewal early in its TTL is saved with the next write. */
+  acquireLease(cacheName: string, owner: string, ttlMs: number): Promise<Lease> {
+    return acquireLeaseIn(this.ctx, cacheName, owner, ttlMs, { deferRenewals: true });
   }
 
   /** Drop `owner`'s lease on a cache, noting the cache's last use (for eviction); false when it held none (or it had expired). */
-  async releaseLease(cacheName: string, owner: string): Promise<boolean> {
-    let released = false;
-    await this.updateState((state) => {
-      const now = this.clock.now();
-      const next = releaseLease(liveLeases(state.leases, now), cacheName, owner);
-      released = next.released;
-      return { ...state, leases: next.leases, ...(released ? { lastUsed: { ...state.lastUsed, [cacheName]: now } } : {}) };
-    });
-    return released;
+  releaseLease(cacheName: string, owner: string): Promise<boolean> {
+    return releaseLeaseIn(this.ctx, cacheName, owner);
   }
 
   /** Who holds each of these caches now (processes, locks, live leases), by path; caches nobody holds are absent. */
@@ -191,21 +134,27 @@ export class Agent {
     return holdersOfCaches(this.ctx, caches, this.clock.now());
   }
 
-  onCycle(listener: CycleListener): void {
-    this.listeners.push(listener);
+  /** Every cycle's report, once it is recorded in lastCycle. */
+  onCycle(listener: (report: CycleReport, durationMs: number) => void): void {
+    this.queue.listen({
+      finished: (op, report, durationMs) => {
+        if (op.kind === 'cycle') listener(report, durationMs);
+      },
+    });
   }
 
   onOperation(listener: OperationListener): void {
-    this.opListeners.push(listener);
+    this.queue.listen(listener);
   }
 
   get cycleInFlight(): Promise<CycleReport> | null {
-    return this.current?.kind === 'cycle' ? this.current.promise : null;
+    const running = this.queue.running;
+    return running?.kind === 'cycle' ? running.promise : null;
   }
 
   /** The operation running now, if any. */
   get running(): Operation | null {
-    return this.current;
+    return this.queue.running;
   }
 
   /**
@@ -218,22 +167,22 @@ export class Agent {
     const op = this.syncOperation(opts);
     const progress = opts.progress;
     if (progress) {
-      const listener: OperationListener = { progress: (o, line) => o === op && progress(line) };
-      this.opListeners.push(listener);
-      const remove = (): void => void this.opListeners.splice(this.opListeners.indexOf(listener), 1);
-      op.promise.then(remove, remove);
+      const stop = this.queue.listen({
+        progress: (o, line) => {
+          if (o === op) progress(line);
+        },
+      });
+      op.promise.then(stop, stop);
     }
     return op.promise;
   }
 
   /** sync(), returning the operation that serves it: the cycle in flight (join), the waiting one, or a new one. */
   syncOperation(opts: { join: boolean } = { join: true }): Operation {
-    if (opts.join && this.current?.kind === 'cycle') return this.current;
+    const running = this.queue.running;
+    if (opts.join && running?.kind === 'cycle') return running;
     // A cycle still waiting for its turn has not queried yet: it serves both kinds of request.
-    if (this.queuedCycle) return this.queuedCycle;
-    const op = this.enqueue('cycle', undefined, () => this.runCycleNow());
-    if (!op.started) this.queuedCycle = op;
-    return op;
+    return this.submit('cycle', { mergeKey: 'cycle' }, () => this.runCycleNow());
   }
 
   /**
@@ -242,25 +191,21 @@ export class Agent {
    * its turn serves this one too, so concurrent requests perform one purge.
    */
   purgeNow(name: string): Operation {
-    const waiting = this.waitingPurges.get(name);
-    if (waiting) return waiting;
-    const op = this.enqueue('purge', name, async () => {
+    return this.submit('purge', { name, mergeKey: `purge:${name}` }, async () => {
       const report = await runPurgeNow(this.ctx, [name]);
       if (report.purged.length > 0 && !this.settings.dryRun) this.trash.kick();
       return report;
     });
-    if (!op.started) this.waitingPurges.set(name, op);
-    return op;
   }
 
   /**
    * Retry deferred purges, and apply what an unreadable location owes, now —
-   * unless something else is running (a cycle does the same work).
+   * unless something else is running or waiting (a cycle does the same work).
    */
   async recheck(): Promise<CycleReport | null> {
     const owed = this.observed.locations.some((l) => l.instance === null);
-    if (this.current || this.queuedCycle || (this.ctx.state.pending.length === 0 && !owed)) return null;
-    const report = await this.enqueue('recheck', undefined, () => runRecheck(this.ctx)).promise;
+    if (!this.queue.idle || (this.ctx.state.pending.length === 0 && !owed)) return null;
+    const report = await this.submit('recheck', {}, () => runRecheck(this.ctx)).promise;
     if (report.purged.length > 0) this.trash.kick();
     return report;
   }
@@ -271,71 +216,32 @@ export class Agent {
    * while anything else runs or waits: a cycle ends with an eviction pass.
    */
   async evictIfLow(): Promise<CycleReport | null> {
-    if (this.current || this.queuedCycle || !(await minFreeCrossedNow(this.settings, this.sources))) return null;
-    const report = await this.enqueue('evict', undefined, async () => {
-      const now = this.clock.now();
-      const r = localReport(now);
-      await evict(this.ctx, r);
-      return r;
-    }).promise;
+    if (!this.queue.idle || !(await minFreeCrossedNow(this.settings, this.sources))) return null;
+    const report = await this.submit('evict', {}, () => runEvictionPass(this.ctx)).promise;
     if (report.evicted.length > 0 && !this.settings.dryRun) this.trash.kick();
     return report;
   }
 
-  /**
-   * Give `work` its turn: at once when nothing runs, else after everything
-   * that got its turn before. The check and the claim happen in one
-   * synchronous step, so two operations never overlap.
-   */
-  private enqueue(kind: OperationKind, name: string | undefined, work: () => Promise<CycleReport>): Operation {
-    let settle!: { resolve: (report: CycleReport) => void; reject: (err: unknown) => void };
-    const promise = new Promise<CycleReport>((resolve, reject) => (settle = { resolve, reject }));
-    // The promise exists before the operation can start, so listeners told of its start may use it.
-    const op: Operation = { id: this.nextOpId++, kind, ...(name !== undefined ? { name } : {}), started: false, promise };
-    const begin = (): void => {
-      this.current = op;
-      op.started = true;
-      if (this.queuedCycle === op) this.queuedCycle = null;
-      if (name !== undefined && this.waitingPurges.get(name) === op) this.waitingPurges.delete(name);
-      const mono = this.clock.monotonic();
-      for (const l of this.opListeners) l.started?.(op);
-      this.ctx.progress = (line) => {
-        for (const l of this.opListeners) l.progress?.(op, line);
-      };
-      work()
-        .then((report) => {
-          const durationMs = this.clock.monotonic() - mono;
-          if (report.evicted.length > 0)
-            this.lastEviction = { at: new Date(this.clock.now()).toISOString(), dryRun: Boolean(report.dryRun), evicted: report.evicted };
-          for (const l of this.opListeners) l.finished?.(op, report, durationMs);
-          return report;
-        })
-        .finally(() => {
+  /** Queue `work`, with the operation's progress lines going to its listeners while it runs. */
+  private submit(kind: OperationKind, opts: { name?: string; mergeKey?: string }, work: () => Promise<CycleReport>): Operation {
+    return this.queue.submit(kind, {
+      ...opts,
+      work: async (progress) => {
+        this.ctx.progress = progress;
+        try {
+          return await work();
+        } finally {
           this.ctx.progress = undefined;
-          if (this.current === op) this.current = null;
-          this.unfinished.delete(op);
-        })
-        .then(settle.resolve, settle.reject);
-    };
-    this.unfinished.add(op);
-    if (!this.current) {
-      begin();
-    } else {
-      // Wait for the turn; several waiters may wake together, and the first to look claims it.
-      void (async () => {
-        while (this.current) await this.current.promise.catch(() => {});
-        begin();
-      })();
-    }
-    return op;
+        }
+      },
+    });
   }
 
   private async runCycleNow(): Promise<CycleReport> {
     const started = this.clock.now();
     const mono = this.clock.monotonic();
     const report = await runCycle(this.ctx);
-    const durationMs = this.clock.monotonic() - mono;
-    this.recordCycle(report, started, durationMs);
+    this.recordCycle(report, started, this.clock.monotonic() - mono);
     // Every cycle gives the trash a turn: deletions that failed before are retried.
     if (!this.settings.dryRun) this.trash.kick();
     return report;
@@ -357,15 +263,12 @@ export class Agent {
     };
     // Readiness tracks whether the service answers: a failed purge is not an unreachable service.
     if (report.error === undefined) this.lastSuccessAt = started;
-    for (const listener of this.listeners) listener(report, durationMs);
   }
 
   /** Wait for the operation in flight (and those waiting for their turn), then release the state lock. */
   async close(): Promise<void> {
     this.stopping.abort();
-    while (this.unfinished.size > 0) {
-      await Promise.allSettled([...this.unfinished].map((op) => op.promise));
-    }
+    await this.queue.drain();
     await this.trash.stop();
     await this.store?.close();
   }

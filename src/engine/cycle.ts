@@ -28,13 +28,12 @@ import type { CacheSources } from '../edges/caches/inventory.js';
 import type { PurgeCacheClient } from '../edges/upstream/client.js';
 import type { UsageProbe } from '../edges/caches/inuse.js';
 import { formatDuration } from '../core/duration.js';
-import { evictionLimits, runEviction } from './eviction.js';
-import { executorFor, saveState } from './executor.js';
-import { applyLook, holdersOfCaches } from './look.js';
+import { evict } from './eviction.js';
+import { executorFor } from './executor.js';
+import { applyLook } from './look.js';
 import { localReport, type CycleReport } from '../core/report.js';
 
 export type { CycleReport, PurgedEntry, FailedEntry, DeferredEntry } from '../core/report.js';
-export { localReport, saveState, holdersOfCaches };
 
 /** What work on the local caches needs: no service (rechecks, local purges, eviction). */
 export interface LocalContext {
@@ -51,7 +50,7 @@ export interface LocalContext {
   progress?: ((line: string) => void) | undefined;
   /** Filled in by cycles, read by status and metrics. */
   observed: Observations;
-  /** The state write in progress (saveState): writes never overlap. */
+  /** The state write in progress (changeState): writes never overlap. */
   writes?: Promise<void>;
 }
 
@@ -109,7 +108,8 @@ export async function runCycle(ctx: CycleContext): Promise<CycleReport> {
   const report: CycleReport = { ...localReport(queryStart, executor.dryRun), since: sinceMs === null ? null : new Date(sinceMs).toISOString() };
   noteClockJump(ctx, queryStart);
 
-  const purgeAll = gapExceeded(ctx.state.cursor, queryStart, settings.maxGap) && reportGap(ctx, queryStart);
+  const cursor = ctx.state.cursor;
+  const purgeAll = cursor !== null && gapExceeded(cursor, queryStart, settings.maxGap) && reportGap(ctx, cursor, queryStart);
 
   let requests: ValidRequest[];
   let offset: number | null = null;
@@ -153,20 +153,6 @@ export async function runCycle(ctx: CycleContext): Promise<CycleReport> {
   // Eviction comes after the purges: space a purge already frees is not evicted for.
   await evict(ctx, report);
   return report;
-}
-
-/**
- * Evict idle caches when a limit (--min-free, --max-size, --max-unused) is
- * crossed, through the same lock-and-rename path as purges. Runs after every
- * cycle, and when the daemon sees free space fall between cycles.
- */
-export async function evict(ctx: LocalContext, report: CycleReport): Promise<void> {
-  if (!evictionLimits(ctx.settings)) return;
-  const result = await runEviction(ctx, { dryRun: ctx.settings.dryRun });
-  report.evicted.push(...result.evicted);
-  for (const entry of result.evicted)
-    ctx.progress?.(`${ctx.settings.dryRun ? 'would evict' : 'evicted'} ${entry.name} (${entry.reason}, ${entry.bytes} bytes)`);
-  for (const failure of result.failed) report.failed.push({ ...failure, error: `eviction failed: ${failure.error}` });
 }
 
 /**
@@ -228,8 +214,8 @@ function noteClockJump(ctx: CycleContext, now: number): void {
   }
 }
 
-function reportGap(ctx: CycleContext, now: number): boolean {
-  const last = new Date(ctx.state.cursor!).toISOString();
+function reportGap(ctx: CycleContext, cursor: number, now: number): boolean {
+  const last = new Date(cursor).toISOString();
   const purgeAll = ctx.settings.onGap === 'purge-all';
   ctx.logger.warn(
     { lastSuccessfulQuery: last, maxGap: formatDuration(ctx.settings.maxGap), onGap: ctx.settings.onGap, now: new Date(now).toISOString() },

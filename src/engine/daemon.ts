@@ -18,6 +18,7 @@ import cron from 'node-cron';
 import type { Agent } from './agent.js';
 import type { Logger } from '../log.js';
 import { errorMessage } from '../errors.js';
+import { sleep } from '../edges/clock.js';
 import { cycleIsNews, startFields, startHeartbeat } from './heartbeat.js';
 
 export interface DaemonHooks {
@@ -37,7 +38,7 @@ export async function runDaemon(agent: Agent, logger: Logger, hooks: DaemonHooks
   });
 
   const cycle = (why: string, join: boolean): void => {
-    agent.sync({ join }).catch((err) => {
+    agent.sync({ join }).catch((err: unknown) => {
       logger.error({ err: errorMessage(err), trigger: why }, 'cycle crashed; the next one will retry');
     });
   };
@@ -77,7 +78,7 @@ export async function runDaemon(agent: Agent, logger: Logger, hooks: DaemonHooks
       agent
         .recheck()
         .then(() => agent.evictIfLow())
-        .catch((err) => {
+        .catch((err: unknown) => {
           logger.error({ err: errorMessage(err) }, 'recheck of deferred purges or free space failed');
         });
     },
@@ -108,23 +109,4 @@ export async function runDaemon(agent: Agent, logger: Logger, hooks: DaemonHooks
   process.off('SIGINT', onStop);
   logger.info('stopped');
   return 0;
-}
-
-/** Resolves true after `ms`, false if `signal` aborts first. */
-function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (signal.aborted) {
-      resolve(false);
-      return;
-    }
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -25,6 +25,8 @@ import type { Candidate } from '../core/judge.js';
 import { planEviction, minFreeCrossed, type EvictableCache, type EvictionLimits, type FilesystemUsage, type EvictedEntry } from '../core/eviction-plan.js';
 export type { EvictedEntry };
 import type { AgentState } from '../edges/state.js';
+import { localReport, type CycleReport } from '../core/report.js';
+import type { LocalContext } from './cycle.js';
 
 export interface EvictionContext {
   settings: Settings;
@@ -55,8 +57,7 @@ export function evictionLimits(settings: Settings): EvictionLimits | null {
 
 /** Free space (and trash backlog) of each filesystem holding a cache root or single cache. */
 export async function filesystemUsage(sources: CacheSources, opts: { withTrash: boolean }): Promise<FilesystemUsage[]> {
-  const byFs = new Map<string, FilesystemUsage>();
-  const trashByFs = new Map<string, string[]>();
+  const byFs = new Map<string, { usage: FilesystemUsage; trashes: string[] }>();
   for (const trash of trashDirsFor(sources)) {
     const parent = path.dirname(trash);
     let dev: string;
@@ -65,18 +66,26 @@ export async function filesystemUsage(sources: CacheSources, opts: { withTrash: 
     } catch {
       continue; // a root that doesn't exist holds nothing
     }
-    if (!byFs.has(dev)) {
+    let fs = byFs.get(dev);
+    if (!fs) {
       const st = await statfs(parent, { bigint: true });
-      byFs.set(dev, { fs: dev, totalBytes: Number(st.blocks * st.bsize), freeBytes: Number(st.bavail * st.bsize), trashBytes: 0 });
+      fs = { usage: { fs: dev, totalBytes: Number(st.blocks * st.bsize), freeBytes: Number(st.bavail * st.bsize), trashBytes: 0 }, trashes: [] };
+      byFs.set(dev, fs);
     }
-    trashByFs.set(dev, [...(trashByFs.get(dev) ?? []), trash]);
+    fs.trashes.push(trash);
   }
   if (opts.withTrash) {
-    for (const [dev, trashes] of trashByFs) {
-      for (const trash of trashes) byFs.get(dev)!.trashBytes += (await measureTree(trash, performance.now() + 5_000)).bytes;
+    for (const { usage, trashes } of byFs.values()) {
+      for (const trash of trashes) usage.trashBytes += (await measureTree(trash, performance.now() + 5_000)).bytes;
     }
   }
-  return [...byFs.values()];
+  return [...byFs.values()].map((fs) => fs.usage);
+}
+
+/** The filesystem part of a cache's `${dev}:${ino}` key. */
+function devOf(cache: CacheDir): string {
+  const colon = cache.key.indexOf(':');
+  return colon < 0 ? cache.key : cache.key.slice(0, colon);
 }
 
 /** The cheap check the daemon runs between cycles: has free space fallen below --min-free? */
@@ -104,8 +113,6 @@ export async function runEviction(ctx: EvictionContext, opts: { dryRun: boolean 
   const filesystems = await filesystemUsage(ctx.sources, { withTrash: true });
   const needSizes = limits.maxSizeBytes !== undefined || (limits.minFree !== undefined && minFreeCrossed(filesystems, limits.minFree));
 
-  const devOf = new Map<string, string>();
-  for (const cache of caches) devOf.set(cache.path, cache.key.split(':')[0]!);
   const sizes = new Map<string, number | null>();
   if (needSizes) {
     const deadline = performance.now() + SIZE_BUDGET_MS;
@@ -134,7 +141,7 @@ export async function runEviction(ctx: EvictionContext, opts: { dryRun: boolean 
       name: c.name,
       path: c.path,
       root: c.root,
-      fs: devOf.get(c.path)!,
+      fs: devOf(c),
       sizeBytes: sizes.get(c.path) ?? null,
       lastUsedMs: lastUsedOf(c, ctx.state),
       inUse: inUse.has(c.path),
@@ -165,14 +172,20 @@ export async function runEviction(ctx: EvictionContext, opts: { dryRun: boolean 
     }
     return result;
   }
-  const candidates: Candidate[] = chosen.map((e) => {
-    const cache = byPath.get(e.cache.path)!;
-    return { cache, createdMs: createdAt(cache, ctx.state.firstSeen), beforeMs: now, since: now };
+  const evicting = chosen.flatMap((e) => {
+    const cache = byPath.get(e.cache.path);
+    if (!cache) return [];
+    const candidate: Candidate = { cache, createdMs: createdAt(cache, ctx.state.firstSeen), beforeMs: now, since: now };
+    return [{ candidate, entry: { name: e.cache.name, path: e.cache.path, reason: e.reason, bytes: e.bytes } }];
   });
-  const outcomes = await applyPurges(candidates, { logger: ctx.logger });
-  for (const [i, outcome] of outcomes.entries()) {
-    const e = chosen[i]!;
-    const entry = { name: e.cache.name, path: e.cache.path, reason: e.reason, bytes: e.bytes };
+  const outcomes = await applyPurges(
+    evicting.map((x) => x.candidate),
+    { logger: ctx.logger },
+  );
+  // applyPurges answers one outcome per candidate, in order.
+  for (const [i, { entry }] of evicting.entries()) {
+    const outcome = outcomes[i];
+    if (!outcome) continue;
     if (outcome.kind === 'purged') {
       ctx.logger.info(entry, 'evicted cache');
       result.evicted.push(entry);
@@ -185,4 +198,25 @@ export async function runEviction(ctx: EvictionContext, opts: { dryRun: boolean 
     }
   }
   return result;
+}
+
+/**
+ * Evict idle caches when a limit (--min-free, --max-size, --max-unused) is
+ * crossed, through the same lock-and-rename path as purges. Runs after every
+ * cycle, and when the daemon sees free space fall between cycles.
+ */
+export async function evict(ctx: LocalContext, report: CycleReport): Promise<void> {
+  if (!evictionLimits(ctx.settings)) return;
+  const result = await runEviction(ctx, { dryRun: ctx.settings.dryRun });
+  report.evicted.push(...result.evicted);
+  for (const entry of result.evicted)
+    ctx.progress?.(`${ctx.settings.dryRun ? 'would evict' : 'evicted'} ${entry.name} (${entry.reason}, ${entry.bytes} bytes)`);
+  for (const failure of result.failed) report.failed.push({ ...failure, error: `eviction failed: ${failure.error}` });
+}
+
+/** An eviction pass on its own, outside a cycle (free space fell below --min-free between cycles). */
+export async function runEvictionPass(ctx: LocalContext): Promise<CycleReport> {
+  const report = localReport(ctx.clock.now(), ctx.settings.dryRun);
+  await evict(ctx, report);
+  return report;
 }

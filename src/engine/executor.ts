@@ -25,20 +25,37 @@ export interface Executor {
   commit(holder: StateHolder, change: (current: AgentState) => AgentState): Promise<void>;
 }
 
+/** What a change to the state makes of it, whether that needs the state file rewritten now, and what the caller learns. */
+export interface StateChange<T> {
+  state: AgentState;
+  write: boolean;
+  value: T;
+}
+
 /**
- * Change and save the state, one write at a time. Leases change outside
- * cycles (the local API, `lease`, exec), so each write applies its change to
- * the latest state: a cycle's save never drops a lease taken meanwhile, and
- * two writers never race on the state file.
+ * Change the state, one change at a time. Leases change outside cycles (the
+ * local API, `lease`, exec), so each change applies to the latest state: a
+ * cycle's save never drops a lease taken meanwhile, and two writers never race
+ * on the state file. A change that needs no write now is kept in memory and
+ * saved with the next one.
  */
-function commitState(holder: StateHolder, change: (current: AgentState) => AgentState): Promise<void> {
+export function changeState<T>(holder: StateHolder, change: (current: AgentState) => StateChange<T>): Promise<T> {
   const run = (holder.writes ?? Promise.resolve()).then(async () => {
     const next = change(holder.state);
-    if (holder.store) await holder.store.save(next);
-    holder.state = next;
+    if (next.write && holder.store) await holder.store.save(next.state);
+    holder.state = next.state;
+    return next.value;
   });
-  holder.writes = run.catch(() => {});
+  holder.writes = run.then(
+    () => {},
+    () => {},
+  );
   return run;
+}
+
+/** Change and save the state (changeState, always written). */
+function commitState(holder: StateHolder, change: (current: AgentState) => AgentState): Promise<void> {
+  return changeState(holder, (current) => ({ state: change(current), write: true, value: undefined }));
 }
 
 export const realExecutor: Executor = {
@@ -59,6 +76,3 @@ export const dryRunExecutor: Executor = {
 export function executorFor(settings: { dryRun: boolean }): Executor {
   return settings.dryRun ? dryRunExecutor : realExecutor;
 }
-
-/** Change the state whatever the mode: leases are real even in a dry run's memory. */
-export const saveState = commitState;

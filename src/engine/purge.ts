@@ -37,17 +37,14 @@ export async function applyPurges(candidates: readonly Candidate[], deps: { logg
   const trashes = new TrashHandles();
   try {
     return await mapLimit(candidates, RENAME_CONCURRENCY, async (candidate, i) => {
-      const outcome = await renameLocked(candidate, locks[i]!, trashes, deps);
+      // The locks come back one per path, in order; a missing one fails this purge rather than renaming unlocked.
+      const outcome = await renameLocked(candidate, locks[i] ?? new Error('the lock helper gave no answer for it'), trashes, deps);
       await faultPoint('after-rename');
       return outcome;
     });
   } finally {
     await trashes.close();
   }
-}
-
-export async function applyPurge(candidate: Candidate, deps: { logger: Logger }): Promise<Outcome> {
-  return (await applyPurges([candidate], deps))[0]!;
 }
 
 async function renameLocked(candidate: Candidate, lock: DirLock | 'busy' | Error, trashes: TrashHandles, deps: { logger: Logger }): Promise<Outcome> {

@@ -21,7 +21,8 @@ export type TrashListener = (report: DeleteReport) => void;
 
 export class TrashRunner {
   private running: Promise<void> | null = null;
-  private again = false;
+  /** Kicks so far: a run that ends with more than it started with runs again. */
+  private kicks = 0;
   private controller = new AbortController();
   private readonly listeners: TrashListener[] = [];
   /** Totals since start, for status and metrics. */
@@ -39,10 +40,8 @@ export class TrashRunner {
 
   kick(): void {
     if (this.controller.signal.aborted) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
+    this.kicks++;
+    if (this.running) return;
     this.running = this.loop().finally(() => {
       this.running = null;
     });
@@ -65,7 +64,8 @@ export class TrashRunner {
     // No failure reported, yet something is left (a run cut short): the trash was not emptied.
     try {
       const left = await trashEntries(trashDirsFor(this.sources), 1);
-      if (left.length > 0) return [{ path: left[0]!, error: 'still in the trash after emptying it; retried on the next run' }];
+      const first = left[0];
+      if (first !== undefined) return [{ path: first, error: 'still in the trash after emptying it; retried on the next run' }];
     } catch (err) {
       return [{ path: trashDirsFor(this.sources).join(', '), error: `cannot list the trash: ${errorMessage(err)}` }];
     }
@@ -78,8 +78,9 @@ export class TrashRunner {
   }
 
   private async loop(): Promise<void> {
+    let seen: number;
     do {
-      this.again = false;
+      seen = this.kicks;
       this.lastFailures = [];
       this.lastSkippedMounts = 0;
       try {
@@ -94,7 +95,7 @@ export class TrashRunner {
         this.lastFailures = [{ path: trashDirsFor(this.sources).join(', '), error: errorMessage(err) }];
         this.logger.error({ err: errorMessage(err) }, 'emptying the trash failed; it will be retried after the next purge or at the next start');
       }
-    } while (this.again && !this.controller.signal.aborted);
+    } while (this.kicks !== seen && !this.controller.signal.aborted);
   }
 
   private record(report: DeleteReport): void {

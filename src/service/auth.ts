@@ -65,8 +65,8 @@ function authFailureMessage(err: unknown): string {
 function loadCredentials(clients: Clients, credentialName: string, rawExt: string | undefined, now: number) {
   const ext = rawExt ? parseExt(rawExt) : {};
   let issuerId = credentialName;
-  const cert = ext.certificate as Record<string, unknown> | undefined;
-  if (cert !== undefined && typeof cert === 'object' && cert !== null && 'issuer' in cert) {
+  const cert = ext.certificate;
+  if (typeof cert === 'object' && cert !== null && 'issuer' in cert) {
     if (typeof cert.issuer !== 'string') throw new ServiceAuthError('ext.certificate.issuer must be a string');
     if (cert.issuer === credentialName) throw new ServiceAuthError('ext.certificate.issuer must differ from the supplied clientId');
     issuerId = cert.issuer;

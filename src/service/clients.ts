@@ -10,7 +10,7 @@ const clientsSchema = z.record(
   z.string().min(1),
   z.strictObject({
     accessToken: z.string().min(1),
-    scopes: z.array(z.string().refine(isValidScope, { message: 'scopes are printable ASCII' })),
+    scopes: z.array(z.string().refine(isValidScope, { error: 'scopes are printable ASCII' })),
   }),
 );
 
@@ -18,8 +18,8 @@ const clientsSchema = z.record(
 export function parseClients(value: unknown, source: string): Clients {
   // Register before validating, so no later message or log can carry a token.
   if (typeof value === 'object' && value !== null) {
-    for (const entry of Object.values(value)) {
-      if (typeof entry === 'object' && entry !== null && typeof entry.accessToken === 'string') registerSecret(entry.accessToken);
+    for (const entry of Object.values(value as Record<string, unknown>)) {
+      if (typeof entry === 'object' && entry !== null && 'accessToken' in entry && typeof entry.accessToken === 'string') registerSecret(entry.accessToken);
     }
   }
   const result = clientsSchema.safeParse(value);

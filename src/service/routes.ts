@@ -38,12 +38,14 @@ export function route(method: string, path: string): Handler {
   if (method === 'GET' && rest.length === 0) {
     if (first === 'ping') return ping;
     if (first === '__lbheartbeat__' || first === '__heartbeat__')
-      return async (_req, res) => {
+      return (_req, res) => {
         sendJson(res, 200, {});
+        return Promise.resolve();
       };
     if (first === '__version__')
-      return async (_req, res) => {
+      return (_req, res) => {
         sendJson(res, 200, { source: 'purge-cache-agent serve', version: '1' });
+        return Promise.resolve();
       };
   }
   if (first !== 'purge-cache' || rest.length === 0 || rest.length > 2) throw notFound();
@@ -59,7 +61,8 @@ export function route(method: string, path: string): Handler {
 function parsePool(rest: string[]): WorkerPool {
   let parts: string[];
   try {
-    parts = rest.length === 2 ? rest.map(decodeURIComponent) : decodeURIComponent(rest[0]!).split('/');
+    // One segment holds both parts, percent-encoded slash and all.
+    parts = rest.length === 2 ? rest.map(decodeURIComponent) : decodeURIComponent(rest.join('/')).split('/');
   } catch {
     throw badRequest('the worker pool id in the path is not valid percent-encoding');
   }
@@ -89,8 +92,9 @@ function authorize(who: Principal, scope: string): void {
   );
 }
 
-const ping: Handler = async (_req, res, _query, ctx) => {
+const ping: Handler = (_req, res, _query, ctx) => {
   sendJson(res, 200, { alive: true, uptime: ctx.uptimeSeconds() });
+  return Promise.resolve();
 };
 
 async function purgeRequests(req: IncomingMessage, res: ServerResponse, query: URLSearchParams, ctx: RouteContext, pool: WorkerPool) {

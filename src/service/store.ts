@@ -159,11 +159,12 @@ function keyOf(e: Entry): EntryKey {
 }
 
 function compareKeys(a: EntryKey, b: EntryKey): number {
-  for (let i = 0; i < 3; i++) {
-    if (a[i]! < b[i]!) return -1;
-    if (a[i]! > b[i]!) return 1;
-  }
-  return 0;
+  return compareStrings(a[0], b[0]) || compareStrings(a[1], b[1]) || compareStrings(a[2], b[2]);
+}
+
+/** Plain string order (UTF-16 code units), the same on every machine: never locale order. */
+function compareStrings(x: string, y: string): number {
+  return x < y ? -1 : x > y ? 1 : 0;
 }
 
 function toRequest(e: Entry): PurgeRequest {

@@ -8,7 +8,7 @@ import { constants } from 'node:fs';
 import { UnsafePathError, errnoCode } from '../../errors.js';
 import { tryFlock, tryFlockMany, FlockUnavailableError } from '../flock.js';
 import type { Logger } from '../../log.js';
-import { sleep } from './concurrency.js';
+import { sleep } from '../clock.js';
 
 export interface DirLock {
   fd: number;

@@ -1,4 +1,5 @@
 /** Pacing deletion: a token bucket with a clock tests can replace. */
+import { sleep } from '../clock.js';
 
 export interface Clock {
   now(): number;
@@ -7,16 +8,9 @@ export interface Clock {
 
 export const realClock: Clock = {
   now: () => performance.now(),
-  sleep: (ms, signal) =>
-    new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      signal?.addEventListener('abort', done, { once: true });
-      function done(): void {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      }
-    }),
+  sleep: async (ms, signal) => {
+    await sleep(ms, signal);
+  },
 };
 
 /**

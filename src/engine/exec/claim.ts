@@ -18,6 +18,7 @@ import { lstat, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { acquireSharedLock, inodeKey, type DirLock } from '../../edges/caches/inuse.js';
 import { encodeCacheName } from '../../core/names.js';
+import { sleep } from '../../edges/clock.js';
 import type { CacheSources } from '../../edges/caches/inventory.js';
 import { UsageError, errnoCode, ClaimTimeoutError } from '../../errors.js';
 import type { Logger } from '../../log.js';
@@ -88,7 +89,7 @@ export async function claim(target: Target, opts: ClaimOptions): Promise<DirLock
       const notice = `waiting for ${deferredBy} to let go of ${target.path}`;
       if (notice !== lastWaitNotice) opts.say(notice);
       lastWaitNotice = notice;
-      await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 200 * (attempt + 1))));
+      await sleep(Math.min(2000, 200 * (attempt + 1)));
     }
   }
 }

@@ -4,7 +4,7 @@
  */
 import type { Settings } from '../../config/index.js';
 import type { Logger } from '../../log.js';
-import { acquireLease, liveLeases, releaseLease } from '../../core/leases.js';
+import { acquireLeaseIn, releaseLeaseIn } from '../leases.js';
 import { runPurgeNow, runRecheck, type CycleReport } from '../cycle.js';
 import { withAgentOrState } from '../agent-link.js';
 import { connectToAgent, type ApiClient } from '../../api/client.js';
@@ -39,7 +39,7 @@ export function execCoordinator(settings: Settings, logger: Logger): ExecCoordin
           const { body } = await client.call<{ caches: { path: string; pendingPurge: unknown }[] }>('GET', '/v1/caches');
           return body.caches.some((c) => c.path === target.path && c.pendingPurge !== null);
         },
-        async (local) => local.state.pending.some((p) => p.path === target.path && p.key === key),
+        (local) => Promise.resolve(local.state.pending.some((p) => p.path === target.path && p.key === key)),
       ),
 
     purge: (name: string) =>
@@ -114,21 +114,21 @@ export function execCoordinator(settings: Settings, logger: Logger): ExecCoordin
 
     acquireLease: (name, owner, ttlMs) =>
       either(
-        async (client) => void (await client.acquireLease(name, owner, ttlMs / 1000)),
+        async (client) => {
+          await client.acquireLease(name, owner, ttlMs / 1000);
+        },
         async (local) => {
-          const now = Date.now();
-          const next = acquireLease(liveLeases(local.state.leases, now), name, owner, ttlMs, now);
-          await local.store.save({ ...local.state, leases: next.leases });
+          await acquireLeaseIn(local, name, owner, ttlMs, { deferRenewals: false });
         },
       ),
 
     releaseLease: (name, owner) =>
       either(
-        async (client) => void (await client.releaseLease(name, owner)),
+        async (client) => {
+          await client.releaseLease(name, owner);
+        },
         async (local) => {
-          const now = Date.now();
-          const next = releaseLease(liveLeases(local.state.leases, now), name, owner);
-          await local.store.save({ ...local.state, leases: next.leases, lastUsed: { ...local.state.lastUsed, [name]: now } });
+          await releaseLeaseIn(local, name, owner);
         },
       ),
   };

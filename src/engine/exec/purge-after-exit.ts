@@ -27,7 +27,7 @@ export interface HeldCache {
 
 export async function condemn(caches: readonly HeldCache[], coordinator: ExecCoordinator, say: (line: string) => void): Promise<void> {
   for (const cache of caches) {
-    await coordinator.purgeNow(cache.name).catch((err) => {
+    await coordinator.purgeNow(cache.name).catch((err: unknown) => {
       say(`could not mark cache ${JSON.stringify(cache.name)} for purging: ${errorMessage(err)}`);
     });
   }
