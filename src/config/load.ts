@@ -70,7 +70,7 @@ function yamlProblem(err: unknown): string {
   return (excerpt >= 0 ? message.slice(0, excerpt) : message.split('\n')[0]!).trim();
 }
 
-const BY_KEY = new Map(SETTINGS.map((spec) => [spec.key, spec]));
+const BY_KEY = new Map<string, SettingSpec>(SETTINGS.map((spec) => [spec.key, spec]));
 
 export async function loadSettings(input: LoadInput): Promise<Settings> {
   const { flags, env, cwd } = input;
