@@ -12,9 +12,8 @@ import { TaskFailedError, UsageError } from '../errors.js';
 import { parseDuration } from '../core/duration.js';
 import { acquireLease, liveLeases, releaseLease, validateOwner, validateTtl } from '../core/leases.js';
 import { StateStore, STATE_FILE } from '../edges/state.js';
-import { connectToAgent, type ApiClient, type LeaseView } from '../api/client.js';
+import { connectToAgent, type ApiClient, type LeaseAnswer, type StatusAnswer, type TaskAnswer } from '../api/client.js';
 import { withAgentOrState } from '../engine/agent-link.js';
-import type { TaskView } from '../api/tasks.js';
 import { commandContext, printJson, type CommandContext } from './context.js';
 
 async function withAgent<T>(ctx: CommandContext, run: (client: ApiClient) => Promise<T>): Promise<T> {
@@ -27,7 +26,7 @@ async function withAgent<T>(ctx: CommandContext, run: (client: ApiClient) => Pro
 }
 
 /** Follow a task to its end, printing its output; a failed task is an error (exit 1). */
-async function followTask(ctx: CommandContext, client: ApiClient, id: string, json: boolean): Promise<TaskView> {
+async function followTask(ctx: CommandContext, client: ApiClient, id: string, json: boolean): Promise<TaskAnswer> {
   const view = await client.follow(
     id,
     json
@@ -49,15 +48,15 @@ export async function statusCommand(flags: Record<string, unknown>): Promise<num
   return 0;
 }
 
-function formatStatus(s: Record<string, any>): string {
+function formatStatus(s: StatusAnswer): string {
   const lines: string[] = [];
-  const config = s.config ?? {};
+  const config = s.config;
   lines.push(`purge-cache-agent ${s.version}, pid ${s.pid}, up ${s.uptimeSeconds}s`);
-  lines.push(`  api:          ${s.api?.socket}${s.api?.tcp ? ` and ${s.api.tcp}` : ''}`);
-  lines.push(
-    `  worker pool:  ${config.workerPoolId ?? `${config.provisionerId}/${config.workerType}`}   schedule: ${config.schedule}${config.dryRun ? '   DRY RUN' : ''}`,
-  );
-  lines.push(`  ready:        ${s.ready?.ready ? 'yes' : `no — ${s.ready?.reason}`}`);
+  lines.push(`  api:          ${s.api.socket}${s.api.tcp ? ` and ${s.api.tcp}` : ''}`);
+  // An agent runs only with a worker pool, given either way; String() keeps the line whole should one half be missing.
+  const pool = config.workerPoolId ?? `${String(config.provisionerId)}/${String(config.workerType)}`;
+  lines.push(`  worker pool:  ${pool}   schedule: ${config.schedule}${config.dryRun ? '   DRY RUN' : ''}`);
+  lines.push(`  ready:        ${s.ready.ready ? 'yes' : `no — ${s.ready.reason}`}`);
   const c = s.lastCycle;
   lines.push(
     c
@@ -67,15 +66,14 @@ function formatStatus(s: Record<string, any>): string {
   lines.push(`  cursor:       ${s.cursor ?? 'none (the next query asks for every open request)'}`);
   if (s.running) lines.push(`  running now:  ${s.running.kind}${s.running.name !== undefined ? ` ${JSON.stringify(s.running.name)}` : ''}`);
   lines.push(`  clock offset: ${s.clockOffsetMs === null ? 'unknown' : `${(s.clockOffsetMs / 1000).toFixed(1)}s`}`);
-  const t = s.trash ?? {};
+  const t = s.trash;
   lines.push(
-    `  trash:        ${t.backlogBytes} bytes waiting${t.backlogPartial ? ' (at least; still counting)' : ''}, ${t.deletedSinceStart?.bytes ?? 0} bytes reclaimed since start`,
+    `  trash:        ${t.backlogBytes} bytes waiting${t.backlogPartial ? ' (at least; still counting)' : ''}, ${t.deletedSinceStart.bytes} bytes reclaimed since start`,
   );
-  lines.push(`  pending:      ${s.pending?.length ?? 0}`);
-  for (const p of s.pending ?? [])
-    lines.push(`    ${JSON.stringify(p.name)}  ${p.path}  (${p.reason} since ${p.since}${p.lastError ? `: ${p.lastError}` : ''})`);
-  lines.push(`  leases:       ${s.leases?.length ?? 0}`);
-  for (const l of s.leases ?? []) lines.push(`    ${JSON.stringify(l.cacheName)}  held by ${JSON.stringify(l.owner)} until ${l.expiresAt}`);
+  lines.push(`  pending:      ${s.pending.length}`);
+  for (const p of s.pending) lines.push(`    ${JSON.stringify(p.name)}  ${p.path}  (${p.reason} since ${p.since}${p.lastError ? `: ${p.lastError}` : ''})`);
+  lines.push(`  leases:       ${s.leases.length}`);
+  for (const l of s.leases) lines.push(`    ${JSON.stringify(l.cacheName)}  held by ${JSON.stringify(l.owner)} until ${l.expiresAt}`);
   return lines.join('\n');
 }
 
@@ -99,9 +97,10 @@ export async function purgeCommand(cacheName: string, flags: Record<string, unkn
   const dryRun = ctx.settings.dryRun;
   return withAgent(ctx, async (client) => {
     const answer = await client.purge(cacheName, { dryRun });
-    if (dryRun || answer.task_id === null) {
+    // A dry run's answer has no task, only the paths that would go.
+    if (answer.task_id === null) {
       if (flags.json) printJson(ctx, answer);
-      else for (const p of answer.paths ?? []) ctx.out(`would purge ${JSON.stringify(cacheName)}: ${p}`);
+      else for (const p of answer.paths) ctx.out(`would purge ${JSON.stringify(cacheName)}: ${p}`);
       return 0;
     }
     if (!flags.wait) {
@@ -138,7 +137,7 @@ async function leaseOperation<T>(
 export async function leaseAcquireCommand(cacheName: string, flags: Record<string, unknown>): Promise<number> {
   const ctx = await commandContext(flags);
   const { owner, ttlMs } = leaseInput(flags, true);
-  const { value: lease, offline } = await leaseOperation<LeaseView>(
+  const { value: lease, offline } = await leaseOperation<LeaseAnswer>(
     ctx,
     (client) => client.acquireLease(cacheName, owner, ttlMs / 1000),
     async (store) => {
