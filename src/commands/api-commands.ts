@@ -9,12 +9,29 @@
  */
 import path from 'node:path';
 import { TaskFailedError, UsageError } from '../errors.js';
-import { parseDuration } from '../core/duration.js';
-import { acquireLease, liveLeases, releaseLease, validateOwner, validateTtl } from '../core/leases.js';
+import { formatDuration, parseDuration } from '../core/duration.js';
+import { acquireLease, DEFAULT_LEASE_TTL_SECONDS, liveLeases, releaseLease, validateOwner, validateTtl } from '../core/leases.js';
 import { StateStore, STATE_FILE } from '../edges/state.js';
 import { connectToAgent, type ApiClient, type LeaseAnswer, type StatusAnswer, type TaskAnswer } from '../api/client.js';
 import { withAgentOrState } from '../engine/agent-link.js';
-import { commandContext, printJson, type CommandContext } from './context.js';
+import { commandContext, printJson, type CommandContext, type SettingFlags } from './context.js';
+
+export interface StatusFlags extends SettingFlags {
+  json?: boolean;
+}
+
+/** sync's and purge's: --wait follows the task to its end. */
+export interface TaskFlags extends SettingFlags {
+  wait?: boolean;
+  json?: boolean;
+}
+
+/** lease acquire's and lease release's; --ttl is acquire's only, and commander fills in its default. */
+export interface LeaseFlags extends SettingFlags {
+  owner: string;
+  ttl?: string;
+  json?: boolean;
+}
 
 async function withAgent<T>(ctx: CommandContext, run: (client: ApiClient) => Promise<T>): Promise<T> {
   const client = await connectToAgent(ctx.settings);
@@ -40,7 +57,7 @@ async function followTask(ctx: CommandContext, client: ApiClient, id: string, js
   return view;
 }
 
-export async function statusCommand(flags: Record<string, unknown>): Promise<number> {
+export async function statusCommand(flags: StatusFlags): Promise<number> {
   const ctx = await commandContext(flags);
   const status = await withAgent(ctx, (client) => client.status());
   if (flags.json) printJson(ctx, status);
@@ -77,7 +94,7 @@ function formatStatus(s: StatusAnswer): string {
   return lines.join('\n');
 }
 
-export async function syncCommand(flags: Record<string, unknown>): Promise<number> {
+export async function syncCommand(flags: TaskFlags): Promise<number> {
   const ctx = await commandContext(flags);
   return withAgent(ctx, async (client) => {
     const { task_id: id } = await client.sync();
@@ -87,12 +104,12 @@ export async function syncCommand(flags: Record<string, unknown>): Promise<numbe
       return 0;
     }
     if (!flags.json) ctx.out(`sync: task ${id}`);
-    await followTask(ctx, client, id, Boolean(flags.json));
+    await followTask(ctx, client, id, flags.json === true);
     return 0;
   });
 }
 
-export async function purgeCommand(cacheName: string, flags: Record<string, unknown>): Promise<number> {
+export async function purgeCommand(cacheName: string, flags: TaskFlags): Promise<number> {
   const ctx = await commandContext(flags);
   const dryRun = ctx.settings.dryRun;
   return withAgent(ctx, async (client) => {
@@ -109,21 +126,22 @@ export async function purgeCommand(cacheName: string, flags: Record<string, unkn
       return 0;
     }
     if (!flags.json) ctx.out(`purge of ${JSON.stringify(cacheName)}: task ${answer.task_id}`);
-    await followTask(ctx, client, answer.task_id, Boolean(flags.json));
+    await followTask(ctx, client, answer.task_id, flags.json === true);
     return 0;
   });
 }
 
-function leaseInput(flags: Record<string, unknown>, withTtl: boolean): { owner: string; ttlMs: number } {
-  const owner = String(flags.owner ?? '');
+function leaseInput(flags: LeaseFlags, withTtl: boolean): { owner: string; ttlMs: number } {
+  const owner = flags.owner;
   const ownerProblem = validateOwner(owner);
   if (ownerProblem) throw new UsageError(`invalid --owner: ${ownerProblem}`);
   if (!withTtl) return { owner, ttlMs: 0 };
-  const ttlText = String(flags.ttl ?? '10m');
+  const ttlText = flags.ttl ?? formatDuration(DEFAULT_LEASE_TTL_SECONDS * 1000);
   const ttlMs = parseDuration(ttlText);
-  const ttlProblem = ttlMs === undefined ? 'expected a duration such as 90s, 10m or 1h' : validateTtl(ttlMs);
+  if (ttlMs === undefined) throw new UsageError(`invalid --ttl ${ttlText}: expected a duration such as 90s, 10m or 1h`);
+  const ttlProblem = validateTtl(ttlMs);
   if (ttlProblem) throw new UsageError(`invalid --ttl ${ttlText}: ${ttlProblem}`);
-  return { owner, ttlMs: ttlMs! };
+  return { owner, ttlMs };
 }
 
 async function leaseOperation<T>(
@@ -134,7 +152,7 @@ async function leaseOperation<T>(
   return withAgentOrState(ctx.settings, ctx.logger, viaApi, (local) => offline(local.store));
 }
 
-export async function leaseAcquireCommand(cacheName: string, flags: Record<string, unknown>): Promise<number> {
+export async function leaseAcquireCommand(cacheName: string, flags: LeaseFlags): Promise<number> {
   const ctx = await commandContext(flags);
   const { owner, ttlMs } = leaseInput(flags, true);
   const { value: lease, offline } = await leaseOperation<LeaseAnswer>(
@@ -156,7 +174,7 @@ export async function leaseAcquireCommand(cacheName: string, flags: Record<strin
   return 0;
 }
 
-export async function leaseReleaseCommand(cacheName: string, flags: Record<string, unknown>): Promise<number> {
+export async function leaseReleaseCommand(cacheName: string, flags: LeaseFlags): Promise<number> {
   const ctx = await commandContext(flags);
   const { owner } = leaseInput(flags, false);
   const { value: released, offline } = await leaseOperation<boolean>(

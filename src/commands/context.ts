@@ -9,11 +9,22 @@ export interface CommandContext {
   out: (text: string) => void;
 }
 
-export async function commandContext(flags: Record<string, unknown>, command?: CommandName): Promise<CommandContext> {
+/**
+ * The flags every command accepts: --config, and one for each setting, named
+ * as commander names them (src/config/settings.ts builds them from its table,
+ * and loadSettings reads them by the same names). A command's own flags extend these.
+ */
+export interface SettingFlags {
+  config?: string;
+  logLevel?: string;
+  [setting: string]: unknown;
+}
+
+export async function commandContext(flags: SettingFlags, command?: CommandName): Promise<CommandContext> {
   // A logger exists before the settings do, so a configuration error is logged too.
   const early = createLogger({ level: pickLevel(flags.logLevel ?? process.env.LOG_LEVEL) });
-  const settings = await loadSettings({ flags, env: process.env, cwd: process.cwd(), ...(command ? { command } : {}) }).catch((err) => {
-    throw Object.assign(err, { logger: early });
+  const settings = await loadSettings({ flags, env: process.env, cwd: process.cwd(), ...(command ? { command } : {}) }).catch((err: unknown) => {
+    throw typeof err === 'object' && err !== null ? Object.assign(err, { logger: early }) : err;
   });
   const logger = settings.logLevel === early.level ? early : createLogger({ level: settings.logLevel });
   return { settings, logger, out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`) };

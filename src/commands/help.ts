@@ -45,7 +45,7 @@ const EXAMPLES: Partial<Record<CommandName, string[]>> = {
 /** The command's name as typed: `once`, `lease acquire`. */
 export function commandPath(command: Command): string {
   const names: string[] = [];
-  for (let c: Command | null = command; c?.parent; c = c.parent) names.unshift(c.name());
+  for (let c: Command = command; c.parent; c = c.parent) names.unshift(c.name());
   return names.join(' ');
 }
 
