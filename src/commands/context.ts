@@ -1,5 +1,7 @@
 /** What every command starts from: its resolved settings and a logger. */
-import { loadSettings, type CommandName, type Settings } from '../config/index.js';
+import { loadSettings, type CommandName, type SettingFlags, type Settings } from '../config/index.js';
+
+export type { SettingFlags };
 import { createLogger, type Logger } from '../log.js';
 
 export interface CommandContext {
@@ -7,17 +9,6 @@ export interface CommandContext {
   logger: Logger;
   /** Where command output goes (stdout). */
   out: (text: string) => void;
-}
-
-/**
- * The flags every command accepts: --config, and one for each setting, named
- * as commander names them (src/config/settings.ts builds them from its table,
- * and loadSettings reads them by the same names). A command's own flags extend these.
- */
-export interface SettingFlags {
-  config?: string;
-  logLevel?: string;
-  [setting: string]: unknown;
 }
 
 export async function commandContext(flags: SettingFlags, command?: CommandName): Promise<CommandContext> {
