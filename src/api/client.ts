@@ -198,6 +198,10 @@ export async function connectToAgent(settings: Settings, env: NodeJS.ProcessEnv 
   } else {
     for (const socketPath of clientSocketCandidates(settings, env)) endpoints.push({ kind: 'socket', socketPath });
   }
+  return connectToFirst(endpoints);
+}
+
+async function connectToFirst(endpoints: readonly Endpoint[]): Promise<ApiClient> {
   const attempts: Attempt[] = [];
   for (const endpoint of endpoints) {
     const client = new ApiClient(endpoint);
@@ -210,6 +214,29 @@ export async function connectToAgent(settings: Settings, env: NodeJS.ProcessEnv 
     }
   }
   throw new NoAgentError(attempts);
+}
+
+/** A running agent's client, or no client and the NoAgentError that says where no agent was found. */
+export type AgentPresence = { client: ApiClient } | { client: null; looked: NoAgentError };
+
+/**
+ * Is an agent running? Its client when one answers; no client when none runs
+ * at all — every place looked at has no socket, or nothing listening on it.
+ * Anything else throws: an agent that is there but cannot be reached (a
+ * refused permission, a wrong token), and --api naming an address where
+ * nothing answers, since the operator said an agent runs there. `socketPath`
+ * asks about that one socket only.
+ */
+export async function findAgent(settings: Settings, opts: { socketPath?: string; env?: NodeJS.ProcessEnv } = {}): Promise<AgentPresence> {
+  const viaApi = opts.socketPath === undefined && Boolean(settings.api);
+  try {
+    const client =
+      opts.socketPath === undefined ? await connectToAgent(settings, opts.env) : await connectToFirst([{ kind: 'socket', socketPath: opts.socketPath }]);
+    return { client };
+  } catch (err) {
+    if (err instanceof NoAgentError && !viaApi && err.attempts.every((a) => a.absent)) return { client: null, looked: err };
+    throw err;
+  }
 }
 
 function describeFailure(where: string, err: unknown): Attempt {

@@ -7,9 +7,9 @@ import type { Logger } from '../../log.js';
 import { acquireLease, liveLeases, releaseLease } from '../../core/leases.js';
 import { runPurgeNow, runRecheck, type CycleReport } from '../cycle.js';
 import { withAgentOrState } from '../agent-link.js';
-import { connectToAgent, type ApiClient } from '../../api/client.js';
+import { findAgent, type ApiClient } from '../../api/client.js';
 import { Agent } from '../agent.js';
-import { TaskFailedError, ApiRequestError, NoAgentError } from '../../errors.js';
+import { TaskFailedError, ApiRequestError } from '../../errors.js';
 import type { Coordinator, Target } from './claim.js';
 
 export interface ExecCoordinator extends Coordinator {
@@ -80,12 +80,7 @@ export function execCoordinator(settings: Settings, logger: Logger): ExecCoordin
       ),
 
     async sync() {
-      let client: ApiClient | undefined;
-      try {
-        client = await connectToAgent(settings);
-      } catch (err) {
-        if (!(err instanceof NoAgentError) || !err.attempts.every((a) => a.absent)) throw err;
-      }
+      const { client } = await findAgent(settings);
       if (!client) {
         // No agent: run one cycle here, as `once` would.
         const agent = await Agent.start(settings, { logger, lockWaitMs: 3_000 });
