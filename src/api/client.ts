@@ -55,7 +55,7 @@ export class ApiClient {
   }
 
   /** One request. Answers of 400 and above throw ApiRequestError; network failures throw as node:http reports them. */
-  async call(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
+  private async call(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.endpoint.kind === 'tcp' && this.endpoint.token) headers.authorization = `Bearer ${this.endpoint.token}`;

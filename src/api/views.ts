@@ -19,7 +19,7 @@ import type { CacheRow, ConfigSummary, LeaseAnswer, PendingView, StatusAnswer } 
 import { readiness } from './readiness.js';
 import type { ApiContext } from './router.js';
 
-export const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
+const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
 
 export const leaseView = (l: Pick<Lease, 'cacheName' | 'owner' | 'expiresAt' | 'ttlSeconds'>): LeaseAnswer => ({
   cacheName: l.cacheName,
