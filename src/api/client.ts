@@ -170,7 +170,7 @@ export class ApiClient {
     }
   }
 
-  /** Close the kept-alive connections. A promise, so that closing may one day wait, as callers already do. */
+  /** Close the kept-alive connections, at once; it returns a promise because every caller awaits it like the requests. */
   close(): Promise<void> {
     this.agent.destroy();
     return Promise.resolve();
