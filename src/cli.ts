@@ -11,10 +11,13 @@
 import { setFlagsFromString } from 'node:v8';
 import { Command, CommanderError } from 'commander';
 import { addSettings, PROGRAM, seeHelp } from './commands/help.js';
+import type { SettingFlags } from './commands/context.js';
 import { AgentError, errnoCode, errorMessage, systemErrorMessage } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { scrub } from './secrets.js';
 import { VERSION } from './version.js';
+import { formatDuration } from './core/duration.js';
+import { DEFAULT_LEASE_TTL_SECONDS } from './core/leases.js';
 
 /**
  * Each command's code is loaded only when that command runs: the daemon
@@ -32,28 +35,36 @@ const commands = {
   doctor: () => import('./commands/doctor-command.js'),
 };
 type Modules = { [K in keyof typeof commands]: Awaited<ReturnType<(typeof commands)[K]>> };
-function lazy<K extends keyof Modules>(module: K, pick: (m: Modules[K]) => Action): Action {
+
+/** A command's positional arguments (a variadic one is an array), then its flags, typed by the command. */
+type Positional = (string | string[])[];
+type Run<A extends Positional, F extends SettingFlags> = (...args: [...A, F]) => Promise<number>;
+
+function lazy<K extends keyof Modules, A extends Positional, F extends SettingFlags>(module: K, pick: (m: Modules[K]) => Run<A, F>): Run<A, F> {
   return async (...args) => pick((await commands[module]()) as Modules[K])(...args);
 }
 
-type Action = (...args: any[]) => Promise<number>;
-
 const collect = (value: string, previous?: string[]): string[] => [...(previous ?? []), value];
 
-/** Run an action and turn its result or error into an exit code. */
-function action(run: Action) {
+/**
+ * Run an action and turn its result or error into an exit code. Commander
+ * calls it with the positional arguments the command declares, its options
+ * and itself; the command's function states the types of both.
+ */
+function action<A extends Positional, F extends SettingFlags>(run: Run<A, F>) {
   return async (...args: unknown[]): Promise<void> => {
-    const command = args[args.length - 1] as Command;
-    const flags = command.opts();
+    const command = args.at(-1);
+    if (!(command instanceof Command)) throw new Error('commander called an action without its command');
+    const flags = command.opts<F>();
     try {
-      process.exitCode = await run(...args.slice(0, -2), flags);
+      process.exitCode = await run(...(args.slice(0, -2) as A), flags);
     } catch (err) {
       process.exitCode = report(err, flags, command);
     }
   };
 }
 
-function report(err: unknown, flags: Record<string, unknown>, command: Command): number {
+function report(err: unknown, flags: SettingFlags, command: Command): number {
   const logger: Logger = (err as { logger?: Logger }).logger ?? createLogger({ level: 'info' });
   if (err instanceof AgentError) {
     // A usage or configuration error points at the command's help, which lists what it accepts.
@@ -66,7 +77,8 @@ function report(err: unknown, flags: Record<string, unknown>, command: Command):
     logger.error({ code: errnoCode(err) }, scrub(system));
     return 1;
   }
-  logger.fatal({ err: scrub(errorMessage(err)), stack: flags.logLevel === 'debug' ? scrub(String((err as Error)?.stack)) : undefined }, 'unexpected error');
+  const stack = err instanceof Error ? err.stack : undefined;
+  logger.fatal({ err: scrub(errorMessage(err)), stack: flags.logLevel === 'debug' ? scrub(String(stack)) : undefined }, 'unexpected error');
   return 1;
 }
 
@@ -132,7 +144,7 @@ export function buildProgram(): Command {
   const acquire = define(lease, 'acquire', 'create or extend a lease (through the running agent, or in the state file when none runs)')
     .argument('<cacheName>', 'the cache')
     .requiredOption('--owner <id>', 'who holds the lease (a task id, a worker slot, ...)')
-    .option('--ttl <duration>', 'how long the lease lasts unless extended again', '10m')
+    .option('--ttl <duration>', 'how long the lease lasts unless extended again', formatDuration(DEFAULT_LEASE_TTL_SECONDS * 1000))
     .option('--json', 'print JSON');
   addSettings(acquire, 'lease acquire').action(action(lazy('api', (m) => m.leaseAcquireCommand)));
   const release = define(lease, 'release', 'release a lease early')

@@ -36,8 +36,7 @@ export class TrashBacklog {
   }
 
   private async measure(): Promise<Backlog> {
-    const dirs = await trashDirsFor(this.sources);
-    const sizes = await measureTrees([...dirs], this.budgetMs);
+    const sizes = await measureTrees(trashDirsFor(this.sources), this.budgetMs);
     const value: Backlog = {
       bytes: sizes.reduce((sum, s) => sum + s.bytes, 0),
       files: sizes.reduce((sum, s) => sum + s.files, 0),

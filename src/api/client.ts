@@ -8,16 +8,12 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Settings } from '../config/index.js';
 import { errnoCode, errorMessage, ApiRequestError, type Attempt, NoAgentError } from '../errors.js';
 import { clientSocketCandidates, loadApiToken } from './config.js';
-import type { TaskView } from './tasks.js';
+import type { CachesAnswer, LeaseAnswer, PurgeAnswer, RouteName, Routes, StatusAnswer, SyncAnswer, TaskAnswer } from './contract.js';
+
+// The engine's commands (exec, leases) reach the agent through this client only: they take the contract's types from here.
+export type * from './contract.js';
 
 export type Endpoint = { kind: 'socket'; socketPath: string } | { kind: 'tcp'; url: string; token?: string };
-
-export interface LeaseView {
-  cacheName: string;
-  owner: string;
-  expiresAt: string;
-  ttlSeconds: number;
-}
 
 /** Path segments are percent-encoded, dots included, so `.` and `..` survive every URL parser on the way. */
 export function encodeSegment(value: string): string {
@@ -59,7 +55,7 @@ export class ApiClient {
   }
 
   /** One request. Answers of 400 and above throw ApiRequestError; network failures throw as node:http reports them. */
-  async call<T = unknown>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  private async call(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.endpoint.kind === 'tcp' && this.endpoint.token) headers.authorization = `Bearer ${this.endpoint.token}`;
@@ -82,7 +78,16 @@ export class ApiClient {
       if (status === 401) message += ' (the token comes from --api-token-file or PURGE_CACHE_AGENT_API_TOKEN)';
       throw new ApiRequestError(`the agent at ${this.where} refused ${method} ${decodeForHumans(path)}: ${message}`, status, apiCode);
     }
-    return { status, body: parsed as T };
+    return { status, body: parsed };
+  }
+
+  /**
+   * A route's answer, in the shape the contract declares: the agent's routes
+   * are built against the same declarations, so their JSON is taken as it.
+   */
+  private async ask<K extends RouteName>(route: K, path: string, body?: Routes[K]['request']): Promise<Routes[K]['answer']> {
+    const method = route.slice(0, route.indexOf(' '));
+    return (await this.call(method, path, body)).body as Routes[K]['answer'];
   }
 
   /** One exchange; connecting is bounded by CONNECT_TIMEOUT_MS, then each silence by TIMEOUT_MS. */
@@ -115,28 +120,32 @@ export class ApiClient {
   }
 
   async healthz(): Promise<void> {
-    await this.call('GET', '/healthz');
+    await this.ask('GET /healthz', '/healthz');
   }
 
-  async status(): Promise<Record<string, any>> {
-    return (await this.call<Record<string, any>>('GET', '/v1/status')).body;
+  status(): Promise<StatusAnswer> {
+    return this.ask('GET /v1/status', '/v1/status');
   }
 
-  async sync(): Promise<{ task_id: string; task_state: string }> {
-    return (await this.call<{ task_id: string; task_state: string }>('POST', '/v1/sync')).body;
+  caches(): Promise<CachesAnswer> {
+    return this.ask('GET /v1/caches', '/v1/caches');
   }
 
-  async purge(name: string, opts: { dryRun?: boolean } = {}): Promise<{ name: string; task_id: string | null; paths?: string[] }> {
+  sync(): Promise<SyncAnswer> {
+    return this.ask('POST /v1/sync', '/v1/sync');
+  }
+
+  purge(name: string, opts: { dryRun?: boolean } = {}): Promise<PurgeAnswer> {
     const query = opts.dryRun ? '?dry_run=1' : '';
-    return (await this.call<{ name: string; task_id: string | null; paths?: string[] }>('DELETE', `/v1/caches/${encodeSegment(name)}${query}`)).body;
+    return this.ask('DELETE /v1/caches/{name}', `/v1/caches/${encodeSegment(name)}${query}`);
   }
 
-  async task(id: string, first = 0, waitSeconds = 0): Promise<TaskView> {
-    return (await this.call<TaskView>('GET', `/v1/tasks/${encodeSegment(id)}?first=${first}&wait=${waitSeconds}`)).body;
+  task(id: string, first = 0, waitSeconds = 0): Promise<TaskAnswer> {
+    return this.ask('GET /v1/tasks/{id}', `/v1/tasks/${encodeSegment(id)}?first=${first}&wait=${waitSeconds}`);
   }
 
   /** Poll a task until it finishes, handing each new output line to `onLine` as it appears. */
-  async follow(id: string, onLine: (line: string) => void = () => {}): Promise<TaskView> {
+  async follow(id: string, onLine: (line: string) => void = () => {}): Promise<TaskAnswer> {
     let first = 0;
     for (;;) {
       const view = await this.task(id, first, FOLLOW_WAIT_SECONDS);
@@ -146,14 +155,14 @@ export class ApiClient {
     }
   }
 
-  async acquireLease(cacheName: string, owner: string, ttlSeconds: number): Promise<LeaseView> {
-    return (await this.call<LeaseView>('PUT', `/v1/caches/${encodeSegment(cacheName)}/leases/${encodeSegment(owner)}`, { ttlSeconds })).body;
+  acquireLease(cacheName: string, owner: string, ttlSeconds: number): Promise<LeaseAnswer> {
+    return this.ask('PUT /v1/caches/{name}/leases/{owner}', `/v1/caches/${encodeSegment(cacheName)}/leases/${encodeSegment(owner)}`, { ttlSeconds });
   }
 
   /** False when the owner held no live lease on the cache. */
   async releaseLease(cacheName: string, owner: string): Promise<boolean> {
     try {
-      await this.call('DELETE', `/v1/caches/${encodeSegment(cacheName)}/leases/${encodeSegment(owner)}`);
+      await this.ask('DELETE /v1/caches/{name}/leases/{owner}', `/v1/caches/${encodeSegment(cacheName)}/leases/${encodeSegment(owner)}`);
       return true;
     } catch (err) {
       if (err instanceof ApiRequestError && err.status === 404) return false;
@@ -161,8 +170,10 @@ export class ApiClient {
     }
   }
 
-  async close(): Promise<void> {
+  /** Close the kept-alive connections, at once; it returns a promise because every caller awaits it like the requests. */
+  close(): Promise<void> {
     this.agent.destroy();
+    return Promise.resolve();
   }
 }
 
@@ -187,6 +198,10 @@ export async function connectToAgent(settings: Settings, env: NodeJS.ProcessEnv 
   } else {
     for (const socketPath of clientSocketCandidates(settings, env)) endpoints.push({ kind: 'socket', socketPath });
   }
+  return connectToFirst(endpoints);
+}
+
+async function connectToFirst(endpoints: readonly Endpoint[]): Promise<ApiClient> {
   const attempts: Attempt[] = [];
   for (const endpoint of endpoints) {
     const client = new ApiClient(endpoint);
@@ -201,8 +216,31 @@ export async function connectToAgent(settings: Settings, env: NodeJS.ProcessEnv 
   throw new NoAgentError(attempts);
 }
 
+/** A running agent's client, or no client and the NoAgentError that says where no agent was found. */
+export type AgentPresence = { client: ApiClient } | { client: null; looked: NoAgentError };
+
+/**
+ * Is an agent running? Its client when one answers; no client when none runs
+ * at all — every place looked at has no socket, or nothing listening on it.
+ * Anything else throws: an agent that is there but cannot be reached (a
+ * refused permission, a wrong token), and --api naming an address where
+ * nothing answers, since the operator said an agent runs there. `socketPath`
+ * asks about that one socket only.
+ */
+export async function findAgent(settings: Settings, opts: { socketPath?: string; env?: NodeJS.ProcessEnv } = {}): Promise<AgentPresence> {
+  const viaApi = opts.socketPath === undefined && Boolean(settings.api);
+  try {
+    const client =
+      opts.socketPath === undefined ? await connectToAgent(settings, opts.env) : await connectToFirst([{ kind: 'socket', socketPath: opts.socketPath }]);
+    return { client };
+  } catch (err) {
+    if (err instanceof NoAgentError && !viaApi && err.attempts.every((a) => a.absent)) return { client: null, looked: err };
+    throw err;
+  }
+}
+
 function describeFailure(where: string, err: unknown): Attempt {
-  const code = errnoCode(err) ?? errnoCode((err as { cause?: unknown })?.cause);
+  const code = errnoCode(err) ?? (err instanceof Error ? errnoCode(err.cause) : undefined);
   switch (code) {
     case 'ENOENT':
       return { where, reason: 'no socket there', absent: true };

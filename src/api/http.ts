@@ -64,7 +64,8 @@ export function readBody(req: IncomingMessage, limit = BODY_LIMIT): Promise<stri
       if (size <= limit) chunks.push(chunk);
     });
     req.on('end', () => {
-      size > limit ? reject(tooLarge) : resolve(Buffer.concat(chunks).toString('utf8'));
+      if (size > limit) reject(tooLarge);
+      else resolve(Buffer.concat(chunks).toString('utf8'));
     });
     req.on('error', reject);
   });

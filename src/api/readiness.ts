@@ -19,7 +19,11 @@ export async function scheduleInterval(schedule: string): Promise<number> {
   try {
     const runs = task.getNextRuns(RUNS_SAMPLED).map((d) => d.getTime());
     let longest = 0;
-    for (let i = 1; i < runs.length; i++) longest = Math.max(longest, runs[i]! - runs[i - 1]!);
+    let previous: number | undefined;
+    for (const run of runs) {
+      if (previous !== undefined) longest = Math.max(longest, run - previous);
+      previous = run;
+    }
     return longest > 0 ? longest : 60_000;
   } finally {
     await task.destroy();

@@ -11,6 +11,7 @@ import { connect, type AddressInfo } from 'node:net';
 import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Agent } from '../engine/agent.js';
+import type { CycleReport } from '../core/report.js';
 import {
   AgentError,
   ApiSocketInUseError,
@@ -31,7 +32,9 @@ import { limitConnections, TCP_CONNECTION_LIMITS } from './connections.js';
 import { sendError, splitTarget } from './http.js';
 import { createMetrics } from './metrics.js';
 import { scheduleInterval } from './readiness.js';
-import { match, OperationTasks, type ApiContext } from './routes.js';
+import { OperationTasks } from './operations.js';
+import { match, type ApiContext } from './router.js';
+import { ROUTES } from './routes.js';
 import { TaskStore, type TaskStoreOptions } from './tasks.js';
 
 export interface ApiOptions extends ApiServerConfig {
@@ -56,7 +59,7 @@ const SOCKET_MODE = 0o660;
 export async function startApi(agent: Agent, options: ApiOptions): Promise<RunningApi> {
   const { logger } = options;
   const tokenCheck = options.token ? new TokenCheck(options.token) : null;
-  const tasks = new TaskStore(options.tasks);
+  const tasks = new TaskStore<CycleReport>(options.tasks);
   const backlog = new TrashBacklog(agent.sources, options.backlogBudgetMs ?? 1_000);
   const interval = await scheduleInterval(agent.settings.schedule);
   const context: ApiContext = {
@@ -275,7 +278,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: ApiContext
         });
       }
     }
-    const { handler, params } = match(method, segments);
+    const { handler, params } = match(ROUTES, method, segments);
     await handler({ req, res, params, query, ctx, signal: controller.signal });
     logger.debug({ method, path: rawPath, status: res.statusCode }, 'local API request');
   } catch (err) {

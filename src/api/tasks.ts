@@ -13,15 +13,16 @@ import { randomUUID } from 'node:crypto';
 
 export type TaskKind = 'sync' | 'purge';
 
-export interface TaskOutcome {
-  result: unknown;
+/** `R`: what a finished task carries as its result (for the agent's operations, the cycle report). */
+export interface TaskOutcome<R = unknown> {
+  result: R | null;
   /** 0 on success, non-zero on failure. */
   code: number;
   /** "" on success, the reason otherwise. */
   error: string;
 }
 
-export interface Task {
+export interface Task<R = unknown> {
   readonly id: string;
   readonly kind: TaskKind;
   /** For a purge: the cache. */
@@ -32,7 +33,7 @@ export interface Task {
   dropped: number;
   started: boolean;
   finished: boolean;
-  result: unknown;
+  result: R | null;
   code: number | null;
   error: string;
   /** Monotonic time of finishing, for retention. */
@@ -40,14 +41,14 @@ export interface Task {
 }
 
 /** The answer of GET /v1/tasks/{id}. */
-export interface TaskView {
+export interface TaskView<R = unknown> {
   id: string;
   kind: TaskKind;
   name?: string;
   state: 'PENDING' | 'RUNNING' | 'COMPLETED' | 'FAILED';
   createdAt: string;
   output: string[];
-  result: unknown;
+  result: R | null;
   finished: boolean;
   code: number | null;
   error: string;
@@ -65,13 +66,14 @@ export interface TaskStoreOptions {
 
 export const MAX_WAIT_SECONDS = 60;
 
+// Function-valued properties, not methods: `done` is handed to setTimeout and addEventListener as it is.
 interface Waiter {
-  check(): void;
-  done(): void;
+  check: () => void;
+  done: () => void;
 }
 
-export class TaskStore {
-  private readonly tasks = new Map<string, Task>();
+export class TaskStore<R = unknown> {
+  private readonly tasks = new Map<string, Task<R>>();
   private readonly waiters = new Map<string, Set<Waiter>>();
   private readonly retentionMs: number;
   private readonly maxFinished: number;
@@ -87,9 +89,9 @@ export class TaskStore {
     this.now = options.now ?? (() => performance.now());
   }
 
-  create(kind: TaskKind, name?: string): Task {
+  create(kind: TaskKind, name?: string): Task<R> {
     this.prune();
-    const task: Task = {
+    const task: Task<R> = {
       id: randomUUID(),
       kind,
       ...(name !== undefined ? { name } : {}),
@@ -106,7 +108,7 @@ export class TaskStore {
     return task;
   }
 
-  get(id: string): Task | undefined {
+  get(id: string): Task<R> | undefined {
     this.prune();
     return this.tasks.get(id);
   }
@@ -115,11 +117,11 @@ export class TaskStore {
     return this.tasks.size;
   }
 
-  markStarted(task: Task): void {
+  markStarted(task: Task<R>): void {
     task.started = true;
   }
 
-  append(task: Task, line: string): void {
+  append(task: Task<R>, line: string): void {
     if (task.finished) return;
     if (task.output.length >= this.maxOutputLines) {
       task.dropped++;
@@ -129,7 +131,7 @@ export class TaskStore {
     this.wake(task);
   }
 
-  finish(task: Task, outcome: TaskOutcome): void {
+  finish(task: Task<R>, outcome: TaskOutcome<R>): void {
     if (task.finished) return;
     if (task.dropped > 0) task.output.push(`(${task.dropped} more output line(s) dropped)`);
     task.started = true;
@@ -147,7 +149,7 @@ export class TaskStore {
    * after `waitMs`, or when `signal` aborts (the client went away), or the
    * store closes — whichever comes first.
    */
-  wait(task: Task, first: number, waitMs: number, signal?: AbortSignal): Promise<void> {
+  wait(task: Task<R>, first: number, waitMs: number, signal?: AbortSignal): Promise<void> {
     if (task.finished || task.output.length > first || waitMs <= 0 || signal?.aborted) return Promise.resolve();
     return new Promise((resolve) => {
       let set = this.waiters.get(task.id);
@@ -170,7 +172,7 @@ export class TaskStore {
     });
   }
 
-  view(task: Task, first: number): TaskView {
+  view(task: Task<R>, first: number): TaskView<R> {
     const output = task.output.slice(first);
     return {
       id: task.id,
@@ -192,7 +194,7 @@ export class TaskStore {
     for (const set of [...this.waiters.values()]) for (const waiter of [...set]) waiter.done();
   }
 
-  private wake(task: Task): void {
+  private wake(task: Task<R>): void {
     const set = this.waiters.get(task.id);
     if (set) for (const waiter of [...set]) waiter.check();
   }
@@ -204,7 +206,8 @@ export class TaskStore {
     for (const [id, task] of this.tasks) {
       if (!task.finished) continue;
       // Map order is creation order: the oldest go first.
-      if (finished > this.maxFinished || now - task.finishedAtMono! > this.retentionMs) {
+      const age = task.finishedAtMono === undefined ? 0 : now - task.finishedAtMono;
+      if (finished > this.maxFinished || age > this.retentionMs) {
         this.tasks.delete(id);
         finished--;
       }

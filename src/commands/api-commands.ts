@@ -9,14 +9,30 @@
  */
 import path from 'node:path';
 import { TaskFailedError, UsageError } from '../errors.js';
-import { parseDuration } from '../core/duration.js';
-import { validateOwner, validateTtl } from '../core/leases.js';
+import { formatDuration, parseDuration } from '../core/duration.js';
+import { DEFAULT_LEASE_TTL_SECONDS, validateOwner, validateTtl } from '../core/leases.js';
 import { STATE_FILE } from '../edges/state.js';
-import { connectToAgent, type ApiClient, type LeaseView } from '../api/client.js';
+import { connectToAgent, type ApiClient, type LeaseAnswer, type StatusAnswer, type TaskAnswer } from '../api/client.js';
 import { withAgentOrState } from '../engine/agent-link.js';
 import { acquireLeaseIn, releaseLeaseIn } from '../engine/leases.js';
-import type { TaskView } from '../api/tasks.js';
-import { commandContext, printJson, type CommandContext } from './context.js';
+import { commandContext, printJson, type CommandContext, type SettingFlags } from './context.js';
+
+export interface StatusFlags extends SettingFlags {
+  json?: boolean;
+}
+
+/** sync's and purge's: --wait follows the task to its end. */
+export interface TaskFlags extends SettingFlags {
+  wait?: boolean;
+  json?: boolean;
+}
+
+/** lease acquire's and lease release's; --ttl is acquire's only, and commander fills in its default. */
+export interface LeaseFlags extends SettingFlags {
+  owner: string;
+  ttl?: string;
+  json?: boolean;
+}
 
 async function withAgent<T>(ctx: CommandContext, run: (client: ApiClient) => Promise<T>): Promise<T> {
   const client = await connectToAgent(ctx.settings);
@@ -28,7 +44,7 @@ async function withAgent<T>(ctx: CommandContext, run: (client: ApiClient) => Pro
 }
 
 /** Follow a task to its end, printing its output; a failed task is an error (exit 1). */
-async function followTask(ctx: CommandContext, client: ApiClient, id: string, json: boolean): Promise<TaskView> {
+async function followTask(ctx: CommandContext, client: ApiClient, id: string, json: boolean): Promise<TaskAnswer> {
   const view = await client.follow(
     id,
     json
@@ -42,7 +58,7 @@ async function followTask(ctx: CommandContext, client: ApiClient, id: string, js
   return view;
 }
 
-export async function statusCommand(flags: Record<string, unknown>): Promise<number> {
+export async function statusCommand(flags: StatusFlags): Promise<number> {
   const ctx = await commandContext(flags);
   const status = await withAgent(ctx, (client) => client.status());
   if (flags.json) printJson(ctx, status);
@@ -50,15 +66,15 @@ export async function statusCommand(flags: Record<string, unknown>): Promise<num
   return 0;
 }
 
-function formatStatus(s: Record<string, any>): string {
+function formatStatus(s: StatusAnswer): string {
   const lines: string[] = [];
-  const config = s.config ?? {};
+  const config = s.config;
   lines.push(`purge-cache-agent ${s.version}, pid ${s.pid}, up ${s.uptimeSeconds}s`);
-  lines.push(`  api:          ${s.api?.socket}${s.api?.tcp ? ` and ${s.api.tcp}` : ''}`);
-  lines.push(
-    `  worker pool:  ${config.workerPoolId ?? `${config.provisionerId}/${config.workerType}`}   schedule: ${config.schedule}${config.dryRun ? '   DRY RUN' : ''}`,
-  );
-  lines.push(`  ready:        ${s.ready?.ready ? 'yes' : `no — ${s.ready?.reason}`}`);
+  lines.push(`  api:          ${s.api.socket}${s.api.tcp ? ` and ${s.api.tcp}` : ''}`);
+  // An agent runs only with a worker pool, given either way; String() keeps the line whole should one half be missing.
+  const pool = config.workerPoolId ?? `${String(config.provisionerId)}/${String(config.workerType)}`;
+  lines.push(`  worker pool:  ${pool}   schedule: ${config.schedule}${config.dryRun ? '   DRY RUN' : ''}`);
+  lines.push(`  ready:        ${s.ready.ready ? 'yes' : `no — ${s.ready.reason}`}`);
   const c = s.lastCycle;
   lines.push(
     c
@@ -68,19 +84,18 @@ function formatStatus(s: Record<string, any>): string {
   lines.push(`  cursor:       ${s.cursor ?? 'none (the next query asks for every open request)'}`);
   if (s.running) lines.push(`  running now:  ${s.running.kind}${s.running.name !== undefined ? ` ${JSON.stringify(s.running.name)}` : ''}`);
   lines.push(`  clock offset: ${s.clockOffsetMs === null ? 'unknown' : `${(s.clockOffsetMs / 1000).toFixed(1)}s`}`);
-  const t = s.trash ?? {};
+  const t = s.trash;
   lines.push(
-    `  trash:        ${t.backlogBytes} bytes waiting${t.backlogPartial ? ' (at least; still counting)' : ''}, ${t.deletedSinceStart?.bytes ?? 0} bytes reclaimed since start`,
+    `  trash:        ${t.backlogBytes} bytes waiting${t.backlogPartial ? ' (at least; still counting)' : ''}, ${t.deletedSinceStart.bytes} bytes reclaimed since start`,
   );
-  lines.push(`  pending:      ${s.pending?.length ?? 0}`);
-  for (const p of s.pending ?? [])
-    lines.push(`    ${JSON.stringify(p.name)}  ${p.path}  (${p.reason} since ${p.since}${p.lastError ? `: ${p.lastError}` : ''})`);
-  lines.push(`  leases:       ${s.leases?.length ?? 0}`);
-  for (const l of s.leases ?? []) lines.push(`    ${JSON.stringify(l.cacheName)}  held by ${JSON.stringify(l.owner)} until ${l.expiresAt}`);
+  lines.push(`  pending:      ${s.pending.length}`);
+  for (const p of s.pending) lines.push(`    ${JSON.stringify(p.name)}  ${p.path}  (${p.reason} since ${p.since}${p.lastError ? `: ${p.lastError}` : ''})`);
+  lines.push(`  leases:       ${s.leases.length}`);
+  for (const l of s.leases) lines.push(`    ${JSON.stringify(l.cacheName)}  held by ${JSON.stringify(l.owner)} until ${l.expiresAt}`);
   return lines.join('\n');
 }
 
-export async function syncCommand(flags: Record<string, unknown>): Promise<number> {
+export async function syncCommand(flags: TaskFlags): Promise<number> {
   const ctx = await commandContext(flags);
   return withAgent(ctx, async (client) => {
     const { task_id: id } = await client.sync();
@@ -90,19 +105,20 @@ export async function syncCommand(flags: Record<string, unknown>): Promise<numbe
       return 0;
     }
     if (!flags.json) ctx.out(`sync: task ${id}`);
-    await followTask(ctx, client, id, Boolean(flags.json));
+    await followTask(ctx, client, id, flags.json === true);
     return 0;
   });
 }
 
-export async function purgeCommand(cacheName: string, flags: Record<string, unknown>): Promise<number> {
+export async function purgeCommand(cacheName: string, flags: TaskFlags): Promise<number> {
   const ctx = await commandContext(flags);
   const dryRun = ctx.settings.dryRun;
   return withAgent(ctx, async (client) => {
     const answer = await client.purge(cacheName, { dryRun });
-    if (dryRun || answer.task_id === null) {
+    // A dry run's answer has no task, only the paths that would go.
+    if (answer.task_id === null) {
       if (flags.json) printJson(ctx, answer);
-      else for (const p of answer.paths ?? []) ctx.out(`would purge ${JSON.stringify(cacheName)}: ${p}`);
+      else for (const p of answer.paths) ctx.out(`would purge ${JSON.stringify(cacheName)}: ${p}`);
       return 0;
     }
     if (!flags.wait) {
@@ -111,27 +127,28 @@ export async function purgeCommand(cacheName: string, flags: Record<string, unkn
       return 0;
     }
     if (!flags.json) ctx.out(`purge of ${JSON.stringify(cacheName)}: task ${answer.task_id}`);
-    await followTask(ctx, client, answer.task_id, Boolean(flags.json));
+    await followTask(ctx, client, answer.task_id, flags.json === true);
     return 0;
   });
 }
 
-function leaseInput(flags: Record<string, unknown>, withTtl: boolean): { owner: string; ttlMs: number } {
-  const owner = String(flags.owner ?? '');
+function leaseInput(flags: LeaseFlags, withTtl: boolean): { owner: string; ttlMs: number } {
+  const owner = flags.owner;
   const ownerProblem = validateOwner(owner);
   if (ownerProblem) throw new UsageError(`invalid --owner: ${ownerProblem}`);
   if (!withTtl) return { owner, ttlMs: 0 };
-  const ttlText = String(flags.ttl ?? '10m');
+  const ttlText = flags.ttl ?? formatDuration(DEFAULT_LEASE_TTL_SECONDS * 1000);
   const ttlMs = parseDuration(ttlText);
-  const ttlProblem = ttlMs === undefined ? 'expected a duration such as 90s, 10m or 1h' : validateTtl(ttlMs);
+  if (ttlMs === undefined) throw new UsageError(`invalid --ttl ${ttlText}: expected a duration such as 90s, 10m or 1h`);
+  const ttlProblem = validateTtl(ttlMs);
   if (ttlProblem) throw new UsageError(`invalid --ttl ${ttlText}: ${ttlProblem}`);
-  return { owner, ttlMs: ttlMs! };
+  return { owner, ttlMs };
 }
 
-export async function leaseAcquireCommand(cacheName: string, flags: Record<string, unknown>): Promise<number> {
+export async function leaseAcquireCommand(cacheName: string, flags: LeaseFlags): Promise<number> {
   const ctx = await commandContext(flags);
   const { owner, ttlMs } = leaseInput(flags, true);
-  const { value: lease, offline } = await withAgentOrState<LeaseView>(
+  const { value: lease, offline } = await withAgentOrState<LeaseAnswer>(
     ctx.settings,
     ctx.logger,
     (client) => client.acquireLease(cacheName, owner, ttlMs / 1000),
@@ -148,7 +165,7 @@ export async function leaseAcquireCommand(cacheName: string, flags: Record<strin
   return 0;
 }
 
-export async function leaseReleaseCommand(cacheName: string, flags: Record<string, unknown>): Promise<number> {
+export async function leaseReleaseCommand(cacheName: string, flags: LeaseFlags): Promise<number> {
   const ctx = await commandContext(flags);
   const { owner } = leaseInput(flags, false);
   const { value: released, offline } = await withAgentOrState<boolean>(

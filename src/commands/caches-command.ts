@@ -3,9 +3,13 @@ import { requireCaches } from '../config/index.js';
 import { listCaches, resolveSources } from '../edges/caches/inventory.js';
 import { createdAt } from '../core/rule.js';
 import { StateStore } from '../edges/state.js';
-import { commandContext, printJson } from './context.js';
+import { commandContext, printJson, type SettingFlags } from './context.js';
 
-export async function cachesCommand(flags: Record<string, unknown>): Promise<number> {
+export interface CachesFlags extends SettingFlags {
+  json?: boolean;
+}
+
+export async function cachesCommand(flags: CachesFlags): Promise<number> {
   const ctx = await commandContext(flags);
   requireCaches(ctx.settings);
   const sources = await resolveSources(ctx.settings.cacheRoots, ctx.settings.caches);

@@ -1,5 +1,7 @@
 /** What every command starts from: its resolved settings and a logger. */
-import { loadSettings, type CommandName, type Settings } from '../config/index.js';
+import { loadSettings, type CommandName, type SettingFlags, type Settings } from '../config/index.js';
+
+export type { SettingFlags };
 import { createLogger, type Logger } from '../log.js';
 
 export interface CommandContext {
@@ -9,11 +11,11 @@ export interface CommandContext {
   out: (text: string) => void;
 }
 
-export async function commandContext(flags: Record<string, unknown>, command?: CommandName): Promise<CommandContext> {
+export async function commandContext(flags: SettingFlags, command?: CommandName): Promise<CommandContext> {
   // A logger exists before the settings do, so a configuration error is logged too.
   const early = createLogger({ level: pickLevel(flags.logLevel ?? process.env.LOG_LEVEL) });
-  const settings = await loadSettings({ flags, env: process.env, cwd: process.cwd(), ...(command ? { command } : {}) }).catch((err) => {
-    throw Object.assign(err, { logger: early });
+  const settings = await loadSettings({ flags, env: process.env, cwd: process.cwd(), ...(command ? { command } : {}) }).catch((err: unknown) => {
+    throw typeof err === 'object' && err !== null ? Object.assign(err, { logger: early }) : err;
   });
   const logger = settings.logLevel === early.level ? early : createLogger({ level: settings.logLevel });
   return { settings, logger, out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`) };

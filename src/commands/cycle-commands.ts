@@ -3,12 +3,16 @@ import { Agent } from '../engine/agent.js';
 import { runDaemon } from '../engine/daemon.js';
 import type { CycleReport } from '../engine/cycle.js';
 import { startFields } from '../engine/heartbeat.js';
-import { commandContext, printJson } from './context.js';
+import { commandContext, printJson, type SettingFlags } from './context.js';
 import { requireUsableStateDir } from './state-dir.js';
 import type { RunningApi } from '../api/index.js';
 
+export interface OnceFlags extends SettingFlags {
+  json?: boolean;
+}
+
 /** One cycle, then exit: 0 when it completed, 1 when the query or a purge failed. */
-export async function onceCommand(flags: Record<string, unknown>): Promise<number> {
+export async function onceCommand(flags: OnceFlags): Promise<number> {
   const ctx = await commandContext(flags, 'once');
   // A dry run only reads the state; a real run writes and locks it.
   await requireUsableStateDir(ctx.settings.stateDir, { write: !ctx.settings.dryRun });
@@ -65,7 +69,7 @@ export function formatBytes(bytes: number): string {
 }
 
 /** The daemon, with its local API, until SIGTERM or SIGINT. */
-export async function runCommand(flags: Record<string, unknown>): Promise<number> {
+export async function runCommand(flags: SettingFlags): Promise<number> {
   const ctx = await commandContext(flags, 'run');
   // Loaded here, not at the top: `once` has no API server and should not load one (nor its metrics).
   const { resolveApiServerConfig, startApi } = await import('../api/index.js');

@@ -22,7 +22,9 @@ export async function demoCommand(): Promise<number> {
   const base = path.resolve('.demo');
   const root = path.join(base, 'caches');
   for (const name of DEMO_CACHES) {
-    const dir = path.join(root, encodeCacheName(name)!);
+    const encoded = encodeCacheName(name);
+    if (encoded === null) throw new Error(`the demo cache name ${JSON.stringify(name)} cannot be a directory name; choose another`);
+    const dir = path.join(root, encoded);
     await mkdir(path.join(dir, 'sub'), { recursive: true });
     await writeFile(path.join(dir, 'sub', 'artifact.bin'), `contents of ${name}\n`);
   }
@@ -59,7 +61,7 @@ In a few seconds this demo files one for "npm-cache" itself. Ctrl-C stops it.\n`
   const client = new PurgeCacheClient({ rootUrl: service.url, logger });
   const timer = setTimeout(() => {
     say('>>> filing a purge request for "npm-cache"');
-    client.purgeCache({ provisionerId: 'demo-provisioner', workerType: 'demo-worker' }, 'npm-cache').catch((err) => {
+    client.purgeCache({ provisionerId: 'demo-provisioner', workerType: 'demo-worker' }, 'npm-cache').catch((err: unknown) => {
       logger.error({ err: String(err) }, 'demo request failed');
     });
   }, 3000);

@@ -12,14 +12,19 @@ import type { WorkerPool } from '../core/model.js';
 import { fail, formatCheck, ok, summarize, type CheckResult } from './doctor/check.js';
 import { checkApiEndpoints, checkCacheLocations, checkOverlap, checkStateDirectory, checkTools, findRunningAgent } from './doctor/local.js';
 import { checkService } from './doctor/service.js';
+import type { SettingFlags } from './context.js';
 
-export async function doctorCommand(flags: Record<string, unknown>): Promise<number> {
+export interface DoctorFlags extends SettingFlags {
+  json?: boolean;
+}
+
+export async function doctorCommand(flags: DoctorFlags): Promise<number> {
   const results: CheckResult[] = [];
   const print = (result: CheckResult): void => {
     results.push(result);
     if (!flags.json) process.stdout.write(`${formatCheck(result)}\n`);
   };
-  const source = (flags.config as string | undefined) ?? process.env.PURGE_CACHE_AGENT_CONFIG;
+  const source = flags.config ?? process.env.PURGE_CACHE_AGENT_CONFIG;
   let settings: Settings | null = null;
   try {
     settings = await loadSettings({ flags, env: process.env, cwd: process.cwd(), command: 'doctor' });
@@ -30,8 +35,8 @@ export async function doctorCommand(flags: Record<string, unknown>): Promise<num
   if (settings) {
     const needed = await configurationChecks(settings);
     const problems = needed.filter((r) => r.status === 'fail');
-    print(problems.length === 0 ? ok('configuration', `parses (${source ? `config file ${source}, ` : ''}flags and environment)`) : problems[0]!);
-    for (const problem of problems.slice(1)) print(problem);
+    if (problems.length === 0) print(ok('configuration', `parses (${source ? `config file ${source}, ` : ''}flags and environment)`));
+    for (const problem of problems) print(problem);
     const pool = poolOf(settings);
     const agent = await findRunningAgent(settings);
     print(await checkStateDirectory(settings, agent));

@@ -22,35 +22,49 @@ import { claim, locate, type Target } from '../engine/exec/claim.js';
 import { execCoordinator } from '../engine/exec/coordinator.js';
 import { describeEnding, parsePurgeOnExit, purgesOn, type Ending } from '../engine/exec/purge-on-exit.js';
 import { carryOut, condemn, type HeldCache } from '../engine/exec/purge-after-exit.js';
-import { commandContext } from './context.js';
+import { commandContext, type SettingFlags } from './context.js';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 const EXIT_PREPARE_FAILED = 125;
 
-export async function execCommand(command: string[], flags: Record<string, unknown>): Promise<number> {
+/** exec's own flags; commander fills in the defaults of the durations. */
+export interface ExecFlags extends SettingFlags {
+  /** Cache names (repeatable); exec does not take the setting's --cache NAME=PATH. */
+  cache?: string[];
+  sync?: boolean;
+  waitTimeout: string;
+  leaseTtl: string;
+  owner?: string;
+  purgeOnExit?: string;
+}
+
+export async function execCommand(command: string[], flags: ExecFlags): Promise<number> {
   // exec's --cache takes cache names; single caches come from the config file here.
-  const names = (flags.cache as string[] | undefined) ?? [];
+  const names = flags.cache ?? [];
   const ctx = await commandContext({ ...flags, cache: undefined });
   if (names.length === 0) throw new UsageError('exec needs at least one --cache NAME');
-  if (command.length === 0) throw new UsageError('exec needs a command after --');
+  const [program, ...args] = command;
+  if (program === undefined) throw new UsageError('exec needs a command after --');
   requireCaches(ctx.settings);
-  const owner = String(flags.owner ?? `exec:${hostname()}:${process.pid}`);
+  const owner = flags.owner ?? `exec:${hostname()}:${process.pid}`;
   const ownerProblem = validateOwner(owner);
   if (ownerProblem) throw new UsageError(`invalid --owner: ${ownerProblem}`);
-  const waitMs = duration(flags.waitTimeout, '10m', '--wait-timeout');
-  const leaseTtlMs = duration(flags.leaseTtl, '2m', '--lease-ttl');
-  const purgeOnExit = flags.purgeOnExit === undefined ? null : parsePurgeOnExit(String(flags.purgeOnExit));
+  const waitMs = duration(flags.waitTimeout, '--wait-timeout');
+  const leaseTtlMs = duration(flags.leaseTtl, '--lease-ttl');
+  const purgeOnExit = flags.purgeOnExit === undefined ? null : parsePurgeOnExit(flags.purgeOnExit);
 
   const say = (line: string): void => void process.stderr.write(`purge-cache-agent exec: ${line}\n`);
   const coordinator = execCoordinator(ctx.settings, ctx.logger);
   const sources = await resolveSources(ctx.settings.cacheRoots, ctx.settings.caches);
   const targets: Target[] = [...new Set(names)].map((name) => locate(name, sources));
   const locks: DirLock[] = [];
+  /** The caches claimed so far, each with the directory its lock holds. */
+  const held: HeldCache[] = [];
   const leased: string[] = [];
   const releaseAll = async (): Promise<void> => {
     await Promise.all(
       leased.map((name) =>
-        coordinator.releaseLease(name, owner).catch((err) => {
+        coordinator.releaseLease(name, owner).catch((err: unknown) => {
           ctx.logger.warn({ cache: name, err: errorMessage(err) }, 'could not release the lease; it expires by itself');
         }),
       ),
@@ -62,7 +76,9 @@ export async function execCommand(command: string[], flags: Record<string, unkno
     if (flags.sync) await coordinator.sync();
     const deadline = Date.now() + waitMs;
     for (const target of targets) {
-      locks.push(await claim(target, { coordinator, logger: ctx.logger, deadline, say }));
+      const lock = await claim(target, { coordinator, logger: ctx.logger, deadline, say });
+      locks.push(lock);
+      held.push({ ...target, key: lock.key });
       await coordinator.acquireLease(target.name, owner, leaseTtlMs);
       leased.push(target.name);
     }
@@ -76,7 +92,7 @@ export async function execCommand(command: string[], flags: Record<string, unkno
   const heartbeat = setInterval(
     () => {
       for (const name of leased) {
-        coordinator.acquireLease(name, owner, leaseTtlMs).catch((err) => {
+        coordinator.acquireLease(name, owner, leaseTtlMs).catch((err: unknown) => {
           ctx.logger.warn({ cache: name, err: errorMessage(err) }, 'could not extend the lease; the flock still protects the cache');
         });
       }
@@ -86,7 +102,7 @@ export async function execCommand(command: string[], flags: Record<string, unkno
 
   let outcome: RunOutcome;
   try {
-    outcome = await run(command, targets, say);
+    outcome = await run(program, args, targets, say);
   } finally {
     clearInterval(heartbeat);
   }
@@ -97,7 +113,6 @@ export async function execCommand(command: string[], flags: Record<string, unkno
   }
   // The command is over, but exec still holds its caches: condemn them now, so
   // that nobody claims them unpurged once exec lets go, then purge them.
-  const held: HeldCache[] = targets.map((t, i) => ({ ...t, key: locks[i]!.key }));
   say(`the command ${describeEnding(ending)}, which --purge-on-exit lists: purging ${held.map((c) => JSON.stringify(c.name)).join(', ')}`);
   await condemn(held, coordinator, say);
   await releaseAll();
@@ -105,8 +120,7 @@ export async function execCommand(command: string[], flags: Record<string, unkno
   return outcome.code;
 }
 
-function duration(raw: unknown, fallback: string, flag: string): number {
-  const text = typeof raw === 'string' ? raw : fallback;
+function duration(text: string, flag: string): number {
   const ms = parseDuration(text);
   if (ms === undefined || ms <= 0) throw new UsageError(`invalid ${flag} ${text}: expected a duration such as 90s, 10m or 1h`);
   return ms;
@@ -120,12 +134,12 @@ interface RunOutcome {
 }
 
 /** Run the command with the terminal's stdio, forwarding signals; resolve with how it ended. */
-function run(command: string[], targets: Target[], say: (line: string) => void): Promise<RunOutcome> {
+function run(program: string, args: string[], targets: Target[], say: (line: string) => void): Promise<RunOutcome> {
   const env: NodeJS.ProcessEnv = { ...process.env };
   targets.forEach((t, i) => (env[`PURGE_CACHE_AGENT_CACHE_${i}`] = t.path));
   env.PURGE_CACHE_AGENT_CACHE_DIRS = JSON.stringify(Object.fromEntries(targets.map((t) => [t.name, t.path])));
   return new Promise((resolve) => {
-    const child = spawn(command[0]!, command.slice(1), { stdio: 'inherit', env });
+    const child = spawn(program, args, { stdio: 'inherit', env });
     const forward = (signal: NodeJS.Signals): void => void child.kill(signal);
     for (const signal of FORWARDED) process.on(signal, forward);
     const done = (outcome: RunOutcome): void => {
@@ -134,13 +148,13 @@ function run(command: string[], targets: Target[], say: (line: string) => void):
     };
     child.on('error', (err) => {
       const code = errnoCode(err) === 'ENOENT' ? 127 : 126;
-      say(`cannot run ${command[0]}: ${errorMessage(err)}`);
+      say(`cannot run ${program}: ${errorMessage(err)}`);
       done({ code, ending: null });
     });
     child.on('exit', (code, signal) => {
       if (code !== null) done({ code, ending: { kind: 'exit', code } });
       else {
-        const byCode = 128 + (signal ? (constants.signals[signal] ?? 0) : 0);
+        const byCode = 128 + (signal ? constants.signals[signal] : 0);
         done({ code: byCode, ending: { kind: 'signal', signal: signal ?? 'a signal', code: byCode } });
       }
     });

@@ -4,7 +4,7 @@
  * variable), the settings that have no flag, and one or two examples.
  */
 import { Help, Option, type Command } from 'commander';
-import { SETTINGS, defaultTextFor, type CommandName } from '../config/index.js';
+import { SETTINGS, defaultTextFor, type CommandName, type Settings } from '../config/index.js';
 
 export const PROGRAM = 'purge-cache-agent';
 
@@ -45,7 +45,7 @@ const EXAMPLES: Partial<Record<CommandName, string[]>> = {
 /** The command's name as typed: `once`, `lease acquire`. */
 export function commandPath(command: Command): string {
   const names: string[] = [];
-  for (let c: Command | null = command; c?.parent; c = c.parent) names.unshift(c.name());
+  for (let c: Command = command; c.parent; c = c.parent) names.unshift(c.name());
   return names.join(' ');
 }
 
@@ -65,7 +65,7 @@ function ownOptionsFirst<T>(this: Help, unsorted: T[], visible: T[], getGroup: (
  * own options. Settings the command does not use are accepted but not shown,
  * so one set of flags still serves every command.
  */
-export function addSettings(command: Command, name: CommandName, opts: { except?: string[]; config?: boolean } = {}): Command {
+export function addSettings(command: Command, name: CommandName, opts: { except?: (keyof Settings)[]; config?: boolean } = {}): Command {
   // The help flag stays with the command's own options, and they come first, even when -h is the only one.
   command.helpOption('-h, --help', 'show this help');
   command.configureHelp({ groupItems: ownOptionsFirst });

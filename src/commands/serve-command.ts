@@ -1,7 +1,9 @@
 /** `serve`: the embedded Taskcluster-compatible purge-cache service. */
 import { startService, loadClientsFile } from '../service/index.js';
 import { isLoopback } from '../api/config.js';
+import type { LevelWithSilent } from 'pino';
 import { createLogger } from '../log.js';
+import type { SettingFlags } from './context.js';
 import { ConfigError, PortInUseError, UsageError, errnoCode } from '../errors.js';
 
 /**
@@ -16,12 +18,22 @@ export function exposure(host: string, hasClients: boolean, allowAnonymous: bool
   return allowAnonymous ? 'anonymous' : 'refused';
 }
 
-export async function serveCommand(flags: Record<string, unknown>): Promise<number> {
-  const logger = createLogger({ level: (flags.logLevel as 'info' | undefined) ?? (process.env.LOG_LEVEL as 'info' | undefined) ?? 'info' });
-  const port = flags.port === undefined ? 8080 : Number(flags.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`invalid --port ${String(flags.port)}: expected 0–65535 (0 picks a free port)`);
-  const host = (flags.host as string | undefined) ?? '127.0.0.1';
-  const access = exposure(host, typeof flags.clients === 'string', Boolean(flags.allowAnonymous));
+/** serve's own flags (it reads no settings but --log-level); commander fills in the defaults of --host and --port. */
+export interface ServeFlags extends SettingFlags {
+  host: string;
+  port: string;
+  data?: string;
+  clients?: string;
+  allowAnonymous?: boolean;
+}
+
+export async function serveCommand(flags: ServeFlags): Promise<number> {
+  // The level goes to pino as given: it refuses one it does not know.
+  const logger = createLogger({ level: (flags.logLevel ?? process.env.LOG_LEVEL ?? 'info') as LevelWithSilent });
+  const port = Number(flags.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`invalid --port ${flags.port}: expected 0–65535 (0 picks a free port)`);
+  const host = flags.host;
+  const access = exposure(host, flags.clients !== undefined, flags.allowAnonymous === true);
   if (access === 'refused') {
     throw new ConfigError(
       `refusing to serve open access on ${host} (--host): it is not a loopback address, so anyone who reaches it could file and read purge requests. ` +
@@ -29,8 +41,8 @@ export async function serveCommand(flags: Record<string, unknown>): Promise<numb
       'host',
     );
   }
-  const clients = typeof flags.clients === 'string' ? await loadClientsFile(flags.clients) : undefined;
-  const service = await startService({ host, port, dataFile: flags.data as string | undefined, clients, logger }).catch((err: unknown) => {
+  const clients = flags.clients === undefined ? undefined : await loadClientsFile(flags.clients);
+  const service = await startService({ host, port, dataFile: flags.data, clients, logger }).catch((err: unknown) => {
     throw errnoCode(err) === 'EADDRINUSE' ? new PortInUseError('--port', host, port) : err;
   });
   if (access === 'anonymous') {

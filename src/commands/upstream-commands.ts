@@ -2,7 +2,13 @@
 import { requirePool, requireService, type Settings } from '../config/index.js';
 import type { Logger } from '../log.js';
 import { PurgeCacheClient } from '../edges/upstream/client.js';
-import { commandContext, printJson } from './context.js';
+import { commandContext, printJson, type SettingFlags } from './context.js';
+
+export interface RequestsFlags extends SettingFlags {
+  /** Every worker pool's requests, not only this one's. */
+  all?: boolean;
+  json?: boolean;
+}
 
 export function clientFor(settings: Settings, logger: Logger): PurgeCacheClient {
   requireService(settings);
@@ -10,7 +16,7 @@ export function clientFor(settings: Settings, logger: Logger): PurgeCacheClient 
 }
 
 /** File a purge request (purgeCache) for the configured worker pool. */
-export async function requestCommand(cacheName: string, flags: Record<string, unknown>): Promise<number> {
+export async function requestCommand(cacheName: string, flags: SettingFlags): Promise<number> {
   const ctx = await commandContext(flags);
   const pool = requirePool(ctx.settings);
   await clientFor(ctx.settings, ctx.logger).purgeCache(pool, cacheName);
@@ -19,7 +25,7 @@ export async function requestCommand(cacheName: string, flags: Record<string, un
 }
 
 /** The open purge requests for this pool, or for every pool with --all. */
-export async function requestsCommand(flags: Record<string, unknown>): Promise<number> {
+export async function requestsCommand(flags: RequestsFlags): Promise<number> {
   const ctx = await commandContext(flags);
   const client = clientFor(ctx.settings, ctx.logger);
   const requests = flags.all ? await client.allPurgeRequests() : (await client.purgeRequests(requirePool(ctx.settings))).requests;
@@ -29,7 +35,7 @@ export async function requestsCommand(flags: Record<string, unknown>): Promise<n
   return 0;
 }
 
-export async function pingCommand(flags: Record<string, unknown>): Promise<number> {
+export async function pingCommand(flags: SettingFlags): Promise<number> {
   const ctx = await commandContext(flags);
   const answer = await clientFor(ctx.settings, ctx.logger).ping();
   ctx.out(`purge-cache service alive (uptime ${answer.uptime}s)`);

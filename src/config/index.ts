@@ -3,7 +3,7 @@ import { ConfigError } from '../errors.js';
 import { parseWorkerPoolId, WORKER_POOL_ID_PATTERN, type WorkerPool } from '../core/model.js';
 import type { Settings } from './settings.js';
 
-export { loadSettings, flagAttribute, readConfigFile } from './load.js';
+export { loadSettings, flagAttribute, readConfigFile, type SettingFlags } from './load.js';
 export { SETTINGS, DEFAULTS, COMMANDS, settingsFor, defaultTextFor, type Settings, type SettingSpec, type CommandName } from './settings.js';
 
 export function requirePool(settings: Settings): WorkerPool {

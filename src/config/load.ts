@@ -10,9 +10,19 @@ import { ConfigError, errnoCode, errorMessage } from '../errors.js';
 import { registerSecret } from '../secrets.js';
 import { SETTINGS, DEFAULTS, singleCache, type CommandName, type Settings, type SettingSpec } from './settings.js';
 
+/**
+ * The flags every command accepts: --config, and one for each setting, named
+ * as commander names them (camelCase of the long flag; see flagAttribute).
+ * A command's own flags extend these.
+ */
+export interface SettingFlags {
+  config?: string;
+  logLevel?: string;
+  [setting: string]: unknown;
+}
+
 export interface LoadInput {
-  /** Parsed flags as commander gives them (camelCase of the long flag). */
-  flags: Record<string, unknown>;
+  flags: SettingFlags;
   env: NodeJS.ProcessEnv;
   cwd: string;
   /** The command being run, for the settings whose default depends on it (once's --jitter). */
@@ -70,11 +80,11 @@ function yamlProblem(err: unknown): string {
   return (excerpt >= 0 ? message.slice(0, excerpt) : message.split('\n')[0]!).trim();
 }
 
-const BY_KEY = new Map(SETTINGS.map((spec) => [spec.key, spec]));
+const BY_KEY = new Map<string, SettingSpec>(SETTINGS.map((spec) => [spec.key, spec]));
 
 export async function loadSettings(input: LoadInput): Promise<Settings> {
   const { flags, env, cwd } = input;
-  const configFile = (flags.config as string | undefined) ?? env.PURGE_CACHE_AGENT_CONFIG;
+  const configFile = flags.config ?? env.PURGE_CACHE_AGENT_CONFIG;
   const file = configFile ? await readConfigFile(path.resolve(cwd, configFile)) : {};
   for (const key of Object.keys(file)) {
     if (!BY_KEY.has(key)) {

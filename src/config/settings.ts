@@ -47,7 +47,7 @@ const DAEMON: CommandName[] = ['run', 'doctor'];
 
 export interface SettingSpec {
   /** The key in the config file, and in the resolved settings. */
-  key: string;
+  key: keyof Settings;
   /** Commander flag syntax, if the setting has a flag. */
   flag?: string;
   /** Environment variables, first one set wins. */

@@ -27,6 +27,9 @@ export interface Lease {
 export const MIN_TTL_MS = 1_000;
 export const MAX_TTL_MS = 24 * 60 * 60 * 1_000;
 
+/** The TTL of a lease whose caller names none: the local API's default, and `lease acquire --ttl`'s. */
+export const DEFAULT_LEASE_TTL_SECONDS = 600;
+
 export const OWNER_MAX_CHARS = 128;
 
 /**

@@ -6,9 +6,9 @@
  */
 import type { Settings } from '../config/index.js';
 import type { Logger } from '../log.js';
-import { AgentUnreachableError, StateLockedError, NoAgentError } from '../errors.js';
+import { AgentUnreachableError, StateLockedError } from '../errors.js';
 import { StateStore } from '../edges/state.js';
-import { connectToAgent, type ApiClient } from '../api/client.js';
+import { findAgent, type ApiClient } from '../api/client.js';
 import { resolveSources } from '../edges/caches/inventory.js';
 import { localContext } from './context.js';
 import { newObservations, type LocalContext } from './cycle.js';
@@ -28,18 +28,15 @@ export async function withAgentOrState<T>(
   viaApi: (client: ApiClient) => Promise<T>,
   offline: (local: LocalContext & { store: StateStore }) => Promise<T>,
 ): Promise<{ value: T; offline: boolean }> {
-  let client: ApiClient;
-  try {
-    client = await connectToAgent(settings);
-  } catch (err) {
-    if (!(err instanceof NoAgentError) || settings.api || !err.attempts.every((a) => a.absent)) throw err;
+  const found = await findAgent(settings);
+  if (found.client === null) {
     let store: StateStore;
     try {
       store = await StateStore.open(settings.stateDir, { logger, waitMs: LOCK_WAIT_MS });
     } catch (lockErr) {
       if (lockErr instanceof StateLockedError) {
         throw new AgentUnreachableError(
-          `${err.message}; but an agent (pid ${lockErr.holderPid ?? 'unknown'}) holds the state directory ${settings.stateDir}, so the state file cannot be changed directly either`,
+          `${found.looked.message}; but an agent (pid ${lockErr.holderPid ?? 'unknown'}) holds the state directory ${settings.stateDir}, so the state file cannot be changed directly either`,
         );
       }
       throw lockErr;
@@ -51,9 +48,9 @@ export async function withAgentOrState<T>(
     }
   }
   try {
-    return { value: await viaApi(client), offline: false };
+    return { value: await viaApi(found.client), offline: false };
   } finally {
-    await client.close();
+    await found.client.close();
   }
 }
 

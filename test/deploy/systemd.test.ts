@@ -34,7 +34,7 @@ const DAEMON = 'purge-cache-agent.service';
 const ONCE = 'purge-cache-agent-once.service';
 const TIMER = 'purge-cache-agent-once.timer';
 const SERVICES = [DAEMON, ONCE];
-const settingKeys = new Set(SETTINGS.map((s) => s.key));
+const settingKeys = new Set<string>(SETTINGS.map((s) => s.key));
 /** The local API's socket (issue 4): `run` serves /healthz on it once the setting exists. */
 const HAS_API = settingKeys.has('apiSocket');
 

@@ -11,7 +11,7 @@ import { errnoCode, errnoReason, errorMessage } from '../../errors.js';
 import { FlockUnavailableError, tryFlock } from '../../edges/flock.js';
 import { LOCK_FILE } from '../../edges/state.js';
 import { serverSocketPath } from '../../api/config.js';
-import { ApiClient } from '../../api/client.js';
+import { findAgent } from '../../api/client.js';
 import { checkStateDir } from '../state-dir.js';
 import { formatBytes } from '../cycle-commands.js';
 import { fail, ok, warn, type CheckResult } from './check.js';
@@ -23,15 +23,17 @@ export interface RunningAgent {
   tcp: string | null;
 }
 
+/** Only the socket `run` would listen on counts: an agent elsewhere is not this configuration's. One that cannot be reached counts as none. */
 export async function findRunningAgent(settings: Settings): Promise<RunningAgent | null> {
-  const client = new ApiClient({ kind: 'socket', socketPath: serverSocketPath(settings) });
+  const found = await findAgent(settings, { socketPath: serverSocketPath(settings) }).catch(() => null);
+  if (!found?.client) return null;
   try {
-    const status = (await client.status()) as { pid?: unknown; api?: { tcp?: unknown } };
-    return typeof status.pid === 'number' ? { pid: status.pid, tcp: typeof status.api?.tcp === 'string' ? status.api.tcp : null } : null;
+    const status = await found.client.status();
+    return { pid: status.pid, tcp: status.api.tcp ?? null };
   } catch {
     return null;
   } finally {
-    await client.close().catch(() => {});
+    await found.client.close().catch(() => {});
   }
 }
 
@@ -213,13 +215,13 @@ async function checkPort(listen: { host: string; port: number }, agent: RunningA
       resolve(null);
     });
   });
-  await new Promise<void>((resolve) =>
-    server.listening
-      ? server.close(() => {
-          resolve();
-        })
-      : resolve(),
-  );
+  await new Promise<void>((resolve) => {
+    if (server.listening)
+      server.close(() => {
+        resolve();
+      });
+    else resolve();
+  });
   if (error === null) return ok(label, 'free');
   const code = errnoCode(error);
   if (code === 'EADDRINUSE' && agent?.tcp?.endsWith(`:${listen.port}`)) return ok(label, `the running agent (pid ${agent.pid}) serves it`);

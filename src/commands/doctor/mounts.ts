@@ -22,8 +22,9 @@ export function parseMountinfo(text: string): Mount[] {
   for (const line of text.split('\n')) {
     const fields = line.split(' ');
     const dash = fields.indexOf('-');
-    if (dash < 6 || fields.length < dash + 3) continue;
-    mounts.push({ mountPoint: unescape(fields[4]!), options: fields[5]!, fsType: fields[dash + 1]!, source: unescape(fields[dash + 2]!) });
+    const [mountPoint, options, fsType, source] = [fields[4], fields[5], fields[dash + 1], fields[dash + 2]];
+    if (dash < 6 || mountPoint === undefined || options === undefined || fsType === undefined || source === undefined) continue;
+    mounts.push({ mountPoint: unescape(mountPoint), options, fsType, source: unescape(source) });
   }
   return mounts;
 }

@@ -7,9 +7,9 @@ import type { Logger } from '../../log.js';
 import { acquireLeaseIn, releaseLeaseIn } from '../leases.js';
 import { runPurgeNow, runRecheck, type CycleReport } from '../cycle.js';
 import { withAgentOrState } from '../agent-link.js';
-import { connectToAgent, type ApiClient } from '../../api/client.js';
+import { findAgent, type ApiClient } from '../../api/client.js';
 import { Agent } from '../agent.js';
-import { TaskFailedError, ApiRequestError, NoAgentError } from '../../errors.js';
+import { TaskFailedError, ApiRequestError } from '../../errors.js';
 import type { Coordinator, Target } from './claim.js';
 
 export interface ExecCoordinator extends Coordinator {
@@ -24,7 +24,7 @@ export interface ExecCoordinator extends Coordinator {
   releaseLease(name: string, owner: string): Promise<void>;
 }
 
-function deferralOf(report: CycleReport | undefined, name: string): string | null {
+function deferralOf(report: CycleReport | null | undefined, name: string): string | null {
   return report?.deferred.find((d) => d.name === name)?.reason ?? null;
 }
 
@@ -36,8 +36,8 @@ export function execCoordinator(settings: Settings, logger: Logger): ExecCoordin
     pendingFor: (target: Target, key: string) =>
       either(
         async (client) => {
-          const { body } = await client.call<{ caches: { path: string; pendingPurge: unknown }[] }>('GET', '/v1/caches');
-          return body.caches.some((c) => c.path === target.path && c.pendingPurge !== null);
+          const { caches } = await client.caches();
+          return caches.some((c) => c.path === target.path && c.pendingPurge !== null);
         },
         (local) => Promise.resolve(local.state.pending.some((p) => p.path === target.path && p.key === key)),
       ),
@@ -49,7 +49,7 @@ export function execCoordinator(settings: Settings, logger: Logger): ExecCoordin
           if (answer.task_id === null) return { deferredBy: null };
           const view = await client.follow(answer.task_id);
           if (view.code !== 0) throw new TaskFailedError(`purging cache ${JSON.stringify(name)} failed: ${view.error}`);
-          return { deferredBy: deferralOf(view.result as CycleReport, name) };
+          return { deferredBy: deferralOf(view.result, name) };
         },
         // Without an agent, carry out the pending purge here; its trash is emptied by the next agent run.
         async (local) => ({ deferredBy: deferralOf(await runRecheck(local), name) }),
@@ -68,7 +68,7 @@ export function execCoordinator(settings: Settings, logger: Logger): ExecCoordin
           if (answer.task_id === null) return { deferredBy: null };
           const view = await client.follow(answer.task_id);
           if (view.code !== 0) throw new TaskFailedError(`purging cache ${JSON.stringify(name)} failed: ${view.error}`);
-          return { deferredBy: deferralOf(view.result as CycleReport, name) };
+          return { deferredBy: deferralOf(view.result, name) };
         },
         // Without an agent, purge here; its trash is emptied by the next agent run.
         async (local) => {
@@ -80,12 +80,7 @@ export function execCoordinator(settings: Settings, logger: Logger): ExecCoordin
       ),
 
     async sync() {
-      let client: ApiClient | undefined;
-      try {
-        client = await connectToAgent(settings);
-      } catch (err) {
-        if (!(err instanceof NoAgentError) || !err.attempts.every((a) => a.absent)) throw err;
-      }
+      const { client } = await findAgent(settings);
       if (!client) {
         // No agent: run one cycle here, as `once` would.
         const agent = await Agent.start(settings, { logger, lockWaitMs: 3_000 });
@@ -104,7 +99,7 @@ export function execCoordinator(settings: Settings, logger: Logger): ExecCoordin
         for (let round = 0; round < 2; round++) {
           const view = await client.follow((await client.sync()).task_id);
           if (view.code !== 0) throw new TaskFailedError(`sync failed: ${view.error}`);
-          const queriedAt = Date.parse((view.result as CycleReport | null)?.queriedAt ?? '');
+          const queriedAt = Date.parse(view.result?.queriedAt ?? '');
           if (queriedAt >= asked) return;
         }
       } finally {
