@@ -96,11 +96,11 @@ export function parseBytes(raw: unknown): ParseResult<number> {
   if (raw === 0 || raw === '0') return ok(0);
   if (typeof raw === 'number') return bad(`${SIZE_UNITS_HELP}; a bare number such as ${raw} has no unit`);
   if (typeof raw !== 'string') return bad(SIZE_UNITS_HELP);
-  const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(raw.trim());
-  if (match && match[2] === '') return bad(`${SIZE_UNITS_HELP}; a bare number such as ${raw.trim()} has no unit`);
-  const unit = match ? BYTE_UNITS[match[2]!.toLowerCase()] : undefined;
-  if (!match || unit === undefined) return bad(SIZE_UNITS_HELP);
-  return ok(Math.floor(Number(match[1]) * unit));
+  const [, amount, unitName] = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(raw.trim()) ?? [];
+  if (unitName === '') return bad(`${SIZE_UNITS_HELP}; a bare number such as ${raw.trim()} has no unit`);
+  const unit = unitName === undefined ? undefined : BYTE_UNITS[unitName.toLowerCase()];
+  if (amount === undefined || unit === undefined) return bad(SIZE_UNITS_HELP);
+  return ok(Math.floor(Number(amount) * unit));
 }
 
 /** Bytes or a percentage of the filesystem: `10G` or `15%`. */
