@@ -7,11 +7,11 @@
  * Precedence, highest first: flag, environment, config file, default.
  */
 import cron from 'node-cron';
+import { LOG_LEVELS, type LogLevel } from '../log.js';
 import * as p from './parse.js';
 import type { ParseResult, SizeOrPercent } from './parse.js';
 
 export const ON_GAP = ['warn', 'purge-all'] as const;
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export const IN_USE_CHECKS = ['locks', 'processes', 'leases'] as const;
 export const DELETE_PRIORITIES = ['idle', 'normal'] as const;
 
@@ -88,10 +88,11 @@ function schedule(raw: unknown): ParseResult<string> {
 function listenAddress(raw: unknown): ParseResult<{ host: string; port: number }> {
   const accepts = 'HOST:PORT (for example 127.0.0.1:9464 or [::1]:9464)';
   if (typeof raw !== 'string') return { ok: false, accepts };
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(raw.trim());
-  const port = match ? Number(match[3]) : NaN;
-  if (!match || port > 65535) return { ok: false, accepts };
-  return { ok: true, value: { host: (match[1] ?? match[2])!, port } };
+  const [, v6Host, plainHost, portText] = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(raw.trim()) ?? [];
+  const host = v6Host ?? plainHost;
+  const port = Number(portText);
+  if (host === undefined || portText === undefined || port > 65535) return { ok: false, accepts };
+  return { ok: true, value: { host, port } };
 }
 
 /** `--cache NAME=PATH`: split at the first '='; names containing '=' go in the config file. */
@@ -441,7 +442,7 @@ export interface Settings {
   maxGap: number;
   onGap: (typeof ON_GAP)[number];
   dryRun: boolean;
-  logLevel: (typeof LOG_LEVELS)[number];
+  logLevel: LogLevel;
   heartbeat: number;
   recheck: number;
   inUseChecks: (typeof IN_USE_CHECKS)[number][];
