@@ -142,19 +142,3 @@ export async function memoryOf(pid: number): Promise<{ peakMiB: number; rssMiB: 
 export function isRunning(child: { exitCode: number | null; signalCode: NodeJS.Signals | null }): boolean {
   return child.exitCode === null && child.signalCode === null;
 }
-
-/** Poll until `check` gives a value; bounded. Never a timing assertion: the bound only stops a hung test. */
-export async function until<T>(
-  check: () => Promise<T | undefined | false> | T | undefined | false,
-  what: string,
-  timeoutMs = 120_000,
-  explain?: () => string,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${explain ? `\n${explain()}` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

@@ -9,7 +9,8 @@ import { stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { makeFixture, exists, readState, type Fixture } from '../helpers/fixture.js';
 import { runCli, logLines, finished } from '../helpers/cli.js';
-import { call, startDaemon, startGate, tokenFile, firstCycle, eventually, TOKEN, type Daemon } from './helpers.js';
+import { call, startDaemon, startGate, tokenFile, firstCycle, TOKEN, type Daemon } from './helpers.js';
+import { eventually } from '../helpers/wait.js';
 
 let fx: Fixture;
 let d: Daemon | undefined;

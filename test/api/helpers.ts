@@ -11,6 +11,7 @@ import path from 'node:path';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { startCli, finished, waitForOutput, logLines, type CliResult } from '../helpers/cli.js';
 import { POOL, type Fixture } from '../helpers/fixture.js';
+import { eventually } from '../helpers/wait.js';
 
 export const TOKEN = 'test-api-token-0123456789abcdef';
 
@@ -133,17 +134,6 @@ export async function tokenFile(fx: Fixture, token = TOKEN): Promise<string> {
   const file = path.join(fx.tmp.path, 'api-token');
   await writeFile(file, `${token}\n`, { mode: 0o600 });
   return file;
-}
-
-/** Poll `check` until it returns a value (not undefined); bounded, never a timed assertion. */
-export async function eventually<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** Wait for the cycle at start to finish (status shows a last cycle). */

@@ -8,7 +8,8 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { makeFixture, exists, readState, type Fixture } from '../helpers/fixture.js';
 import { encodeCacheName } from '../../src/core/names.js';
-import { call, bearer, startDaemon, tokenFile, firstCycle, finishedTask, eventually, TOKEN, type Daemon, type Target } from './helpers.js';
+import { call, bearer, startDaemon, tokenFile, firstCycle, finishedTask, TOKEN, type Daemon, type Target } from './helpers.js';
+import { eventually } from '../helpers/wait.js';
 
 let fx: Fixture;
 let d: Daemon;

@@ -8,7 +8,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import path from 'node:path';
 import { readdir } from 'node:fs/promises';
 import { makeFixture, exists, type Fixture } from '../helpers/fixture.js';
-import { call, startDaemon, startGate, eventually, firstCycle, finishedTask, metrics, sample, type Daemon, type Gate } from './helpers.js';
+import { call, startDaemon, startGate, firstCycle, finishedTask, metrics, sample, type Daemon, type Gate } from './helpers.js';
+import { eventually } from '../helpers/wait.js';
 
 let fx: Fixture;
 let gate: Gate;
