@@ -12,7 +12,7 @@ import path from 'node:path';
 import { makeFixture, exists, hashTree, readState, type Fixture } from '../helpers/fixture.js';
 import { encodeCacheName } from '../../src/core/names.js';
 import { TRASH_DIR_NAME } from '../../src/edges/caches/trash.js';
-import { call, bearer, startDaemon, tokenFile, firstCycle, finishedTask, TOKEN, startGate, type Daemon, type Gate } from '../api/helpers.js';
+import { call, bearer, startDaemon, tokenFile, firstCycle, finishedTask, TOKEN, startGate, type Daemon, type Gate } from '../helpers/api.js';
 import { isRunning, memoryOf, record } from './support.js';
 import { eventually } from '../helpers/wait.js';
 
@@ -32,9 +32,10 @@ beforeAll(async () => {
   await firstCycle(d);
 });
 afterAll(async () => {
-  const result = await d?.stop();
-  await gate?.close();
-  await fx?.close();
+  // Unset when beforeAll failed early: stop only what was started.
+  const result = await (d as Daemon | undefined)?.stop();
+  await (gate as Gate | undefined)?.close();
+  await (fx as Fixture | undefined)?.close();
   expect(result?.code, result?.stderr).toBe(0);
 });
 

@@ -14,8 +14,8 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startCli, finished, logLines } from '../helpers/cli.js';
 import { makeFixture, exists, readState, POOL, type Fixture } from '../helpers/fixture.js';
-import { call } from '../api/helpers.js';
-import { captureLogger } from '../edges/upstream/servers.js';
+import { call } from '../helpers/api.js';
+import { captureLogger } from '../helpers/servers.js';
 import { loadSettings } from '../../src/config/index.js';
 import { Agent } from '../../src/engine/agent.js';
 import { encodeCacheName } from '../../src/core/names.js';
@@ -34,7 +34,8 @@ afterEach(async () => {
     );
     gateServer = undefined;
   }
-  await fx?.close();
+  // Unset when a test failed before making its fixture.
+  await (fx as Fixture | undefined)?.close();
 });
 
 /** A gate in front of the service that records each query's URL and can play dead (503). */

@@ -16,7 +16,7 @@ import { runCli, startCli, finished, waitForOutput, logLines, type CliResult } f
 import { exists, POOL } from '../helpers/fixture.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 import { createTemporaryCredentials } from '../../src/service/index.js';
-import { call } from '../api/helpers.js';
+import { call } from '../helpers/api.js';
 import { record } from './support.js';
 import { eventually } from '../helpers/wait.js';
 

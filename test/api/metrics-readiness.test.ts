@@ -7,7 +7,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeFixture, exists, type Fixture } from '../helpers/fixture.js';
-import { call, startDaemon, startGate, firstCycle, finishedTask, metrics, sample, type Daemon, type Gate } from './helpers.js';
+import { call, startDaemon, startGate, firstCycle, finishedTask, metrics, sample, type Daemon, type Gate } from '../helpers/api.js';
 import path from 'node:path';
 import { REQUIRED_METRICS } from '../helpers/metrics.js';
 import { POOL } from '../helpers/fixture.js';

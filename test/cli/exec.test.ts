@@ -278,7 +278,7 @@ describe('stress: concurrent exec users and repeated purges of the same caches',
           .filter(Boolean)
           .map((l) => l.split(' ')[0]),
       ).size;
-    let done = false;
+    const stop = new AbortController();
     try {
       await waitForOutput(daemon, (o) => o.stderr.includes('purge-cache-agent started'));
       // Requests for a cache are filed one at a time, each once a use that
@@ -289,17 +289,17 @@ describe('stress: concurrent exec users and repeated purges of the same caches',
       const servedRound = new Map(names.map((n) => [n, -1]));
       const users = Array.from({ length: 4 }, async (_, u) => {
         const name = names[u % 2]!;
-        while (!done && Date.now() < giveUpAt) {
+        while (!stop.signal.aborted && Date.now() < giveUpAt) {
           const round = requested.get(name)!;
           const r = await exec([name], ['bash', '-c', use]);
           expect(r.code, r.stderr).toBe(0);
           uses++;
           servedRound.set(name, Math.max(servedRound.get(name)!, round));
-          if (uses >= minUses && (await distinctInodes()) > 2) done = true;
+          if (uses >= minUses && (await distinctInodes()) > 2) stop.abort();
         }
       });
       const requester = (async () => {
-        while (!done && Date.now() < giveUpAt) {
+        while (!stop.signal.aborted && Date.now() < giveUpAt) {
           for (const name of names) {
             if (servedRound.get(name)! < requested.get(name)!) continue;
             await fx.request(name);

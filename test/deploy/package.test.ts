@@ -19,7 +19,8 @@ import YAML from 'yaml';
 import { SETTINGS } from '../../src/config/index.js';
 import { makeTempDir, REPO_ROOT, type TempDir } from '../helpers/tmp.js';
 import { AGENT_METRICS, agentContainer, execForm, httpGet, kubernetesDocs, metricsInExpr, parseContainerfile, readRepoFile, stageEnv } from './helpers.js';
-import { AGENT_CLIENT, POOL, exists, exited, makeHost, startCommand, type Host } from './host.js';
+import { AGENT_CLIENT, exited, makeHost, startCommand, type Host } from './host.js';
+import { POOL, exists } from '../helpers/fixture.js';
 import { eventually } from '../helpers/wait.js';
 
 const run = promisify(execFile);
@@ -66,7 +67,8 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  await tmp?.cleanup();
+  // Unset when beforeAll failed early.
+  await (tmp as TempDir | undefined)?.cleanup();
 });
 
 describe('npm pack', () => {
@@ -163,7 +165,7 @@ describe("the container image's command line, from the packed install", () => {
     host = await makeHost({ cacheRoot: '/caches' });
   });
   afterAll(async () => {
-    await host?.close();
+    await (host as Host | undefined)?.close();
   });
 
   it("runs on the image ENV plus the pod's ConfigMap and Secret alone: syncs, answers the probes, stops on STOPSIGNAL in the grace period", async () => {
@@ -187,7 +189,7 @@ describe("the container image's command line, from the packed install", () => {
     const port = await freePort();
     const apiToken = randomBytes(24).toString('hex');
     const podEnv: Record<string, string> = { ...stageEnv(image), ...configMap.data, ...secret.stringData };
-    for (const [k, v] of Object.entries(podEnv)) podEnv[k] = inContainer(String(v));
+    for (const [k, v] of Object.entries(podEnv)) podEnv[k] = inContainer(v);
     Object.assign(podEnv, {
       TASKCLUSTER_ROOT_URL: host.service.url,
       TASKCLUSTER_WORKER_POOL_ID: POOL,

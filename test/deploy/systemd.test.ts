@@ -27,7 +27,8 @@ import {
   unitValue,
   verify,
 } from './helpers.js';
-import { exists, exited, makeHost, startCommand, unitCommand, type Host } from './host.js';
+import { exited, makeHost, startCommand, unitCommand, type Host } from './host.js';
+import { exists } from '../helpers/fixture.js';
 import { eventually } from '../helpers/wait.js';
 
 const DAEMON = 'purge-cache-agent.service';
@@ -258,7 +259,7 @@ describe('systemd-analyze verify', () => {
     tmp = await makeTempDir('pca-verify-');
   });
   afterAll(async () => {
-    await tmp?.cleanup();
+    await (tmp as TempDir | undefined)?.cleanup();
   });
 
   it.skipIf(!analyze)('passes every unit with no warnings, the binary resolved under a pretend root', async () => {

@@ -5,6 +5,8 @@
  * failure that names what never happened; reaching it is an error, never a
  * reason to carry on as if the condition held.
  */
+import { errorMessage } from '../../src/errors.js';
+
 export interface WaitOptions {
   timeoutMs?: number;
   intervalMs?: number;
@@ -30,7 +32,7 @@ export async function eventually<T>(
       lastError = err;
     }
     if (Date.now() > deadline) {
-      const why = lastError === undefined ? '' : `: ${String(lastError)}`;
+      const why = lastError === undefined ? '' : `: ${errorMessage(lastError)}`;
       throw new Error(`timed out waiting for ${what}${why}${explain ? `\n${explain()}` : ''}`);
     }
     await new Promise((resolve) => setTimeout(resolve, intervalMs));

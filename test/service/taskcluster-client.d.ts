@@ -18,19 +18,18 @@ declare module 'taskcluster-client' {
     cacheName: string;
     before: string;
   }
-  class PurgeCache {
-    constructor(options: ClientOptions);
+  interface PurgeCache {
     ping(): Promise<{ alive: boolean; uptime: number }>;
     purgeCache(workerPoolId: string, payload: { cacheName: string }): Promise<void>;
     purgeRequests(workerPoolId: string, query?: { since?: string }): Promise<{ requests: PurgeRequest[] }>;
     allPurgeRequests(query?: { continuationToken?: string; limit?: number }): Promise<{ requests: PurgeRequest[]; continuationToken?: string }>;
     buildUrl(method: unknown, ...args: unknown[]): string;
   }
-  function createTemporaryCredentials(options: { clientId?: string; start?: Date; expiry: Date; scopes: string[]; credentials: TcCredentials }): {
+  type CreateTemporaryCredentials = (options: { clientId?: string; start?: Date; expiry: Date; scopes: string[]; credentials: TcCredentials }) => {
     clientId: string;
     accessToken: string;
     certificate: string;
   };
-  const taskcluster: { PurgeCache: typeof PurgeCache; createTemporaryCredentials: typeof createTemporaryCredentials };
+  const taskcluster: { PurgeCache: new (options: ClientOptions) => PurgeCache; createTemporaryCredentials: CreateTemporaryCredentials };
   export default taskcluster;
 }

@@ -5,10 +5,11 @@ import path from 'node:path';
 import { emptyTrashInChild, parseArgs } from '../../../src/edges/caches/trash-worker.js';
 import { TRASH_DIR_NAME } from '../../../src/core/names.js';
 import { makeTempDir, REPO_ROOT, type TempDir } from '../../helpers/tmp.js';
-import { hashTree, makeSentinel } from './support.js';
+import { makeSentinel } from './support.js';
 
 import { TrashWorkerError } from '../../../src/errors.js';
 import { eventually } from '../../helpers/wait.js';
+import { hashTree } from '../../helpers/fixture.js';
 
 /**
  * The worker runs as a compiled script in a child process: the build in dist/

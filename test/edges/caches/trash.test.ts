@@ -7,11 +7,13 @@ import { listCaches, type CacheDir } from '../../../src/edges/caches/inventory.j
 import { inodeKey } from '../../../src/edges/caches/inode-key.js';
 import { TRASH_DIR_NAME, emptyTrash, moveToTrash, trashDirFor, trashDirsFor, trashEntries } from '../../../src/edges/caches/trash.js';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.js';
-import { hashTree, makeSentinel, mountTmpfs, unmountAll } from './support.js';
+import { makeSentinel } from './support.js';
+import { mountTmpfs, unmountAllUnder } from '../../helpers/mounts.js';
+import { hashTree } from '../../helpers/fixture.js';
 
 let tmp: TempDir;
 afterEach(async () => {
-  await unmountAll(tmp.path);
+  await unmountAllUnder(tmp.path);
   await tmp.cleanup();
 });
 
