@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { errnoCode, FlockUnavailableError } from '../errors.js';
 
 export { FlockUnavailableError } from '../errors.js';
@@ -100,9 +101,8 @@ export async function tryFlockMany(fds: readonly number[], mode: FlockMode): Pro
 }
 
 const PERL_BATCH = 512;
-const PERL_FLOCK =
-  'my $m = shift @ARGV; for my $fd (@ARGV) { open(my $fh, "<&=", $fd) or die "fd $fd: $!\\n"; ' +
-  'if (flock($fh, $m | LOCK_NB)) { print "L\\n" } elsif ($!{EWOULDBLOCK}) { print "B\\n" } else { die "flock fd $fd: $!\\n" } }';
+/** The batch locker, beside this module in src/ and in dist/ (the build copies it). */
+const PERL_FLOCK_SCRIPT = fileURLToPath(new URL('./flock.pl', import.meta.url));
 
 let perlChecked: Promise<boolean> | undefined;
 function perlAvailable(): Promise<boolean> {
@@ -122,7 +122,7 @@ function perlFlock(fds: readonly number[], mode: FlockMode): Promise<FlockResult
   return new Promise((resolve, reject) => {
     // The child sees our descriptors as 3, 4, 5, ... in order.
     const childFds = fds.map((_, i) => String(i + 3));
-    const child = spawn('perl', ['-MFcntl=:flock', '-e', PERL_FLOCK, mode === 'exclusive' ? '2' : '1', ...childFds], {
+    const child = spawn('perl', [PERL_FLOCK_SCRIPT, mode === 'exclusive' ? '2' : '1', ...childFds], {
       stdio: ['ignore', 'pipe', 'pipe', ...fds],
     });
     const out = collect(child.stdout);
