@@ -21,8 +21,6 @@ import { BATCH, DEFAULT_THREADS, SUBTREE_DEPTH, keepUp, newDir, type Dir, type J
 import { Findings } from './delete-findings.js';
 import { Subtrees } from './delete-subtrees.js';
 
-export type { WalkStart };
-
 const close = promisify(closeFd);
 
 export class Walk {
@@ -75,9 +73,7 @@ export class Walk {
         this.found.fail(this.base, this.start.topName, new Error('internal error: the walk stalled; the rest is left for the next run'));
     } finally {
       // Only after an abort (or a bug) can subtrees, listings and descriptors still be open here.
-      await this.calls.closeAll(this.subtrees.inThread, this.open, (dir) => {
-        this.release(dir);
-      });
+      await this.calls.closeAll(this.subtrees.inThread, this.open, this.release.bind(this));
     }
     if (this.found.failed > this.report.failures.length) {
       this.opts.logger?.warn(

@@ -38,7 +38,8 @@ import { errnoCode, errorMessage, DeleteUnavailableError } from '../../errors.js
 import { isInside } from './proc.js';
 import { mountIdOf, type HeldDir } from './held-dir.js';
 import { inodeKey } from './inode-key.js';
-import { Walk, type WalkStart } from './delete-walk.js';
+import { Walk } from './delete-walk.js';
+import type { WalkStart } from './delete-dirs.js';
 import { describe, emptyReport, type DeleteOptions, type DeleteReport } from './delete-report.js';
 
 export { DeleteUnavailableError, emptyReport, type DeleteOptions, type DeleteReport };
