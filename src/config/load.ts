@@ -8,7 +8,9 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, errnoCode, errorMessage } from '../errors.js';
 import { registerSecret } from '../secrets.js';
-import { SETTINGS, DEFAULTS, singleCache, type CommandName, type Settings, type SettingSpec } from './settings.js';
+import { SETTINGS } from './settings.js';
+import { DEFAULTS, type CommandName, type Settings, type SettingSpec } from './schema.js';
+import { singleCache } from './parse.js';
 
 export interface LoadInput {
   /** Parsed flags as commander gives them (camelCase of the long flag). */
