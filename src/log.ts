@@ -22,7 +22,9 @@ const REDACT_PATHS = [
   'req.headers.authorization',
 ];
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+/** The levels an operator may choose (--log-level), pino's names. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const satisfies readonly LevelWithSilent[];
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export interface LogOptions {
   level?: LevelWithSilent;
@@ -36,7 +38,7 @@ export interface LogOptions {
  * line logged just before exit (or before a crash) is never lost.
  */
 export function createLogger(options: LogOptions = {}): Logger {
-  const usePretty = options.pretty ?? Boolean(process.stderr.isTTY);
+  const usePretty = options.pretty ?? process.stderr.isTTY;
   const destination = usePretty
     ? loadPretty()({ destination: 2, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
     : pino.destination({ dest: 2, sync: true });

@@ -159,7 +159,7 @@ describe('credentials', () => {
     expect(scrub('oops sekrit-token-value-1234 leaked')).toBe('oops [REDACTED] leaked');
   });
   it('need both a client id and an access token, and never echo the token', async () => {
-    const err = await load({}, { TASKCLUSTER_ACCESS_TOKEN: 'lonely-secret-token-xyz' }).catch((e: Error) => e);
+    const err = await load({}, { TASKCLUSTER_ACCESS_TOKEN: 'lonely-secret-token-xyz' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as Error).message).toMatch(/TASKCLUSTER_CLIENT_ID is not set/);
     expect((err as Error).message).not.toContain('lonely-secret-token-xyz');

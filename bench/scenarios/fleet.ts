@@ -59,7 +59,7 @@ function window(load: Load, fromS: number, toS: number): { peak: number; mean: n
   return { peak: Math.max(...bins), mean: total / bins.length };
 }
 
-export async function fleet(): Promise<Result[]> {
+export function fleet(): Result[] {
   const random = mulberry32(42);
   const results: Result[] = [];
   const steady = simulate(DEFAULTS.jitter, false, random);

@@ -33,9 +33,12 @@ function workload(dir: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['-e', WORKLOAD, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
-    child.stdout.on('data', (d) => (out += d));
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
     child.on('close', (code) => {
-      code === 0 ? resolve(Number(out)) : reject(new Error(`workload exited ${code}`));
+      if (code === 0) resolve(Number(out));
+      else reject(new Error(`workload exited ${code}`));
     });
   });
 }
@@ -46,7 +49,8 @@ function deleteAtNormalPriority(trash: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['-e', code], { stdio: 'ignore' });
     child.on('close', (c) => {
-      c === 0 ? resolve() : reject(new Error(`deleter exited ${c}`));
+      if (c === 0) resolve();
+      else reject(new Error(`deleter exited ${c}`));
     });
   });
 }

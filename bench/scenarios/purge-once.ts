@@ -27,7 +27,8 @@ function runOnce(args: string[]): Promise<void> {
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
     child.on('error', reject);
     child.on('close', (code) => {
-      code === 0 ? resolve() : reject(new Error(`once exited ${code}: ${stderr}`));
+      if (code === 0) resolve();
+      else reject(new Error(`once exited ${code}: ${stderr}`));
     });
   });
 }

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { applyPurges } from '../../src/engine/purge.js';
 import { silentLogger } from '../../src/log.js';
-import { keyOf } from '../../src/edges/caches/safety.js';
+import { inodeKey } from '../../src/edges/caches/inode-key.js';
 import { makeTree, median, ms, round, scratch, type Result } from '../lib.js';
 
 const SIZES = [10, 10_000, 1_000_000];
@@ -26,7 +26,7 @@ export async function visibility(): Promise<Result[]> {
         const cachePath = path.join(root, `cache-${run}`);
         await makeTree(cachePath, Math.ceil(files / 1000), files, 0);
         const st = await lstat(cachePath, { bigint: true });
-        const cache = { name: `cache-${run}`, path: cachePath, root, key: keyOf(st), birthtimeMs: null };
+        const cache = { name: `cache-${run}`, path: cachePath, root, key: inodeKey(st), birthtimeMs: null };
         const start = performance.now();
         const [outcome] = await applyPurges([{ cache, createdMs: null, beforeMs: Date.now(), since: Date.now() }], { logger: silentLogger() });
         const took = ms(start);

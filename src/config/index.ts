@@ -1,10 +1,11 @@
 /** What each command requires of the settings, checked up front so a misconfiguration fails before any work starts. */
 import { ConfigError } from '../errors.js';
 import { parseWorkerPoolId, WORKER_POOL_ID_PATTERN, type WorkerPool } from '../core/model.js';
-import type { Settings } from './settings.js';
+import type { Settings } from './schema.js';
 
 export { loadSettings, flagAttribute, readConfigFile, type SettingFlags } from './load.js';
-export { SETTINGS, DEFAULTS, COMMANDS, settingsFor, defaultTextFor, type Settings, type SettingSpec, type CommandName } from './settings.js';
+export { SETTINGS, settingsFor, defaultTextFor } from './settings.js';
+export { DEFAULTS, COMMANDS, type Settings, type SettingSpec, type CommandName } from './schema.js';
 
 export function requirePool(settings: Settings): WorkerPool {
   const { workerPoolId, provisionerId, workerType } = settings;

@@ -8,7 +8,9 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, errnoCode, errorMessage } from '../errors.js';
 import { registerSecret } from '../secrets.js';
-import { SETTINGS, DEFAULTS, singleCache, type CommandName, type Settings, type SettingSpec } from './settings.js';
+import { SETTINGS } from './settings.js';
+import { DEFAULTS, type CommandName, type Settings, type SettingSpec } from './schema.js';
+import { singleCache } from './parse.js';
 
 /**
  * The flags every command accepts: --config, and one for each setting, named
@@ -77,7 +79,18 @@ export async function readConfigFile(file: string): Promise<Record<string, unkno
 function yamlProblem(err: unknown): string {
   const message = errorMessage(err);
   const excerpt = message.indexOf(':\n');
-  return (excerpt >= 0 ? message.slice(0, excerpt) : message.split('\n')[0]!).trim();
+  const lineEnd = message.indexOf('\n');
+  const end = excerpt >= 0 ? excerpt : lineEnd >= 0 ? lineEnd : message.length;
+  return message.slice(0, end).trim();
+}
+
+/** The first of `names` set to a non-empty value in the environment, with that value. */
+function fromEnvironment(names: readonly string[] | undefined, env: NodeJS.ProcessEnv): { name: string; raw: string } | undefined {
+  for (const name of names ?? []) {
+    const raw = env[name];
+    if (raw !== undefined && raw !== '') return { name, raw };
+  }
+  return undefined;
 }
 
 const BY_KEY = new Map<string, SettingSpec>(SETTINGS.map((spec) => [spec.key, spec]));
@@ -97,14 +110,15 @@ export async function loadSettings(input: LoadInput): Promise<Settings> {
   for (const spec of SETTINGS) {
     const attr = flagAttribute(spec);
     const flagValue = attr === undefined ? undefined : flags[attr];
-    const envName = spec.env?.find((name) => env[name] !== undefined && env[name] !== '');
+    const fromEnv = fromEnvironment(spec.env, env);
     if (flagValue !== undefined) {
       resolved[spec.key] = parseFlag(spec, flagValue);
-    } else if (envName !== undefined) {
-      let raw: string = env[envName]!;
+    } else if (fromEnv !== undefined) {
+      let raw = fromEnv.raw;
       // systemd's STATE_DIRECTORY lists every StateDirectory=, ':'-separated; ours is the first.
-      if (envName === 'STATE_DIRECTORY') raw = raw.split(':')[0]!;
-      resolved[spec.key] = parseOrFail(spec, raw, `environment variable ${envName}`);
+      const colon = raw.indexOf(':');
+      if (fromEnv.name === 'STATE_DIRECTORY' && colon >= 0) raw = raw.slice(0, colon);
+      resolved[spec.key] = parseOrFail(spec, raw, `environment variable ${fromEnv.name}`);
     } else if (spec.key in file) {
       resolved[spec.key] = parseOrFail(spec, file[spec.key], `config file ${configFile}`);
     } else if (input.command && spec.commandDefaults?.[input.command] !== undefined) {

@@ -4,6 +4,7 @@
  * parser accepts both and returns the value or an error text saying what the
  * setting accepts — the caller names the setting and where it came from.
  */
+import cron from 'node-cron';
 import { parseDuration, DURATION_HELP } from '../core/duration.js';
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; accepts: string };
@@ -96,11 +97,11 @@ export function parseBytes(raw: unknown): ParseResult<number> {
   if (raw === 0 || raw === '0') return ok(0);
   if (typeof raw === 'number') return bad(`${SIZE_UNITS_HELP}; a bare number such as ${raw} has no unit`);
   if (typeof raw !== 'string') return bad(SIZE_UNITS_HELP);
-  const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(raw.trim());
-  if (match && match[2] === '') return bad(`${SIZE_UNITS_HELP}; a bare number such as ${raw.trim()} has no unit`);
-  const unit = match ? BYTE_UNITS[match[2]!.toLowerCase()] : undefined;
-  if (!match || unit === undefined) return bad(SIZE_UNITS_HELP);
-  return ok(Math.floor(Number(match[1]) * unit));
+  const [, amount, unitName] = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(raw.trim()) ?? [];
+  if (unitName === '') return bad(`${SIZE_UNITS_HELP}; a bare number such as ${raw.trim()} has no unit`);
+  const unit = unitName === undefined ? undefined : BYTE_UNITS[unitName.toLowerCase()];
+  if (amount === undefined || unit === undefined) return bad(SIZE_UNITS_HELP);
+  return ok(Math.floor(Number(amount) * unit));
 }
 
 /** Bytes or a percentage of the filesystem: `10G` or `15%`. */
@@ -112,4 +113,65 @@ export function parseSizeOrPercent(raw: unknown): ParseResult<SizeOrPercent> {
   }
   const bytes = parseBytes(raw);
   return bytes.ok ? ok({ bytes: bytes.value }) : bad(`a percentage such as 15%, or ${bytes.accepts}`);
+}
+
+export function schedule(raw: unknown): ParseResult<string> {
+  const accepts = 'a cron expression of 5 fields, or 6 with seconds first (for example "*/5 * * * *")';
+  if (typeof raw !== 'string') return { ok: false, accepts };
+  const fields = raw.trim().split(/\s+/).length;
+  if ((fields !== 5 && fields !== 6) || !cron.validate(raw.trim())) return { ok: false, accepts };
+  return { ok: true, value: raw.trim() };
+}
+
+/** `host:port` or `[v6]:port`. */
+export function listenAddress(raw: unknown): ParseResult<{ host: string; port: number }> {
+  const accepts = 'HOST:PORT (for example 127.0.0.1:9464 or [::1]:9464)';
+  if (typeof raw !== 'string') return { ok: false, accepts };
+  const [, v6Host, plainHost, portText] = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(raw.trim()) ?? [];
+  const host = v6Host ?? plainHost;
+  const port = Number(portText);
+  if (host === undefined || portText === undefined || port > 65535) return { ok: false, accepts };
+  return { ok: true, value: { host, port } };
+}
+
+/** `--cache NAME=PATH`: split at the first '='; names containing '=' go in the config file. */
+export function singleCache(raw: unknown): ParseResult<{ name: string; path: string }> {
+  const accepts = 'NAME=PATH (a name containing "=" must be set in the config file)';
+  if (typeof raw !== 'string') return { ok: false, accepts };
+  const at = raw.indexOf('=');
+  if (at <= 0 || at === raw.length - 1) return { ok: false, accepts };
+  return { ok: true, value: { name: raw.slice(0, at), path: raw.slice(at + 1) } };
+}
+
+/** Single caches from a config file or PURGE_CACHE_AGENT_CACHES: a map `{name: path}` (JSON in the environment). */
+export function singleCacheMap(raw: unknown): ParseResult<{ name: string; path: string }[]> {
+  const accepts = 'a map of cache name to directory path (JSON {"name":"/path"} in the environment)';
+  let value = raw;
+  if (typeof raw === 'string') {
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      return { ok: false, accepts };
+    }
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, accepts };
+  const out: { name: string; path: string }[] = [];
+  for (const [name, path] of Object.entries(value)) {
+    if (typeof path !== 'string' || path === '' || name === '') return { ok: false, accepts };
+    out.push({ name, path });
+  }
+  return { ok: true, value: out };
+}
+
+export function credentials(raw: unknown): ParseResult<{ clientId: string; accessToken: string; certificate?: string }> {
+  const accepts = 'a map with clientId, accessToken and optionally certificate';
+  if (typeof raw !== 'object' || raw === null) return { ok: false, accepts };
+  const { clientId, accessToken, certificate, ...rest } = raw as Record<string, unknown>;
+  if (Object.keys(rest).length > 0) return { ok: false, accepts: `${accepts} (unknown key ${Object.keys(rest)[0]})` };
+  if (typeof clientId !== 'string' || typeof accessToken !== 'string' || !clientId || !accessToken) return { ok: false, accepts };
+  if (certificate !== undefined && typeof certificate !== 'string' && (typeof certificate !== 'object' || certificate === null)) {
+    return { ok: false, accepts };
+  }
+  const cert = certificate === undefined ? undefined : typeof certificate === 'string' ? certificate : JSON.stringify(certificate);
+  return { ok: true, value: cert === undefined ? { clientId, accessToken } : { clientId, accessToken, certificate: cert } };
 }

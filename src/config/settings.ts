@@ -6,65 +6,23 @@
  *
  * Precedence, highest first: flag, environment, config file, default.
  */
-import cron from 'node-cron';
+import { LOG_LEVELS } from '../log.js';
 import * as p from './parse.js';
-import type { ParseResult, SizeOrPercent } from './parse.js';
-
-export const ON_GAP = ['warn', 'purge-all'] as const;
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export const IN_USE_CHECKS = ['locks', 'processes', 'leases'] as const;
-export const DELETE_PRIORITIES = ['idle', 'normal'] as const;
-
-/** Every command that reads settings; `lease acquire` and `lease release` are subcommands of `lease`. */
-export const COMMANDS = [
-  'once',
-  'run',
-  'doctor',
-  'caches',
-  'request',
-  'requests',
-  'ping',
-  'status',
-  'sync',
-  'purge',
-  'lease acquire',
-  'lease release',
-  'exec',
-  'serve',
-] as const;
-export type CommandName = (typeof COMMANDS)[number];
-
-// Which commands use a setting: a command's --help lists only these (it still
-// accepts the others, so one set of flags serves every command).
-const AGENT: CommandName[] = ['once', 'run', 'doctor'];
-const API_CLIENTS: CommandName[] = ['status', 'sync', 'purge', 'lease acquire', 'lease release', 'exec'];
-const SERVICE: CommandName[] = [...AGENT, 'request', 'requests', 'ping', 'exec'];
-const POOL: CommandName[] = [...AGENT, 'request', 'requests', 'exec'];
-const CACHES: CommandName[] = [...AGENT, 'caches', 'exec'];
-const STATE: CommandName[] = [...AGENT, 'caches', ...API_CLIENTS];
-const CYCLE: CommandName[] = [...AGENT, 'exec'];
-const DAEMON: CommandName[] = ['run', 'doctor'];
-
-export interface SettingSpec {
-  /** The key in the config file, and in the resolved settings. */
-  key: keyof Settings;
-  /** Commander flag syntax, if the setting has a flag. */
-  flag?: string;
-  /** Environment variables, first one set wins. */
-  env?: string[];
-  /** True when the flag may be given many times and every value counts. */
-  repeatable?: boolean;
-  /** Never printed: not in /v1/status, not in errors (values are scrubbed). */
-  secret?: boolean;
-  describe: string;
-  /** The default, as shown to users (the parsed default is applied by the loader). */
-  defaultText?: string;
-  /** The commands that use this setting. */
-  commands: readonly CommandName[];
-  /** A command whose default differs from the others', as it would be written in a flag. */
-  commandDefaults?: Partial<Record<CommandName, string>>;
-  parse(raw: unknown): ParseResult<unknown>;
-}
+import {
+  COMMANDS,
+  DELETE_PRIORITIES,
+  IN_USE_CHECKS,
+  ON_GAP,
+  AGENT,
+  API_CLIENTS,
+  CACHES,
+  CYCLE,
+  DAEMON,
+  STATE,
+  type CommandName,
+  type SettingSpec,
+} from './schema.js';
+import { SERVICE_SETTINGS } from './service-settings.js';
 
 /** The settings a command uses, in the table's order. */
 export function settingsFor(command: CommandName): SettingSpec[] {
@@ -76,129 +34,8 @@ export function defaultTextFor(spec: SettingSpec, command?: CommandName): string
   return (command && spec.commandDefaults?.[command]) ?? spec.defaultText;
 }
 
-function schedule(raw: unknown): ParseResult<string> {
-  const accepts = 'a cron expression of 5 fields, or 6 with seconds first (for example "*/5 * * * *")';
-  if (typeof raw !== 'string') return { ok: false, accepts };
-  const fields = raw.trim().split(/\s+/).length;
-  if ((fields !== 5 && fields !== 6) || !cron.validate(raw.trim())) return { ok: false, accepts };
-  return { ok: true, value: raw.trim() };
-}
-
-/** `host:port` or `[v6]:port`. */
-function listenAddress(raw: unknown): ParseResult<{ host: string; port: number }> {
-  const accepts = 'HOST:PORT (for example 127.0.0.1:9464 or [::1]:9464)';
-  if (typeof raw !== 'string') return { ok: false, accepts };
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(raw.trim());
-  const port = match ? Number(match[3]) : NaN;
-  if (!match || port > 65535) return { ok: false, accepts };
-  return { ok: true, value: { host: (match[1] ?? match[2])!, port } };
-}
-
-/** `--cache NAME=PATH`: split at the first '='; names containing '=' go in the config file. */
-export function singleCache(raw: unknown): ParseResult<{ name: string; path: string }> {
-  const accepts = 'NAME=PATH (a name containing "=" must be set in the config file)';
-  if (typeof raw !== 'string') return { ok: false, accepts };
-  const at = raw.indexOf('=');
-  if (at <= 0 || at === raw.length - 1) return { ok: false, accepts };
-  return { ok: true, value: { name: raw.slice(0, at), path: raw.slice(at + 1) } };
-}
-
-/** Single caches from a config file or PURGE_CACHE_AGENT_CACHES: a map `{name: path}` (JSON in the environment). */
-function singleCacheMap(raw: unknown): ParseResult<{ name: string; path: string }[]> {
-  const accepts = 'a map of cache name to directory path (JSON {"name":"/path"} in the environment)';
-  let value = raw;
-  if (typeof raw === 'string') {
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      return { ok: false, accepts };
-    }
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, accepts };
-  const out: { name: string; path: string }[] = [];
-  for (const [name, path] of Object.entries(value)) {
-    if (typeof path !== 'string' || path === '' || name === '') return { ok: false, accepts };
-    out.push({ name, path });
-  }
-  return { ok: true, value: out };
-}
-
-function credentials(raw: unknown): ParseResult<{ clientId: string; accessToken: string; certificate?: string }> {
-  const accepts = 'a map with clientId, accessToken and optionally certificate';
-  if (typeof raw !== 'object' || raw === null) return { ok: false, accepts };
-  const { clientId, accessToken, certificate, ...rest } = raw as Record<string, unknown>;
-  if (Object.keys(rest).length > 0) return { ok: false, accepts: `${accepts} (unknown key ${Object.keys(rest)[0]})` };
-  if (typeof clientId !== 'string' || typeof accessToken !== 'string' || !clientId || !accessToken) return { ok: false, accepts };
-  if (certificate !== undefined && typeof certificate !== 'string' && (typeof certificate !== 'object' || certificate === null)) {
-    return { ok: false, accepts };
-  }
-  const cert = certificate === undefined ? undefined : typeof certificate === 'string' ? certificate : JSON.stringify(certificate);
-  return { ok: true, value: cert === undefined ? { clientId, accessToken } : { clientId, accessToken, certificate: cert } };
-}
-
 export const SETTINGS: SettingSpec[] = [
-  {
-    key: 'rootUrl',
-    flag: '--root-url <url>',
-    env: ['TASKCLUSTER_ROOT_URL'],
-    describe: 'Taskcluster root URL of the purge-cache service',
-    defaultText: 'required unless a proxy URL is set',
-    commands: SERVICE,
-    parse: p.parseUrl,
-  },
-  {
-    key: 'proxyUrl',
-    flag: '--proxy-url <url>',
-    env: ['TASKCLUSTER_PROXY_URL'],
-    describe: 'taskcluster-proxy URL; requests go through it unsigned',
-    defaultText: 'none',
-    commands: SERVICE,
-    parse: p.parseUrl,
-  },
-  {
-    key: 'workerPoolId',
-    flag: '--worker-pool-id <id>',
-    env: ['TASKCLUSTER_WORKER_POOL_ID'],
-    describe: 'worker pool, <provisionerId>/<workerType>',
-    defaultText: 'required',
-    commands: POOL,
-    parse: p.parseString,
-  },
-  {
-    key: 'provisionerId',
-    flag: '--provisioner-id <id>',
-    env: ['TASKCLUSTER_PROVISIONER_ID'],
-    describe: 'provisioner id (with --worker-type, instead of --worker-pool-id)',
-    commands: POOL,
-    parse: p.parseString,
-  },
-  {
-    key: 'workerType',
-    flag: '--worker-type <type>',
-    env: ['TASKCLUSTER_WORKER_TYPE'],
-    describe: 'worker type (with --provisioner-id)',
-    commands: POOL,
-    parse: p.parseString,
-  },
-  {
-    key: 'workerId',
-    flag: '--worker-id <id>',
-    env: ['TASKCLUSTER_WORKER_ID'],
-    describe: "this worker's id, shown in the purge_cache_agent_info metric (label worker_id) so a fleet's dashboards can tell workers apart",
-    defaultText: 'none',
-    commands: DAEMON,
-    parse: p.parseString,
-  },
-  {
-    key: 'credentials',
-    env: [],
-    secret: true,
-    describe:
-      'Taskcluster credentials: config file `credentials: {clientId, accessToken, certificate}`, or TASKCLUSTER_CLIENT_ID, TASKCLUSTER_ACCESS_TOKEN, TASKCLUSTER_CERTIFICATE',
-    defaultText: 'anonymous',
-    commands: SERVICE,
-    parse: credentials,
-  },
+  ...SERVICE_SETTINGS,
   {
     key: 'cacheRoots',
     flag: '--cache-root <dir>',
@@ -217,7 +54,7 @@ export const SETTINGS: SettingSpec[] = [
     describe: 'a single cache directory anywhere, NAME=PATH (repeatable; JSON {"name":"/path"} in the environment)',
     defaultText: 'none',
     commands: CACHES,
-    parse: singleCacheMap,
+    parse: p.singleCacheMap,
   },
   {
     key: 'stateDir',
@@ -244,7 +81,7 @@ export const SETTINGS: SettingSpec[] = [
     describe: 'when the daemon syncs (cron, 5 fields or 6 with seconds)',
     defaultText: '* * * * * (every minute)',
     commands: DAEMON,
-    parse: schedule,
+    parse: p.schedule,
   },
   {
     key: 'jitter',
@@ -392,7 +229,7 @@ export const SETTINGS: SettingSpec[] = [
       'also serve the local API on TCP, for sidecars and probes; its /v1 routes then need the API token (refused on a non-loopback address without one)',
     defaultText: 'off',
     commands: DAEMON,
-    parse: listenAddress,
+    parse: p.listenAddress,
   },
   {
     key: 'apiTokenFile',
@@ -422,62 +259,3 @@ export const SETTINGS: SettingSpec[] = [
     parse: p.parseUrl,
   },
 ];
-
-/** The resolved settings, with defaults applied. */
-export interface Settings {
-  rootUrl?: string;
-  proxyUrl?: string;
-  workerPoolId?: string;
-  provisionerId?: string;
-  workerType?: string;
-  workerId?: string;
-  credentials?: { clientId: string; accessToken: string; certificate?: string };
-  cacheRoots: string[];
-  caches: { name: string; path: string }[];
-  stateDir: string;
-  skewMargin: number;
-  schedule: string;
-  jitter: number;
-  maxGap: number;
-  onGap: (typeof ON_GAP)[number];
-  dryRun: boolean;
-  logLevel: (typeof LOG_LEVELS)[number];
-  heartbeat: number;
-  recheck: number;
-  inUseChecks: (typeof IN_USE_CHECKS)[number][];
-  inUseScanBudget: number;
-  deleteRate: number;
-  deletePriority: (typeof DELETE_PRIORITIES)[number];
-  /** Eviction limits (src/core/eviction-plan.ts); absent = off. */
-  minFree?: SizeOrPercent;
-  maxSize?: number;
-  maxUnused?: number;
-  /** The local API (src/api/): where it listens, and how TCP clients authenticate. */
-  apiSocket?: string;
-  listen?: { host: string; port: number };
-  apiTokenFile?: string;
-  apiToken?: string;
-  /** Clients only: the agent's API over TCP. */
-  api?: string;
-}
-
-export const DEFAULTS: Omit<Settings, 'rootUrl' | 'proxyUrl' | 'workerPoolId' | 'provisionerId' | 'workerType' | 'credentials'> = {
-  cacheRoots: [],
-  caches: [],
-  stateDir: '/var/lib/purge-cache-agent',
-  skewMargin: 5 * 60_000,
-  schedule: '* * * * *',
-  jitter: 15_000,
-  maxGap: 24 * 3_600_000,
-  onGap: 'warn',
-  dryRun: false,
-  logLevel: 'info',
-  heartbeat: 10 * 60_000,
-  recheck: 5_000,
-  inUseChecks: ['locks', 'processes', 'leases'],
-  inUseScanBudget: 250_000,
-  deleteRate: 0,
-  deletePriority: 'idle',
-};
-
-export type { SizeOrPercent };

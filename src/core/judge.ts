@@ -151,8 +151,9 @@ export function selectCandidates(input: SelectInput): Selection {
     for (const request of applicable) {
       if (requestCondemns(createdMs, request, skewMarginMs, nowMs) && (condemnedBy === null || request.beforeMs > condemnedBy)) condemnedBy = request.beforeMs;
     }
+    // A cache with no known creation time is condemned by every request, so only a dated one can be newer.
     if (condemnedBy !== null) choose(cache, createdMs, condemnedBy, nowMs);
-    else newer.push({ name: cache.name, path: cache.path, createdMs: createdMs!, beforeMs: Math.max(...applicable.map((r) => r.beforeMs)) });
+    else if (createdMs !== null) newer.push({ name: cache.name, path: cache.path, createdMs, beforeMs: Math.max(...applicable.map((r) => r.beforeMs)) });
   }
 
   return { candidates: [...chosen.values()], newer, resolvedPending, keptPending };

@@ -55,7 +55,8 @@ export function validateTtl(ttlMs: number): string | null {
  * garble logs and `once --json`), no whitespace but plain inner spaces.
  */
 export function validateOwner(owner: string): string | null {
-  const chars = [...owner].length;
+  // Counted in code points, as a person reads them, not UTF-16 units.
+  const chars = Array.from(owner).length;
   if (chars === 0) return 'a lease owner must not be empty';
   if (chars > OWNER_MAX_CHARS) return `a lease owner must be at most ${OWNER_MAX_CHARS} characters (got ${chars})`;
   if (/[\p{C}\p{Zl}\p{Zp}]|[^\S ]/u.test(owner)) {
@@ -84,7 +85,7 @@ export function acquireLease(leases: readonly Lease[], cacheName: string, owner:
   const problem = validateOwner(owner) ?? validateTtl(ttlMs);
   if (problem) throw new RangeError(problem);
   const index = leases.findIndex((l) => same(l, cacheName, owner));
-  const old = index >= 0 ? leases[index]! : undefined;
+  const old = index >= 0 ? leases[index] : undefined;
   if (!old || !isLive(old, now)) refuseOverLimit(leases, cacheName, now);
   const lease: Lease =
     old && isLive(old, now)

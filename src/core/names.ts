@@ -52,7 +52,7 @@ export function encodeCacheName(name: string): string | null {
   for (const b of bytes) {
     if (b !== DOT) leadingDots = false;
     if (isPlainByte(b) && !(b === DOT && leadingDots)) out += String.fromCharCode(b);
-    else out += '%' + HEX[b >> 4] + HEX[b & 15];
+    else out += '%' + HEX.charAt(b >> 4) + HEX.charAt(b & 15);
     if (out.length > MAX_DIR_NAME_BYTES) return null;
   }
   return out;

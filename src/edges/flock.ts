@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { errnoCode, FlockUnavailableError } from '../errors.js';
 
 export { FlockUnavailableError } from '../errors.js';
@@ -35,13 +37,24 @@ export async function tryFlock(fd: number, mode: FlockMode): Promise<FlockResult
     return await runFlock(fd, [mode === 'exclusive' ? '-x' : '-s', '-n']);
   } catch (err) {
     if (!(err instanceof FlockUnavailableError) || !(await perlAvailable())) throw err;
-    return (await perlFlock([fd], mode))[0]!;
+    const [result] = await perlFlock([fd], mode);
+    if (result === undefined) throw new Error('internal error: perl answered no lock result for one descriptor');
+    return result;
   }
 }
 
 /** Release a lock early without closing the descriptor. */
 export async function unflock(fd: number): Promise<void> {
   await runFlock(fd, ['-u']);
+}
+
+/** What a child writes to a piped stream, as it arrives (a 'pipe' in stdio always gives a stream). */
+function collect(stream: Readable | null): { text: string } {
+  const collected = { text: '' };
+  stream?.setEncoding('utf8').on('data', (chunk: string) => {
+    collected.text += chunk;
+  });
+  return collected;
 }
 
 const NO_LOCK_TOOL = 'neither flock(1) nor perl was found on PATH, so the agent cannot take flock(2) locks; install util-linux (flock) or perl';
@@ -51,8 +64,7 @@ function runFlock(fd: number, flags: string[]): Promise<FlockResult> {
     const child = spawn('flock', [...flags, '-E', String(CONFLICT_EXIT), '3'], {
       stdio: ['ignore', 'ignore', 'pipe', fd],
     });
-    let stderr = '';
-    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const stderr = collect(child.stderr);
     child.on('error', (err) => {
       if (errnoCode(err) === 'ENOENT') {
         reject(new FlockUnavailableError(NO_LOCK_TOOL));
@@ -61,7 +73,7 @@ function runFlock(fd: number, flags: string[]): Promise<FlockResult> {
     child.on('close', (code) => {
       if (code === 0) resolve('locked');
       else if (code === CONFLICT_EXIT) resolve('busy');
-      else reject(new Error(`flock(1) ${flags.join(' ')} failed with exit code ${code}: ${stderr.trim()}`));
+      else reject(new Error(`flock(1) ${flags.join(' ')} failed with exit code ${code}: ${stderr.text.trim()}`));
     });
   });
 }
@@ -89,9 +101,8 @@ export async function tryFlockMany(fds: readonly number[], mode: FlockMode): Pro
 }
 
 const PERL_BATCH = 512;
-const PERL_FLOCK =
-  'my $m = shift @ARGV; for my $fd (@ARGV) { open(my $fh, "<&=", $fd) or die "fd $fd: $!\\n"; ' +
-  'if (flock($fh, $m | LOCK_NB)) { print "L\\n" } elsif ($!{EWOULDBLOCK}) { print "B\\n" } else { die "flock fd $fd: $!\\n" } }';
+/** The batch locker, beside this module in src/ and in dist/ (the build copies it). */
+const PERL_FLOCK_SCRIPT = fileURLToPath(new URL('./flock.pl', import.meta.url));
 
 let perlChecked: Promise<boolean> | undefined;
 function perlAvailable(): Promise<boolean> {
@@ -111,19 +122,17 @@ function perlFlock(fds: readonly number[], mode: FlockMode): Promise<FlockResult
   return new Promise((resolve, reject) => {
     // The child sees our descriptors as 3, 4, 5, ... in order.
     const childFds = fds.map((_, i) => String(i + 3));
-    const child = spawn('perl', ['-MFcntl=:flock', '-e', PERL_FLOCK, mode === 'exclusive' ? '2' : '1', ...childFds], {
+    const child = spawn('perl', [PERL_FLOCK_SCRIPT, mode === 'exclusive' ? '2' : '1', ...childFds], {
       stdio: ['ignore', 'pipe', 'pipe', ...fds],
     });
-    let out = '';
-    let err = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const out = collect(child.stdout);
+    const err = collect(child.stderr);
     child.on('error', (e) => {
       reject(errnoCode(e) === 'ENOENT' ? new FlockUnavailableError(NO_LOCK_TOOL) : e);
     });
     child.on('close', (code) => {
-      const lines = out.split('\n').filter(Boolean);
-      if (code !== 0 || lines.length !== fds.length) reject(new Error(`perl flock batch failed (exit ${code}): ${err.trim()}`));
+      const lines = out.text.split('\n').filter(Boolean);
+      if (code !== 0 || lines.length !== fds.length) reject(new Error(`perl flock batch failed (exit ${code}): ${err.text.trim()}`));
       else resolve(lines.map((l) => (l === 'L' ? 'locked' : 'busy')));
     });
   });

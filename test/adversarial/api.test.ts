@@ -12,8 +12,9 @@ import path from 'node:path';
 import { makeFixture, exists, hashTree, readState, type Fixture } from '../helpers/fixture.js';
 import { encodeCacheName } from '../../src/core/names.js';
 import { TRASH_DIR_NAME } from '../../src/edges/caches/trash.js';
-import { call, bearer, startDaemon, tokenFile, firstCycle, finishedTask, TOKEN, startGate, type Daemon, type Gate } from '../api/helpers.js';
-import { isRunning, memoryOf, record, until } from './support.js';
+import { call, bearer, startDaemon, tokenFile, firstCycle, finishedTask, TOKEN, startGate, type Daemon, type Gate } from '../helpers/api.js';
+import { isRunning, memoryOf, record } from './support.js';
+import { eventually } from '../helpers/wait.js';
 
 let fx: Fixture;
 let d: Daemon;
@@ -31,9 +32,10 @@ beforeAll(async () => {
   await firstCycle(d);
 });
 afterAll(async () => {
-  const result = await d?.stop();
-  await gate?.close();
-  await fx?.close();
+  // Unset when beforeAll failed early: stop only what was started.
+  const result = await (d as Daemon | undefined)?.stop();
+  await (gate as Gate | undefined)?.close();
+  await (fx as Fixture | undefined)?.close();
   expect(result?.code, result?.stderr).toBe(0);
 });
 
@@ -141,10 +143,10 @@ describe('the local API under attack', () => {
       expect(sync.status).toBe(202);
       expect((await finishedTask(d.socket, sync.json.task_id)).code).toBe(0);
       // The server gives up on the header tricklers (headersTimeout; Node checks every 30 s at most).
-      await until(
+      await eventually(
         () => slowHeaders.every((s) => s.destroyed || s.readyState === 'closed' || s.received().includes('408')),
         'the server to drop the slow-header clients',
-        75_000,
+        { timeoutMs: 75_000 },
       );
     } finally {
       clearInterval(trickle);

@@ -17,7 +17,8 @@ import { runCli, startCli, finished, logLines } from '../helpers/cli.js';
 import { makeFixture, exists, hashTree, type Fixture } from '../helpers/fixture.js';
 import { encodeCacheName } from '../../src/core/names.js';
 import { TRASH_DIR_NAME } from '../../src/edges/caches/trash.js';
-import { isRunning, record, until } from './support.js';
+import { isRunning, record } from './support.js';
+import { eventually } from '../helpers/wait.js';
 
 const DOOMED = ['doomed one', 'doomed/two', '..'];
 const KEEP = ['keep', 'keep/two'];
@@ -133,12 +134,12 @@ describe('SIGKILL at every fault point', () => {
         );
         const done = finished(daemon, 120_000);
         // Killed, or its first cycle done and its trash emptied.
-        await until(
+        await eventually(
           async () =>
             !isRunning(daemon) ||
             (daemon.output.stderr.includes('"msg":"cycle finished"') && (await readdir(path.join(fx.root, TRASH_DIR_NAME)).catch(() => ['?'])).length === 0),
           `K=${k}: the daemon to die or finish its cycle`,
-          60_000,
+          { timeoutMs: 60_000 },
         );
         if (isRunning(daemon)) daemon.kill('SIGTERM');
         const result = await done;

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { cleanEnv, finished, logLines, runCli, type CliResult } from '../helpers/cli.js';
 import { CLI_PATH } from '../helpers/tmp.js';
 import { makeFixture, exists, hashTree, readState, POOL, type Fixture } from '../helpers/fixture.js';
-import { captureLogger } from '../edges/upstream/servers.js';
+import { captureLogger } from '../helpers/servers.js';
 import { loadSettings } from '../../src/config/index.js';
 import { resolveSources } from '../../src/edges/caches/inventory.js';
 import { emptyTrash } from '../../src/edges/caches/trash.js';
@@ -21,11 +21,13 @@ import { StateStore } from '../../src/edges/state.js';
 import { runCycle, newObservations, type CycleContext } from '../../src/engine/cycle.js';
 import { systemClock } from '../../src/edges/clock.js';
 import type { UsageProbe } from '../../src/edges/caches/inuse.js';
-import { bindMount, chattr, mountTmpfs, record, skipBecause, unmountAllUnder, whereIsTmpfs } from './support.js';
+import { record, skipBecause } from './support.js';
+import { bindMount, chattr, mountTmpfs, unmountAllUnder, whereIsTmpfs } from '../helpers/mounts.js';
 
 let fx: Fixture;
 afterEach(async () => {
-  if (!fx) return;
+  // Unset when a test failed before making its fixture.
+  if ((fx as Fixture | undefined) === undefined) return;
   await unmountAllUnder(fx.tmp.path);
   await new Promise<void>((resolve) => {
     const c = spawn('chattr', ['-R', '-f', '-i', '-a', fx.tmp.path], { stdio: 'ignore' });
@@ -50,9 +52,9 @@ describe('EPERM, EACCES and EBUSY', () => {
     const appendOnly = await fx.makeCache('append-only', { 'log/entries': 'x', other: 'y' });
     const frozen = await fx.makeCache('frozen', { data: 'x' });
     const attr = await chattr('+i', path.join(sticky, 'locked', 'file'));
-    if (!attr.ok) skipBecause(ctx, `chattr is not supported here: ${attr.error}`);
-    expect((await chattr('+a', path.join(appendOnly, 'log'))).ok).toBe(true);
-    expect((await chattr('+i', frozen)).ok).toBe(true);
+    if (attr !== null) skipBecause(ctx, `chattr is not supported here: ${attr}`);
+    expect(await chattr('+a', path.join(appendOnly, 'log'))).toBeNull();
+    expect(await chattr('+i', frozen)).toBeNull();
     const outsideHash = await hashTree(fx.outside);
     for (const name of ['sticky', 'append-only', 'frozen']) await fx.request(name);
 
@@ -166,19 +168,19 @@ describe('EPERM, EACCES and EBUSY', () => {
     await mkdir(path.join(withMount, 'mnt'));
     const tag = `pca-adv-ebusy-${process.pid}`;
     const m = await mountTmpfs(path.join(withMount, 'mnt'), tag);
-    if (!m.ok) skipBecause(ctx, `cannot mount here: ${m.error}`);
+    if (m !== null) skipBecause(ctx, `cannot mount here: ${m}`);
     await writeFile(path.join(withMount, 'mnt', 'on-tmpfs'), 'kept');
     const tmpfsHash = await hashTree(path.join(withMount, 'mnt'));
     const isBind = await fx.makeCache('is-bind', {});
     await mkdir(path.join(fx.outside, 'bound'));
     await writeFile(path.join(fx.outside, 'bound', 'keep'), 'kept');
-    expect((await bindMount(path.join(fx.outside, 'bound'), isBind)).ok).toBe(true);
+    expect(await bindMount(path.join(fx.outside, 'bound'), isBind)).toBeNull();
     const isTmpfs = await fx.makeCache('is-tmpfs', {});
-    expect((await mountTmpfs(isTmpfs, `${tag}-2`)).ok).toBe(true);
+    expect(await mountTmpfs(isTmpfs, `${tag}-2`)).toBeNull();
     await writeFile(path.join(isTmpfs, 'f'), 'kept');
     await mkdir(path.join(trash(), 'leftover', 'mnt'), { recursive: true, mode: 0o700 });
     await writeFile(path.join(trash(), 'leftover', 'junk'), 'goes');
-    expect((await mountTmpfs(path.join(trash(), 'leftover', 'mnt'), `${tag}-3`)).ok).toBe(true);
+    expect(await mountTmpfs(path.join(trash(), 'leftover', 'mnt'), `${tag}-3`)).toBeNull();
     await writeFile(path.join(trash(), 'leftover', 'mnt', 'f'), 'kept');
     const outsideHash = await hashTree(fx.outside);
     for (const name of ['with-mount', 'is-bind', 'is-tmpfs']) await fx.request(name);
@@ -192,7 +194,7 @@ describe('EPERM, EACCES and EBUSY', () => {
       .map((l) => String(l.path));
     expect(new Set(warned).size).toBe(2);
     expect(lines(result).some((l) => l.msg === 'purge skipped: the cache changed under us' && /EBUSY/.test(String(l.reason)))).toBe(true);
-    expect(lines(result).some((l) => String(l.error ?? '').includes('is a mount point') && l.path === isTmpfs)).toBe(true);
+    expect(lines(result).some((l) => typeof l.error === 'string' && l.error.includes('is a mount point') && l.path === isTmpfs)).toBe(true);
     expect(await hashTree((await whereIsTmpfs(tag))!)).toBe(tmpfsHash);
     expect(await exists(path.join(fx.root, 'is-bind', 'keep'))).toBe(true);
     expect(await exists(path.join(isTmpfs, 'f'))).toBe(true);

@@ -10,11 +10,14 @@ import { randomBytes } from 'node:crypto';
 import { runCli, startCli, finished, logLines, waitForOutput } from '../helpers/cli.js';
 import { makeFixture, exists, hashTree, readState, type Fixture } from '../helpers/fixture.js';
 import { encodeCacheName } from '../../src/core/names.js';
-import { isRunning, mountTmpfs, record, skipBecause, unmountAllUnder, until } from './support.js';
+import { isRunning, record, skipBecause } from './support.js';
+import { eventually } from '../helpers/wait.js';
+import { mountTmpfs, unmountAllUnder } from '../helpers/mounts.js';
 
 let fx: Fixture;
 afterEach(async () => {
-  if (fx) {
+  // Unset when a test failed before making its fixture.
+  if ((fx as Fixture | undefined) !== undefined) {
     await unmountAllUnder(fx.tmp.path);
     await fx.close();
   }
@@ -49,7 +52,12 @@ describe('a corrupted or truncated state file', () => {
       ['valid JSON with trailing garbage', () => writeFile(path.join(fx.stateDir, 'state.json'), good.trim() + '}garbage')],
       ['20 MB of text', () => writeFile(path.join(fx.stateDir, 'state.json'), 'x'.repeat(20 * 1024 * 1024))],
       ['a symlink to a file outside', () => symlink(outsideFile, path.join(fx.stateDir, 'state.json'))],
-      ['a directory', async () => void (await mkdir(path.join(fx.stateDir, 'state.json', 'inside'), { recursive: true }))],
+      [
+        'a directory',
+        async () => {
+          await mkdir(path.join(fx.stateDir, 'state.json', 'inside'), { recursive: true });
+        },
+      ],
     ];
     const outcomes: string[] = [];
     for (const [name, corrupt] of variants) {
@@ -103,7 +111,7 @@ describe('the disk fills up while the state is written', () => {
     fx = await makeFixture();
     await mkdir(fx.stateDir, { recursive: true });
     const mounted = await mountTmpfs(fx.stateDir, `pca-adv-statefull-${process.pid}`, '64k');
-    if (!mounted.ok) skipBecause(ctx, `cannot mount a tmpfs for the state directory: ${mounted.error}`);
+    if (mounted !== null) skipBecause(ctx, `cannot mount a tmpfs for the state directory: ${mounted}`);
     expect((await once()).code).toBe(0);
     const cursor = (await readState(fx.stateDir)).cursor;
     const filler = path.join(fx.stateDir, 'filler');
@@ -140,25 +148,25 @@ describe('the disk fills up while the state is written', () => {
     fx = await makeFixture();
     await mkdir(fx.stateDir, { recursive: true });
     const mounted = await mountTmpfs(fx.stateDir, `pca-adv-statefull2-${process.pid}`, '64k');
-    if (!mounted.ok) skipBecause(ctx, `cannot mount a tmpfs for the state directory: ${mounted.error}`);
+    if (mounted !== null) skipBecause(ctx, `cannot mount a tmpfs for the state directory: ${mounted}`);
     const daemon = startCli(['run', ...fx.args('--schedule', '0 0 1 1 *', '--jitter', '0', '--in-use-checks', 'locks', '--log-level', 'debug')]);
     const done = finished(daemon, 240_000);
     try {
-      await until(() => cyclesDone(daemon.output.stderr) >= 1, 'the first cycle');
+      await eventually(() => cyclesDone(daemon.output.stderr) >= 1, 'the first cycle');
       const cursor = (await readState(fx.stateDir)).cursor;
       const filler = path.join(fx.stateDir, 'filler');
       await fill(filler);
       await fx.makeCache('doomed');
       await fx.request('doomed');
       daemon.kill('SIGHUP');
-      await until(() => daemon.output.stderr.includes('cycle crashed; the next one will retry'), 'the failed cycle');
+      await eventually(() => daemon.output.stderr.includes('cycle crashed; the next one will retry'), 'the failed cycle');
       expect(daemon.output.stderr).toMatch(/ENOSPC/);
       expect(isRunning(daemon)).toBe(true);
       expect((await readState(fx.stateDir)).cursor).toBe(cursor);
       await rm(filler);
       const before = cyclesDone(daemon.output.stderr);
       daemon.kill('SIGHUP');
-      await until(() => cyclesDone(daemon.output.stderr) > before, 'the next cycle');
+      await eventually(() => cyclesDone(daemon.output.stderr) > before, 'the next cycle');
       expect((await readState(fx.stateDir)).cursor).toBeGreaterThan(cursor);
       expect(await exists(path.join(fx.root, 'doomed'))).toBe(false);
     } finally {
@@ -179,7 +187,7 @@ describe('two agents on one state directory', () => {
       const daemons = Array.from({ length: 3 }, () => startCli(['run', ...fx.args('--schedule', '0 0 1 1 *', '--jitter', '0', '--in-use-checks', 'locks')]));
       const results = daemons.map((d) => finished(d, 240_000));
       try {
-        await until(() => daemons.filter((d) => !isRunning(d)).length >= 2, 'two of three daemons to give up');
+        await eventually(() => daemons.filter((d) => !isRunning(d)).length >= 2, 'two of three daemons to give up');
         const survivors = daemons.filter((d) => isRunning(d));
         expect(survivors).toHaveLength(1);
         const holder = survivors[0]!;
@@ -205,7 +213,7 @@ describe('two agents on one state directory', () => {
     const done = finished(daemon, 240_000);
     let attempts = 0;
     try {
-      await until(() => cyclesDone(daemon.output.stderr) >= 1, 'the first cycle');
+      await eventually(() => cyclesDone(daemon.output.stderr) >= 1, 'the first cycle');
       await fx.makeCache('doomed');
       await fx.request('doomed');
       const tree = await hashTree(fx.tmp.path);

@@ -14,12 +14,13 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startCli, finished, logLines } from '../helpers/cli.js';
 import { makeFixture, exists, readState, POOL, type Fixture } from '../helpers/fixture.js';
-import { call } from '../api/helpers.js';
-import { captureLogger } from '../edges/upstream/servers.js';
+import { call } from '../helpers/api.js';
+import { captureLogger } from '../helpers/servers.js';
 import { loadSettings } from '../../src/config/index.js';
 import { Agent } from '../../src/engine/agent.js';
 import { encodeCacheName } from '../../src/core/names.js';
-import { isRunning, record, until } from './support.js';
+import { isRunning, record } from './support.js';
+import { eventually } from '../helpers/wait.js';
 
 let fx: Fixture;
 let gateServer: Server | undefined;
@@ -33,7 +34,8 @@ afterEach(async () => {
     );
     gateServer = undefined;
   }
-  await fx?.close();
+  // Unset when a test failed before making its fixture.
+  await (fx as Fixture | undefined)?.close();
 });
 
 /** A gate in front of the service that records each query's URL and can play dead (503). */
@@ -91,24 +93,24 @@ describe('the service down for a while, then back', () => {
     try {
       const tail = () =>
         `daemon ${isRunning(daemon) ? 'running' : `exited ${daemon.exitCode ?? daemon.signalCode}`}; stderr:\n${daemon.output.stderr.slice(-4000)}`;
-      await until(async () => (await readyz()) === 200, 'the daemon to be ready', 30_000, tail);
+      await eventually(async () => (await readyz()) === 200, 'the daemon to be ready', { timeoutMs: 30_000, explain: tail });
       g.mode = 'fail';
       const downAt = g.urls.length;
       // Once a cycle has failed, no successful one is still in flight: the cursor is the one that must hold.
-      await until(() => failedCycles() >= 1, 'the first failed cycle', 60_000, tail);
+      await eventually(() => failedCycles() >= 1, 'the first failed cycle', { timeoutMs: 60_000, explain: tail });
       const cursor = (await readState(fx.stateDir)).cursor as number;
       await fx.makeCache('filed during the outage');
       await fx.request('filed during the outage');
-      await until(async () => (await readyz()) === 503, '/readyz to turn 503', 60_000, tail);
-      await until(() => failedCycles() >= 2, 'two failed cycles', 60_000, tail);
+      await eventually(async () => (await readyz()) === 503, '/readyz to turn 503', { timeoutMs: 60_000, explain: tail });
+      await eventually(() => failedCycles() >= 2, 'two failed cycles', { timeoutMs: 60_000, explain: tail });
       failed = failedCycles();
       expect(isRunning(daemon)).toBe(true);
       expect((await readState(fx.stateDir)).cursor).toBe(cursor);
       expect(await exists(path.join(fx.root, encodeCacheName('filed during the outage')!))).toBe(true);
 
       g.mode = 'pass';
-      await until(async () => (await readyz()) === 200, '/readyz to turn 200 again', 60_000, tail);
-      await until(async () => !(await exists(path.join(fx.root, encodeCacheName('filed during the outage')!))), 'the purge filed during the outage');
+      await eventually(async () => (await readyz()) === 200, '/readyz to turn 200 again', { timeoutMs: 60_000, explain: tail });
+      await eventually(async () => !(await exists(path.join(fx.root, encodeCacheName('filed during the outage')!))), 'the purge filed during the outage');
       expect((await readState(fx.stateDir)).cursor).toBeGreaterThan(cursor);
       // The first query that got through asked from the cursor that held, minus the margin.
       const firstBack = g.urls.slice(downAt).find((u) => u.mode === 'pass' && u.url.includes('/purge-cache/test-prov/test-worker'))!;

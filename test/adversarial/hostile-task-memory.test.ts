@@ -15,8 +15,9 @@ import path from 'node:path';
 import { TRASH_DIR_NAME } from '../../src/core/names.js';
 import { emptyTrashInChild } from '../../src/edges/caches/trash-worker.js';
 import { CLI_PATH } from '../helpers/tmp.js';
-import { hostileTempDir, mountTmpfs, record, skipBecause } from './support.js';
+import { hostileTempDir, record, skipBecause } from './support.js';
 import type { TempDir } from '../helpers/tmp.js';
+import { mountTmpfs } from '../helpers/mounts.js';
 
 const SCRIPT = path.join(path.dirname(CLI_PATH), 'edges', 'caches', 'trash-worker.js');
 const ENTRIES = 250_000;
@@ -38,7 +39,7 @@ async function trashOnTmpfs(ctx: Parameters<typeof skipBecause>[0], inodes: numb
   const fsDir = path.join(tmp.path, 'fs');
   await mkdir(fsDir);
   const mounted = await mountTmpfs(fsDir, 'pca-adv-memory', '1g');
-  if (!mounted.ok) skipBecause(ctx, `cannot mount a tmpfs: ${mounted.error}`);
+  if (mounted !== null) skipBecause(ctx, `cannot mount a tmpfs: ${mounted}`);
   execFileSync('mount', ['-o', `remount,nr_inodes=${inodes}`, fsDir]);
   const trash = path.join(fsDir, 'root', TRASH_DIR_NAME);
   await mkdir(trash, { recursive: true, mode: 0o700 });
@@ -77,7 +78,7 @@ describe('memory while deleting huge trees', () => {
       const left = path.join(trash, '1-with-mount', 'mnt');
       await mkdir(left, { recursive: true });
       const mounted = await mountTmpfs(left, 'pca-adv-memory-left');
-      if (!mounted.ok) skipBecause(ctx, `cannot mount a tmpfs: ${mounted.error}`);
+      if (mounted !== null) skipBecause(ctx, `cannot mount a tmpfs: ${mounted}`);
       const deep = path.join(trash, '2-deep');
       await mkdir(deep);
       execFileSync('perl', ['-e', 'chdir(shift) or die $!; my $n = shift; for (1..$n) { mkdir("d") or die $!; chdir("d") or die $!; }', deep, String(DEPTH)]);

@@ -66,9 +66,9 @@ describe('the deleting child dies', () => {
     // Paced to 20 files a second: a child is still at work when it is killed. Every child this once starts is killed.
     const child = startCli(['once', '--json', ...fx.args('--in-use-checks', 'locks', '--delete-rate', '20')]);
     let kills = 0;
-    let done = false;
+    const stop = new AbortController();
     const killer = (async () => {
-      while (!done) {
+      while (!stop.signal.aborted) {
         for (const pid of await readdir('/proc')) {
           if (!/^\d+$/.test(pid)) continue;
           const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
@@ -84,7 +84,7 @@ describe('the deleting child dies', () => {
       }
     })();
     const result = await finished(child, 120_000);
-    done = true;
+    stop.abort();
     await killer;
     expect(kills).toBeGreaterThan(0);
     expect(result.code, result.stderr).toBe(1);

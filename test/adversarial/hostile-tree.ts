@@ -14,7 +14,7 @@ import path from 'node:path';
 import { encodeCacheName, decodeDirName, isLegalCacheDirName } from '../../src/core/names.js';
 import { TRASH_DIR_NAME } from '../../src/edges/caches/trash.js';
 import { hashTree } from '../helpers/fixture.js';
-import { bindMount, mountTmpfs, mountsUnder, whereIsTmpfs } from './support.js';
+import { bindMount, mountTmpfs, mountsUnder, whereIsTmpfs } from '../helpers/mounts.js';
 
 /** Names chosen to collide with the tree's own hostile entries and with the encoding's edges. */
 export const HOSTILE_NAMES = [
@@ -166,32 +166,32 @@ export async function buildHostileTree(base: string, names: readonly string[], o
     await writeFile(r('has-tmpfs', 'beside-the-mount'), 'deleted with its cache\n');
     const tag = `pca-adv-${process.pid}-${++tagCounter}`;
     const t = await mountTmpfs(r('has-tmpfs', 'mnt'), tag);
-    if (t.ok) {
+    if (t === null) {
       await writeFile(r('has-tmpfs', 'mnt', 'on-tmpfs'), 'another filesystem: never deleted\n');
       await mkdir(r('has-tmpfs', 'mnt', 'dir'));
       tmpfs.set(tag, await hashTree(r('has-tmpfs', 'mnt')));
-    } else mountProblems.push(t.error!);
+    } else mountProblems.push(t);
 
     await mkdir(r('has-bind', 'b'), { recursive: true });
     await writeFile(r('has-bind', 'beside-the-mount'), 'deleted with its cache\n');
     const b = await bindMount(path.join(outside, 'bindsrc'), r('has-bind', 'b'));
-    if (!b.ok) mountProblems.push(b.error!);
+    if (b !== null) mountProblems.push(b);
 
     await mkdir(r('has-ro-bind', 'ro'), { recursive: true });
     const ro = await bindMount(path.join(outside, 'bindsrc'), r('has-ro-bind', 'ro'), { readOnly: true });
-    if (!ro.ok) mountProblems.push(ro.error!);
+    if (ro !== null) mountProblems.push(ro);
 
     await mkdir(r('is-tmpfs'));
     const tag2 = `pca-adv-${process.pid}-${++tagCounter}`;
     const t2 = await mountTmpfs(r('is-tmpfs'), tag2);
-    if (t2.ok) {
+    if (t2 === null) {
       await writeFile(r('is-tmpfs', 'f'), 'a cache that is a mount point\n');
       tmpfs.set(tag2, await hashTree(r('is-tmpfs')));
-    } else mountProblems.push(t2.error!);
+    } else mountProblems.push(t2);
 
     await mkdir(r('is-bind'));
     const b2 = await bindMount(path.join(outside, 'bindsrc2'), r('is-bind'));
-    if (!b2.ok) mountProblems.push(b2.error!);
+    if (b2 !== null) mountProblems.push(b2);
   }
 
   // Generated caches: never written through an existing entry (it may be a symlink to `/`).

@@ -24,8 +24,9 @@ import { runCli } from '../helpers/cli.js';
 import { hashTree, exists, POOL } from '../helpers/fixture.js';
 import { startService, type RunningService } from '../../src/service/index.js';
 import { buildHostileTree, violations, HOSTILE_NAMES, type HostileTree } from './hostile-tree.js';
-import { hostileTempDir, record, unmountAllUnder } from './support.js';
+import { hostileTempDir, record } from './support.js';
 import type { TempDir } from '../helpers/tmp.js';
+import { unmountAllUnder } from '../helpers/mounts.js';
 
 const IN_PROCESS_RUNS = 60;
 const CLI_RUNS = 4;

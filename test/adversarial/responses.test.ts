@@ -18,8 +18,9 @@ import { encodeCacheName } from '../../src/core/names.js';
 import { startCli, logLines, finished } from '../helpers/cli.js';
 import { hashTree, exists, readState, POOL, POOL_PARTS } from '../helpers/fixture.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
-import { call } from '../api/helpers.js';
-import { isRunning, memoryOf, record, until } from './support.js';
+import { call } from '../helpers/api.js';
+import { isRunning, memoryOf, record } from './support.js';
+import { eventually } from '../helpers/wait.js';
 
 const BEFORE = new Date(Date.now() + 3_600_000).toISOString();
 const entry = (cacheName: unknown, over: Record<string, unknown> = {}) => ({ ...POOL_PARTS, cacheName, before: BEFORE, ...over });
@@ -168,11 +169,8 @@ function modes(lureUrl: string): Mode[] {
       fails: false,
       logs: /skipping an invalid purge request/,
       handler: (_q, r) => {
-        const { cacheName: _c, ...noName } = entry('victim');
-        const { before: _b, ...noBefore } = entry('victim');
-        const { provisionerId: _p, ...noProv } = entry('victim');
-        const { workerType: _w, ...noType } = entry('victim');
-        json(r, 200, { requests: [noName, noBefore, noProv, noType, {}] });
+        const without = (field: string) => Object.fromEntries(Object.entries(entry('victim')).filter(([key]) => key !== field));
+        json(r, 200, { requests: [without('cacheName'), without('before'), without('provisionerId'), without('workerType'), {}] });
       },
     },
     {
@@ -383,18 +381,18 @@ describe('hostile answers to the daemon', () => {
     const outcomes: string[] = [];
     let peak = 0;
     try {
-      await until(() => cyclesDone(daemon.output.stderr) >= 1 || !isRunning(daemon), 'the first cycle');
+      await eventually(() => cyclesDone(daemon.output.stderr) >= 1 || !isRunning(daemon), 'the first cycle');
       expect(isRunning(daemon), daemon.output.stderr.slice(-2000)).toBe(true);
       for (const mode of cases) {
         // The trash of an earlier (valid) purge empties in the background: let it finish first.
-        await until(async () => (await readdir(path.join(root, '.purge-cache-agent-trash')).catch(() => [])).length === 0, 'the trash to empty');
+        await eventually(async () => (await readdir(path.join(root, '.purge-cache-agent-trash')).catch(() => [])).length === 0, 'the trash to empty');
         const treeBefore = await hashTree(root);
         const cursorBefore = (await readState(stateDir)).cursor;
         const offset = daemon.output.stderr.length;
         const done = cyclesDone(daemon.output.stderr);
         current = mode.handler;
         daemon.kill('SIGHUP');
-        await until(() => cyclesDone(daemon.output.stderr) > done || !isRunning(daemon), `the cycle for "${mode.name}"`, 240_000);
+        await eventually(() => cyclesDone(daemon.output.stderr) > done || !isRunning(daemon), `the cycle for "${mode.name}"`, { timeoutMs: 240_000 });
         current = (_q, r) => {
           json(r, 200, { requests: [] });
         };
@@ -504,9 +502,9 @@ describe('hostile answers to the daemon', () => {
       '0',
     ]);
     try {
-      await until(() => queries > seen || !isRunning(daemon), 'the daemon to query');
+      await eventually(() => queries > seen || !isRunning(daemon), 'the daemon to query');
       const socket = { socketPath: path.join(stateDir, 'api.sock') };
-      await until(() => exists(socket.socketPath), 'the API socket');
+      await eventually(() => exists(socket.socketPath), 'the API socket');
       expect((await call(socket, 'GET', '/healthz')).status).toBe(200);
       const status = await call(socket, 'GET', '/v1/status');
       expect(status.status).toBe(200);

@@ -16,8 +16,9 @@ import { runCli, startCli, finished, waitForOutput, logLines, type CliResult } f
 import { exists, POOL } from '../helpers/fixture.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 import { createTemporaryCredentials } from '../../src/service/index.js';
-import { call } from '../api/helpers.js';
-import { record, until } from './support.js';
+import { call } from '../helpers/api.js';
+import { record } from './support.js';
+import { eventually } from '../helpers/wait.js';
 
 const distinct = (label: string) => `${label}-${randomBytes(12).toString('hex')}`;
 const ISSUER_TOKEN = distinct('ISSUER-TOKEN');
@@ -178,10 +179,13 @@ describe('no secret is ever printed', () => {
     });
     const done = finished(daemon, 240_000);
     try {
-      await until(() => logLines(daemon.output.stderr).some((l) => l.msg === 'local API listening') || daemon.exitCode !== null, 'the API');
+      await eventually(() => logLines(daemon.output.stderr).some((l) => l.msg === 'local API listening') || daemon.exitCode !== null, 'the API');
       const tcpUrl = String(logLines(daemon.output.stderr).find((l) => l.msg === 'local API listening')!.tcp);
       const port = Number(new URL(tcpUrl).port);
-      await until(async () => (await call({ port }, 'GET', '/v1/status', { headers: { authorization: `Bearer ${API_TOKEN}` } })).json?.lastCycle, 'a cycle');
+      await eventually(
+        async () => (await call({ port }, 'GET', '/v1/status', { headers: { authorization: `Bearer ${API_TOKEN}` } })).json?.lastCycle,
+        'a cycle',
+      );
       for (const [route, headers] of [
         ['/v1/status', { authorization: `Bearer ${API_TOKEN}` }],
         ['/v1/status', { authorization: `Bearer ${WRONG_API_TOKEN}` }],

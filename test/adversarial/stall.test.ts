@@ -14,7 +14,7 @@ import { connect, type Socket } from 'node:net';
 import path from 'node:path';
 import { logLines, runCli, waitForOutput } from '../helpers/cli.js';
 import { makeFixture, exists, readState, type Fixture } from '../helpers/fixture.js';
-import { call, firstCycle, startDaemon, type Daemon } from '../api/helpers.js';
+import { call, firstCycle, startDaemon, type Daemon } from '../helpers/api.js';
 import { DEFAULT_SCAN_BUDGET } from '../../src/edges/caches/inuse.js';
 import { MAX_LEASES_PER_CACHE } from '../../src/core/leases.js';
 import { TCP_CONNECTION_LIMITS } from '../../src/api/connections.js';
@@ -64,7 +64,9 @@ function attacker(argv: string[], cwd = '/'): Promise<ChildProcess> {
     child.once('exit', (code) => {
       reject(new Error(`attacker ${argv[0]} exited (${code}): ${err}`));
     });
-    child.stdout.setEncoding('utf8').on('data', (d: string) => d.includes('ready') && resolve(child));
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      if (d.includes('ready')) resolve(child);
+    });
   });
 }
 
@@ -131,7 +133,7 @@ describe.skipIf(!canSetpriv)('a hostile task cannot stall the agent', () => {
     record(ctx, {
       cases: processes * perProcess,
       unit: 'descriptors',
-      detail: `${processes} processes of nobody with ${perProcess} descriptors each; the scan read ${scan.entries} entries (budget ${budget}, --in-use-scan-budget; the default is ${DEFAULT_SCAN_BUDGET}) in ${scan.ms} ms (bound: the budget, not a time), daemon peak RSS ${rss ?? '?'} MB; ${probes.length} /healthz probes during the cycle (${probesDuringScan} while the scan ran), all answered; the cache was deferred as in use, not purged`,
+      detail: `${processes} processes of nobody with ${perProcess} descriptors each; the scan read ${Number(scan.entries)} entries (budget ${budget}, --in-use-scan-budget; the default is ${DEFAULT_SCAN_BUDGET}) in ${Number(scan.ms)} ms (bound: the budget, not a time), daemon peak RSS ${rss ?? '?'} MB; ${probes.length} /healthz probes during the cycle (${probesDuringScan} while the scan ran), all answered; the cache was deferred as in use, not purged`,
     });
   }, 300_000);
 
@@ -165,7 +167,7 @@ describe.skipIf(!canSetpriv)('a hostile task cannot stall the agent', () => {
       record(ctx, {
         cases: files,
         unit: 'files in the cache',
-        detail: `an exclusive flock held through a descriptor in flight in a unix socket (nobody); the decision read ${scan.entries} /proc entries in ${scan.ms} ms and no entry of the cache (it used to walk all of them at each decision); the cache was purged`,
+        detail: `an exclusive flock held through a descriptor in flight in a unix socket (nobody); the decision read ${Number(scan.entries)} /proc entries in ${Number(scan.ms)} ms and no entry of the cache (it used to walk all of them at each decision); the cache was purged`,
       });
     },
     180_000,

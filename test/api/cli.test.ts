@@ -9,7 +9,8 @@ import { stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { makeFixture, exists, readState, type Fixture } from '../helpers/fixture.js';
 import { runCli, logLines, finished } from '../helpers/cli.js';
-import { call, startDaemon, startGate, tokenFile, firstCycle, eventually, TOKEN, type Daemon } from './helpers.js';
+import { call, startDaemon, startGate, tokenFile, firstCycle, TOKEN, type Daemon } from '../helpers/api.js';
+import { eventually } from '../helpers/wait.js';
 
 let fx: Fixture;
 let d: Daemon | undefined;
@@ -259,11 +260,11 @@ describe('run and its API', () => {
     try {
       gate.mode = 'hold';
       d = await startDaemon(fx, { listen: false, serviceUrl: gate.url });
-      await eventually(async () => (gate.held() > 0 ? true : undefined), 'the cycle at start to reach the gate');
+      await eventually(() => (gate.held() > 0 ? true : undefined), 'the cycle at start to reach the gate');
       const id = (await call(d.socket, 'POST', '/v1/sync')).json.task_id;
       const poll = call(d.socket, 'GET', `/v1/tasks/${id}?first=1&wait=60`).then(
         (reply) => reply.status,
-        (err: Error) => err.message,
+        (err: unknown) => (err instanceof Error ? err.message : String(err)),
       );
       d.child.kill('SIGTERM');
       // The poll ends when the API closes (its connection is closed), long before its 60 s.

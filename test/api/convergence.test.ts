@@ -6,7 +6,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { makeFixture, type Fixture } from '../helpers/fixture.js';
-import { call, eventually, finishedTask, firstCycle, metrics, sample, startDaemon, type Daemon } from './helpers.js';
+import { call, finishedTask, firstCycle, metrics, sample, startDaemon, type Daemon } from '../helpers/api.js';
+import { eventually } from '../helpers/wait.js';
 
 const fixtures: Fixture[] = [];
 const daemons: Daemon[] = [];

@@ -7,10 +7,11 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeFixture, exists, type Fixture } from '../helpers/fixture.js';
-import { call, startDaemon, startGate, eventually, firstCycle, finishedTask, metrics, sample, type Daemon, type Gate } from './helpers.js';
+import { call, startDaemon, startGate, firstCycle, finishedTask, metrics, sample, type Daemon, type Gate } from '../helpers/api.js';
 import path from 'node:path';
 import { REQUIRED_METRICS } from '../helpers/metrics.js';
 import { POOL } from '../helpers/fixture.js';
+import { eventually } from '../helpers/wait.js';
 
 let fx: Fixture;
 let gate: Gate;

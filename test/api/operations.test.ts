@@ -8,7 +8,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import path from 'node:path';
 import { readdir } from 'node:fs/promises';
 import { makeFixture, exists, type Fixture } from '../helpers/fixture.js';
-import { call, startDaemon, startGate, eventually, firstCycle, finishedTask, metrics, sample, type Daemon, type Gate } from './helpers.js';
+import { call, startDaemon, startGate, firstCycle, finishedTask, metrics, sample, type Daemon, type Gate } from '../helpers/api.js';
+import { eventually } from '../helpers/wait.js';
 
 let fx: Fixture;
 let gate: Gate;
@@ -31,7 +32,7 @@ afterEach(async () => {
 async function daemonWithCycleHeld(): Promise<Daemon> {
   gate.mode = 'hold';
   d = await startDaemon(fx, { serviceUrl: gate.url });
-  await eventually(async () => (gate.held() > 0 ? true : undefined), 'the cycle at start to reach the gate');
+  await eventually(() => (gate.held() > 0 ? true : undefined), 'the cycle at start to reach the gate');
   return d;
 }
 
@@ -102,16 +103,16 @@ describe('GET /v1/tasks/{id}?wait', () => {
     expect(early.status).toBe(200);
     expect(early.json.output.length).toBeGreaterThan(0);
     expect(early.json.output[0]).toMatch(/^queried purge requests/);
-    expect(early.json.last).toBe(first.last + early.json.output.length);
+    expect(early.json.last).toBe((first.last as number) + (early.json.output.length as number));
 
     // Keep polling from `last`: lines never repeat and never go missing.
     const all = [...first.output, ...early.json.output];
-    let last = early.json.last;
+    let last: number = early.json.last;
     let view = early.json;
     while (!view.finished) {
       view = (await call(daemon.socket, 'GET', `/v1/tasks/${id}?first=${last}&wait=60`)).json;
       all.push(...view.output);
-      expect(view.last).toBe(last + view.output.length);
+      expect(view.last).toBe(last + (view.output.length as number));
       last = view.last;
     }
     expect((await call(daemon.socket, 'GET', `/v1/tasks/${id}`)).json.output).toEqual(all);
@@ -131,7 +132,7 @@ describe('GET /v1/tasks/{id}?wait', () => {
     const daemon = await daemonWithCycleHeld();
     const id = (await call(daemon.socket, 'POST', '/v1/sync')).json.task_id;
     const controller = new AbortController();
-    const poll = call(daemon.socket, 'GET', `/v1/tasks/${id}?first=1&wait=60`, { signal: controller.signal }).catch((e: Error) => e);
+    const poll = call(daemon.socket, 'GET', `/v1/tasks/${id}?first=1&wait=60`, { signal: controller.signal }).catch((e: unknown) => e);
     controller.abort();
     expect(await poll).toBeInstanceOf(Error);
     gate.release();

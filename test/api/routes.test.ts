@@ -8,7 +8,8 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { makeFixture, exists, readState, type Fixture } from '../helpers/fixture.js';
 import { encodeCacheName } from '../../src/core/names.js';
-import { call, bearer, startDaemon, tokenFile, firstCycle, finishedTask, eventually, TOKEN, type Daemon, type Target } from './helpers.js';
+import { call, bearer, startDaemon, tokenFile, firstCycle, finishedTask, TOKEN, type Daemon, type Target } from '../helpers/api.js';
+import { eventually } from '../helpers/wait.js';
 
 let fx: Fixture;
 let d: Daemon;
@@ -21,9 +22,10 @@ beforeAll(async () => {
   await firstCycle(d);
 });
 afterAll(async () => {
-  const result = await d?.stop();
+  // Unset when beforeAll failed early: stop only what was started.
+  const result = await (d as Daemon | undefined)?.stop();
   expect(result?.code, result?.stderr).toBe(0);
-  await fx?.close();
+  await (fx as Fixture | undefined)?.close();
 });
 
 const auth = bearer(TOKEN);
@@ -336,7 +338,7 @@ describe('POST /v1/sync and GET /v1/tasks/{id}', () => {
   it('serves output from `first` on, with the right `last`', async () => {
     const reply = await call(d.socket, 'POST', '/v1/sync', { body: '{}' });
     const task = await finishedTask(d.socket, reply.json.task_id);
-    const n = task.output.length;
+    const n: number = task.output.length;
     expect(n).toBeGreaterThanOrEqual(3);
     const all = (await call(d.socket, 'GET', `/v1/tasks/${task.id}`)).json;
     expect(all.output).toEqual(task.output);

@@ -8,9 +8,10 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { runCli, startCli, waitForOutput, finished } from '../helpers/cli.js';
 import { makeFixture, exists, readState, type Fixture } from '../helpers/fixture.js';
-import { waitUntil } from '../helpers/wait.js';
+
 import { parsePurgeOnExit, purgesOn } from '../../src/engine/exec/purge-on-exit.js';
 import { UsageError } from '../../src/errors.js';
+import { eventually } from '../helpers/wait.js';
 
 let fx: Fixture;
 const children: ChildProcess[] = [];
@@ -36,7 +37,7 @@ const exec = (caches: string[], command: string[], extra: string[] = []) =>
 async function makePending(name: string): Promise<string> {
   const dir = await fx.makeCache(name, { 'old-content.txt': 'stale' });
   const holder = spawn('flock', ['-s', dir, 'sleep', '600'], { stdio: 'ignore', detached: true });
-  await waitUntil(() => spawnSync('flock', ['-n', '-E', '75', dir, 'true']).status === 75, `the holder's lock on ${dir}`);
+  await eventually(() => spawnSync('flock', ['-n', '-E', '75', dir, 'true']).status === 75, `the holder's lock on ${dir}`);
   await fx.request(name);
   const cycle = await runCli(['once', '--json', ...fx.args()]);
   expect(JSON.parse(cycle.stdout).deferred.map((d: { name: string }) => d.name)).toEqual([name]);
@@ -77,7 +78,7 @@ describe('exec', () => {
     const marker = path.join(fx.tmp.path, 'started');
     const child = startCli(['exec', '--cache', 'held', '--owner', 'build-42', ...fx.args(), '--', 'sh', '-c', `echo > "${marker}"; exec sleep 600`]);
     children.push(child);
-    await waitUntil(() => exists(marker), 'the command to start');
+    await eventually(() => exists(marker), 'the command to start');
     await fx.request('held');
     const cycle = await runCli(['once', '--json', ...fx.args()]);
     const deferred = JSON.parse(cycle.stdout).deferred;
@@ -228,7 +229,7 @@ describe('exec --purge-on-exit', () => {
     const dir = await fx.makeCache('shared', { 'old.txt': 'x' });
     const holder = spawn('flock', ['-s', dir, 'sleep', '600'], { stdio: 'ignore', detached: true });
     children.push(holder);
-    await waitUntil(() => spawnSync('flock', ['-n', '-E', '75', dir, 'true']).status === 75, `the holder's lock on ${dir}`);
+    await eventually(() => spawnSync('flock', ['-n', '-E', '75', dir, 'true']).status === 75, `the holder's lock on ${dir}`);
     const failed = await exec(['shared'], leaveThenEnd('exit 5'), ['--purge-on-exit', '5']);
     expect(failed.code, failed.stderr).toBe(5);
     expect(failed.stderr).toMatch(/cache "shared" is in use.*its purge is pending/);
@@ -277,7 +278,7 @@ describe('stress: concurrent exec users and repeated purges of the same caches',
           .filter(Boolean)
           .map((l) => l.split(' ')[0]),
       ).size;
-    let done = false;
+    const stop = new AbortController();
     try {
       await waitForOutput(daemon, (o) => o.stderr.includes('purge-cache-agent started'));
       // Requests for a cache are filed one at a time, each once a use that
@@ -288,17 +289,17 @@ describe('stress: concurrent exec users and repeated purges of the same caches',
       const servedRound = new Map(names.map((n) => [n, -1]));
       const users = Array.from({ length: 4 }, async (_, u) => {
         const name = names[u % 2]!;
-        while (!done && Date.now() < giveUpAt) {
+        while (!stop.signal.aborted && Date.now() < giveUpAt) {
           const round = requested.get(name)!;
           const r = await exec([name], ['bash', '-c', use]);
           expect(r.code, r.stderr).toBe(0);
           uses++;
           servedRound.set(name, Math.max(servedRound.get(name)!, round));
-          if (uses >= minUses && (await distinctInodes()) > 2) done = true;
+          if (uses >= minUses && (await distinctInodes()) > 2) stop.abort();
         }
       });
       const requester = (async () => {
-        while (!done && Date.now() < giveUpAt) {
+        while (!stop.signal.aborted && Date.now() < giveUpAt) {
           for (const name of names) {
             if (servedRound.get(name)! < requested.get(name)!) continue;
             await fx.request(name);

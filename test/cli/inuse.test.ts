@@ -9,7 +9,7 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { runCli, startCli, waitForOutput, finished, logLines } from '../helpers/cli.js';
 import { makeFixture, exists, readState, type Fixture } from '../helpers/fixture.js';
-import { waitUntil } from '../helpers/wait.js';
+import { eventually } from '../helpers/wait.js';
 
 let fx: Fixture;
 const children: ChildProcess[] = [];
@@ -44,7 +44,7 @@ async function hold(command: string, args: string[], opts: { cwd?: string } = {}
   const child = spawn(command, args, { stdio: 'ignore', cwd: opts.cwd, detached: true });
   children.push(child);
   await new Promise((r) => child.once('spawn', r));
-  if (ready) await waitUntil(ready, `${command} to hold the cache`);
+  if (ready) await eventually(ready, `${command} to hold the cache`);
   return child;
 }
 const lockedByOthers = (p: string) => spawnSync('flock', ['-n', '-E', '75', p, 'true']).status === 75;
@@ -93,7 +93,7 @@ describe('deferring a purge while a cache is in use', () => {
     await hold('sleep', ['600'], { cwd: path.join(cwdCache) });
     const opened = path.join(openCache, 'data.bin');
     const holder = await hold('sh', ['-c', `exec 3<"${opened}"; exec sleep 600`]);
-    await waitUntil(() => fdPointsAt(holder.pid!, 3, opened), 'the shell to open the file');
+    await eventually(() => fdPointsAt(holder.pid!, 3, opened), 'the shell to open the file');
     await fx.request('cwd');
     await fx.request('open');
     const r = report((await once()).stdout);

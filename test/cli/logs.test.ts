@@ -57,7 +57,7 @@ describe('log lines', () => {
       expect(heartbeat.level).toBe('info');
       expect(heartbeat.cyclesRun).toEqual(expect.any(Number));
       expect(heartbeat.failedCycles).toBe(0);
-      if (heartbeat.lastSuccess !== null) expect(String(heartbeat.lastSuccess)).toMatch(ISO);
+      if (heartbeat.lastSuccess !== null) expect(heartbeat.lastSuccess).toMatch(ISO);
       // Quiet cycles stay at debug: the heartbeat is what shows the agent alive.
       expect(lines.some((l) => l.msg === 'cycle finished')).toBe(false);
     } finally {

@@ -54,7 +54,7 @@ describe.skipIf(!canSetpriv)('an unusable state directory (as an unprivileged us
   });
   const agentArgs = () => ['--root-url', 'http://127.0.0.1:9', '--worker-pool-id', 'a/b', '--cache-root', path.join(tmp.path, 'caches')];
 
-  it.each(['once', 'run'])('%s with the default /var/lib/purge-cache-agent: exit 2, naming --state-dir, the path and the reason', async (command) => {
+  it.each(['once', 'run'])('%s with the default /var/lib/purge-cache-agent: exit 2, naming --state-dir, the path and the reason', (command) => {
     const result = runAsNobody([command, ...agentArgs()], tmp.path);
     expect(result.code, result.stderr).toBe(2);
     const line = logLines(result.stderr).find((l) => l.code === 'PCA_STATE_DIR');

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import path from 'node:path';
 import { startCli, waitForOutput, finished, logLines } from '../helpers/cli.js';
 import { makeFixture, exists, readState, type Fixture } from '../helpers/fixture.js';
-import { waitUntil } from '../helpers/wait.js';
+import { eventually } from '../helpers/wait.js';
 
 let fx: Fixture;
 beforeEach(async () => {
@@ -43,7 +43,7 @@ describe('run', () => {
       await waitForOutput(daemon, (o) => cycles(o.stderr) >= 3);
       await fx.makeCache('later');
       await fx.request('later');
-      await waitUntil(async () => !(await exists(path.join(fx.root, 'later'))), 'a scheduled cycle to purge the requested cache');
+      await eventually(async () => !(await exists(path.join(fx.root, 'later'))), 'a scheduled cycle to purge the requested cache');
       daemon.kill('SIGINT');
       expect((await finished(daemon)).code).toBe(0);
     } finally {

@@ -68,7 +68,7 @@ interface ServiceRequest {
   expiresReal: number;
 }
 
-interface AgentMemory extends ContractState {}
+type AgentMemory = ContractState;
 
 export class Violation extends Error {}
 

@@ -83,8 +83,8 @@ export function splitExec(line: string): string[] {
     const c = value[i]!;
     if (quote) {
       if (c === quote) quote = null;
-      else if (c === '\\' && quote === '"') word += value[++i] ?? '';
-      else word += c;
+      else if (c === '\\' && quote === '"') word = (word ?? '') + (value[++i] ?? '');
+      else word = (word ?? '') + c;
     } else if (/\s/.test(c)) {
       if (word !== null) words.push(word);
       word = null;
@@ -248,7 +248,7 @@ export function kubernetesDocs(): { pod: any; configMap: any; secret: any; daemo
 
 /** Kubernetes memory quantities as used here (Mi, Gi, M, G, plain bytes), in bytes. */
 export function memoryBytes(quantity: string): number {
-  const m = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|k|M|G)?$/.exec(String(quantity));
+  const m = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|k|M|G)?$/.exec(quantity);
   if (!m) throw new Error(`unsupported memory quantity: ${quantity}`);
   const units: Record<string, number> = { '': 1, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, k: 1e3, M: 1e6, G: 1e9 };
   return Number(m[1]) * units[m[2] ?? '']!;
@@ -326,22 +326,6 @@ export function httpGet(target: { socketPath: string } | { url: string }, urlPat
     req.on('error', reject);
     req.end();
   });
-}
-
-/** Poll until `check` resolves truthy (errors count as not yet). */
-export async function eventually<T>(check: () => Promise<T | undefined | false>, what: string, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 export const hasCommand = (name: string): boolean => (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(path.join(dir, name)));

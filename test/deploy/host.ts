@@ -8,16 +8,16 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, writeFile, readFile } from 'node:fs/promises';
+import { mkdir, writeFile, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import YAML from 'yaml';
 import { startService, type RunningService } from '../../src/service/index.js';
 import { silentLogger } from '../../src/log.js';
 import { cleanEnv, runCli, type CliResult } from '../helpers/cli.js';
 import { makeTempDir, type TempDir, CLI_PATH } from '../helpers/tmp.js';
+import { POOL } from '../helpers/fixture.js';
 import { HOST_PATHS, readRepoFile, splitExec, parseEnvFile, unitEnvironment, unitValue, type Unit } from './helpers.js';
 
-export const POOL = 'test-prov/test-worker';
 export const AGENT_CLIENT = 'worker/test-prov/test-worker';
 export const REQUESTER_CLIENT = 'ops/purger';
 
@@ -116,7 +116,7 @@ export async function unitCommand(unit: Unit, host: Host, bin: string[] = [proce
   const env: Record<string, string> = { ...unitEnvironment(unit) };
   for (const file of unit.get('Service')?.get('EnvironmentFile') ?? []) {
     const optional = file.startsWith('-');
-    const text = await readFile(mapPath(file.replace(/^-/, '')), 'utf8').catch((err) => {
+    const text = await readFile(mapPath(file.replace(/^-/, '')), 'utf8').catch((err: unknown) => {
       if (optional) return '';
       throw err;
     });
@@ -160,11 +160,4 @@ export function exited(child: Running, timeoutMs: number): Promise<CliResult & {
       resolve({ code, signal, ...child.output, ms: Date.now() - started });
     });
   });
-}
-
-export async function exists(p: string): Promise<boolean> {
-  return lstat(p).then(
-    () => true,
-    () => false,
-  );
 }

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { loadSettings } from '../../src/config/index.js';
 import { makeTempDir, type TempDir, CLI_PATH } from '../helpers/tmp.js';
-import { exists } from './host.js';
+import { exists } from '../helpers/fixture.js';
 import { hasCommand, makeVerifyRoot, parseUnit, readRepoFile, repoFile, unitList, unitValue, verify } from './helpers.js';
 
 const SCRIPT = repoFile('scripts/install-systemd.sh');
@@ -28,7 +28,11 @@ interface Result {
 async function install(args: string[], env: Record<string, string> = {}): Promise<Result> {
   return promisify(execFile)('bash', [SCRIPT, ...args], { env: { ...process.env, ...env } }).then(
     ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-    (err: { code: number; stdout: string; stderr: string }) => ({ code: err.code, stdout: err.stdout, stderr: err.stderr }),
+    (err: unknown) => {
+      // execFile rejects with the exit code and both outputs on the error.
+      const failed = err as { code: number; stdout: string; stderr: string };
+      return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+    },
   );
 }
 

@@ -435,8 +435,9 @@ describe('dashboard and alerts', () => {
     try {
       const file = path.join(tmp.path, 'alerts.test.yaml');
       await writeFile(file, YAML.stringify(tests));
-      const result = await promisify(execFile)(promtool, ['test', 'rules', file]).catch((err: { stdout?: string; stderr?: string }) => {
-        throw new Error(`promtool test rules failed:\n${err.stdout ?? ''}${err.stderr ?? ''}`);
+      const result = await promisify(execFile)(promtool, ['test', 'rules', file]).catch((err: unknown) => {
+        const failed = err as { stdout?: string; stderr?: string };
+        throw new Error(`promtool test rules failed:\n${failed.stdout ?? ''}${failed.stderr ?? ''}`);
       });
       expect(result.stdout).toContain('SUCCESS');
     } finally {

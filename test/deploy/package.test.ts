@@ -18,19 +18,10 @@ import { promisify } from 'node:util';
 import YAML from 'yaml';
 import { SETTINGS } from '../../src/config/index.js';
 import { makeTempDir, REPO_ROOT, type TempDir } from '../helpers/tmp.js';
-import {
-  AGENT_METRICS,
-  agentContainer,
-  eventually,
-  execForm,
-  httpGet,
-  kubernetesDocs,
-  metricsInExpr,
-  parseContainerfile,
-  readRepoFile,
-  stageEnv,
-} from './helpers.js';
-import { AGENT_CLIENT, POOL, exists, exited, makeHost, startCommand, type Host } from './host.js';
+import { AGENT_METRICS, agentContainer, execForm, httpGet, kubernetesDocs, metricsInExpr, parseContainerfile, readRepoFile, stageEnv } from './helpers.js';
+import { AGENT_CLIENT, exited, makeHost, startCommand, type Host } from './host.js';
+import { POOL, exists } from '../helpers/fixture.js';
+import { eventually } from '../helpers/wait.js';
 
 const run = promisify(execFile);
 const parsePrometheus = createRequire(import.meta.url)('parse-prometheus-text-format') as (text: string) => { name: string; type: string }[];
@@ -76,7 +67,8 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  await tmp?.cleanup();
+  // Unset when beforeAll failed early.
+  await (tmp as TempDir | undefined)?.cleanup();
 });
 
 describe('npm pack', () => {
@@ -173,7 +165,7 @@ describe("the container image's command line, from the packed install", () => {
     host = await makeHost({ cacheRoot: '/caches' });
   });
   afterAll(async () => {
-    await host?.close();
+    await (host as Host | undefined)?.close();
   });
 
   it("runs on the image ENV plus the pod's ConfigMap and Secret alone: syncs, answers the probes, stops on STOPSIGNAL in the grace period", async () => {
@@ -197,7 +189,7 @@ describe("the container image's command line, from the packed install", () => {
     const port = await freePort();
     const apiToken = randomBytes(24).toString('hex');
     const podEnv: Record<string, string> = { ...stageEnv(image), ...configMap.data, ...secret.stringData };
-    for (const [k, v] of Object.entries(podEnv)) podEnv[k] = inContainer(String(v));
+    for (const [k, v] of Object.entries(podEnv)) podEnv[k] = inContainer(v);
     Object.assign(podEnv, {
       TASKCLUSTER_ROOT_URL: host.service.url,
       TASKCLUSTER_WORKER_POOL_ID: POOL,
@@ -218,13 +210,17 @@ describe("the container image's command line, from the packed install", () => {
     const child = startCommand({ argv: [path.join(prefix, 'bin', command[0]!), ...command.slice(1)], env });
     const url = `http://127.0.0.1:${port}`;
     try {
-      await eventually(async () => !(await exists(doomed)), 'the requested cache to be purged', 120_000);
+      await eventually(async () => !(await exists(doomed)), 'the requested cache to be purged', { timeoutMs: 120_000, retryErrors: true });
       expect(await exists(kept)).toBe(true);
       if (HAS_LISTEN) {
         // The kubelet's probes.
         const probe = (p: string) => httpGet({ url }, p);
-        expect(await eventually(async () => (await probe(agent.livenessProbe.httpGet.path)).status === 200 && true, 'liveness')).toBe(true);
-        expect(await eventually(async () => (await probe(agent.readinessProbe.httpGet.path)).status === 200 && true, 'readiness')).toBe(true);
+        expect(await eventually(async () => (await probe(agent.livenessProbe.httpGet.path)).status === 200 && true, 'liveness', { retryErrors: true })).toBe(
+          true,
+        );
+        expect(await eventually(async () => (await probe(agent.readinessProbe.httpGet.path)).status === 200 && true, 'readiness', { retryErrors: true })).toBe(
+          true,
+        );
         // The image's HEALTHCHECK, run as written.
         const health = last('HEALTHCHECK');
         const healthCmd = execForm(health.slice(health.indexOf('CMD ') + 4));

@@ -14,7 +14,6 @@ import { SETTINGS, loadSettings } from '../../src/config/index.js';
 import { CLI_PATH, makeTempDir, type TempDir } from '../helpers/tmp.js';
 import {
   HOST_PATHS,
-  eventually,
   hasCommand,
   httpGet,
   loadUnit,
@@ -28,7 +27,9 @@ import {
   unitValue,
   verify,
 } from './helpers.js';
-import { exists, exited, makeHost, startCommand, unitCommand, type Host } from './host.js';
+import { exited, makeHost, startCommand, unitCommand, type Host } from './host.js';
+import { exists } from '../helpers/fixture.js';
+import { eventually } from '../helpers/wait.js';
 
 const DAEMON = 'purge-cache-agent.service';
 const ONCE = 'purge-cache-agent-once.service';
@@ -191,10 +192,10 @@ describe("each unit's ExecStart, run as written", () => {
     const unit = loadUnit(DAEMON);
     const agent = startCommand(await unitCommand(unit, host));
     try {
-      await eventually(async () => !(await exists(first)), 'the first cache to be purged');
+      await eventually(async () => !(await exists(first)), 'the first cache to be purged', { retryErrors: true });
       await host.request('second');
       agent.kill('SIGHUP'); // what `systemctl kill --kill-whom=main --signal=SIGHUP` sends
-      await eventually(async () => !(await exists(second)), 'the second cache to be purged after SIGHUP');
+      await eventually(async () => !(await exists(second)), 'the second cache to be purged after SIGHUP', { retryErrors: true });
       expect(await exists(kept)).toBe(true);
     } finally {
       agent.kill((unitValue(unit, 'Service', 'KillSignal') ?? 'SIGTERM') as NodeJS.Signals);
@@ -236,9 +237,13 @@ describe("each unit's ExecStart, run as written", () => {
     const agent = startCommand(cmd);
     try {
       const socketPath = path.join(cmd.env.RUNTIME_DIRECTORY!, 'api.sock');
-      const health = await eventually(async () => (await httpGet({ socketPath }, '/healthz')).status === 200 && true, `/healthz on ${socketPath}`);
+      const health = await eventually(async () => (await httpGet({ socketPath }, '/healthz')).status === 200 && true, `/healthz on ${socketPath}`, {
+        retryErrors: true,
+      });
       expect(health).toBe(true);
-      const ready = await eventually(async () => (await httpGet({ socketPath }, '/readyz')).status === 200 && true, '/readyz after the first sync');
+      const ready = await eventually(async () => (await httpGet({ socketPath }, '/readyz')).status === 200 && true, '/readyz after the first sync', {
+        retryErrors: true,
+      });
       expect(ready).toBe(true);
     } finally {
       agent.kill('SIGTERM');
@@ -254,7 +259,7 @@ describe('systemd-analyze verify', () => {
     tmp = await makeTempDir('pca-verify-');
   });
   afterAll(async () => {
-    await tmp?.cleanup();
+    await (tmp as TempDir | undefined)?.cleanup();
   });
 
   it.skipIf(!analyze)('passes every unit with no warnings, the binary resolved under a pretend root', async () => {
@@ -314,7 +319,7 @@ describe.skipIf(!canSetpriv)("the daemon's capabilities are enough for the job (
     const busy = await host.makeCache('busy');
     const build = spawn('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', 'sleep', '600'], { cwd: busy, stdio: 'ignore' });
     try {
-      await eventually(async () => (await readFile(`/proc/${build.pid}/comm`, 'utf8')).trim() === 'sleep', 'the build process to start');
+      await eventually(async () => (await readFile(`/proc/${build.pid}/comm`, 'utf8')).trim() === 'sleep', 'the build process to start', { retryErrors: true });
       await host.request('theirs');
       await host.request('busy');
       const result = await exited(startCommand(await unitCommand(loadUnit(ONCE), host), asTheUnit(caps)), 120_000);
@@ -330,7 +335,7 @@ describe.skipIf(!canSetpriv)("the daemon's capabilities are enough for the job (
   it("CAP_SYS_PTRACE is what opens another user's /proc/<pid>/cwd (the reason it is in the set)", async () => {
     const build = spawn('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', 'sleep', '600'], { cwd: host.cacheRoot, stdio: 'ignore' });
     try {
-      await eventually(async () => (await readFile(`/proc/${build.pid}/comm`, 'utf8')).trim() === 'sleep', 'the process to start');
+      await eventually(async () => (await readFile(`/proc/${build.pid}/comm`, 'utf8')).trim() === 'sleep', 'the process to start', { retryErrors: true });
       const readCwd = (set: string[]) =>
         spawnSync(asTheUnit(set)[0]!, [...asTheUnit(set).slice(1), 'readlink', `/proc/${build.pid}/cwd`], { encoding: 'utf8' });
       expect(readCwd(caps).stdout.trim()).toBe(await realpath(host.cacheRoot));

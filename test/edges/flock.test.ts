@@ -4,7 +4,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { tryFlock, tryFlockMany } from '../../src/edges/flock.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
-import { waitUntil } from '../helpers/wait.js';
+import { eventually } from '../helpers/wait.js';
 
 let tmp: TempDir;
 const children: ChildProcess[] = [];
@@ -31,7 +31,7 @@ async function holdShared(dir: string): Promise<void> {
   const child = spawn('flock', ['-s', dir, 'sleep', '600'], { stdio: 'ignore' });
   children.push(child);
   // Wait until the holder's lock is visible to others.
-  await waitUntil(() => !othersCanLock(dir), `the holder's lock on ${dir}`);
+  await eventually(() => !othersCanLock(dir), `the holder's lock on ${dir}`);
 }
 
 describe('flock from Node', () => {

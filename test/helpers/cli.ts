@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { CLI_PATH } from './tmp.js';
+import { eventually } from './wait.js';
 
 export interface CliResult {
   code: number | null;
@@ -60,11 +61,7 @@ export async function waitForOutput(
   predicate: (o: { stdout: string; stderr: string }) => boolean,
   timeoutMs = 120_000,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate(child.output)) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for output; stderr so far:\n${child.output.stderr}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await eventually(() => predicate(child.output), 'the output', { timeoutMs, explain: () => `stderr so far:\n${child.output.stderr}` });
 }
 
 /** Parse pino JSON lines from stderr (non-JSON lines are skipped). */

@@ -14,6 +14,8 @@ export class Dispatcher {
   readonly continuing: Job[] = [];
   private inFlight = 0;
   private wake: (() => void) | null = null;
+  /** Set when a thread dies: no further call is handed out. */
+  private stopped = false;
 
   constructor(
     readonly threads: Threads,
@@ -24,12 +26,13 @@ export class Dispatcher {
 
   /** Run until `done()`, or nothing is left, or the signal aborts. `crashed` hears of a thread that died (the walk then stops). */
   async run(offer: () => Job | null, done: () => boolean, crashed: (err: unknown) => void): Promise<void> {
-    let stop = false;
-    while (!stop && !done() && !this.signal?.aborted) {
+    while (!this.stopped && !done() && !this.signal?.aborted) {
       const job = this.inFlight < this.maxInFlight ? (this.urgent.shift() ?? this.continuing.shift() ?? offer()) : null;
       if (!job) {
         if (this.inFlight === 0) break; // nothing left to do: only an abort or a bug gets here unfinished
-        await new Promise<void>((resolve) => (this.wake = resolve));
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+        });
         continue;
       }
       if (this.bucket && job.cost > 0 && !(await this.bucket.take(job.cost, this.signal))) break;
@@ -40,14 +43,18 @@ export class Dispatcher {
         .catch((err: unknown) => {
           // A thread died (out of memory) or a bug: stop; what is left stays in the trash for the next run.
           crashed(err);
-          stop = true;
+          this.stopped = true;
         })
         .finally(() => {
           this.inFlight--;
           this.notify();
         });
     }
-    while (this.inFlight > 0) await new Promise<void>((resolve) => (this.wake = resolve));
+    while (this.inFlight > 0) {
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+    }
   }
 
   /** Close subtrees and listings left open (after an abort), then the threads. */

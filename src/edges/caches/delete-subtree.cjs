@@ -187,6 +187,7 @@ function step(t, max) {
       continue;
     }
     const name = /** @type {Buffer} */ (/** @type {unknown} */ (entry.name));
+    // inode-key.ts's inodeKey() form, spelled out: a worker thread's CommonJS cannot import the agent's ES modules.
     const skip = t.mounts.get(`${f.dev}:${f.ino}`);
     if (skip && skip.has(name.toString('latin1'))) {
       if (t.skipped.length < MAX_DESCRIBED) t.skipped.push(trail(t, name));

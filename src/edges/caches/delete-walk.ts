@@ -13,13 +13,13 @@ import { close as closeFd } from 'node:fs';
 import { promisify } from 'node:util';
 import { faultPoint } from '../../fault.js';
 import type { DeleteOptions, DeleteReport } from './delete-report.js';
+import { inodeKey } from './inode-key.js';
 import { Threads, type Failure, type OpResults } from './delete-threads.js';
 import { TokenBucket } from './token-bucket.js';
 import { Dispatcher } from './delete-dispatch.js';
 import { BATCH, DEFAULT_THREADS, SUBTREE_DEPTH, keepUp, newDir, type Dir, type Job, type WalkStart } from './delete-dirs.js';
 import { Findings } from './delete-findings.js';
-
-export type { WalkStart };
+import { Subtrees } from './delete-subtrees.js';
 
 const close = promisify(closeFd);
 
@@ -29,8 +29,7 @@ export class Walk {
   private readonly countBytes: boolean;
   /** Directories with work to start: a stack, so the walk goes depth-first. */
   private readonly ready: Dir[] = [];
-  /** Subtrees under way in a thread (id → thread). */
-  private readonly subtrees = new Map<number, number>();
+  private readonly subtrees: Subtrees;
   private finished = false;
   private readonly found: Findings;
   /** Directories whose descriptor (or listing) is open, except the base, which the caller closes. */
@@ -49,6 +48,11 @@ export class Walk {
     this.calls = new Dispatcher(new Threads(threads), threads * 2, bucket, opts.signal);
     this.batch = Math.min(BATCH, bucket?.capacity ?? BATCH);
     this.countBytes = opts.countBytes ?? true;
+    this.subtrees = new Subtrees(this.calls, this.found, start, { max: this.batch, countBytes: this.countBytes }, (parent, kept) => {
+      parent.using--;
+      if (kept) keepUp(parent);
+      this.childDone(parent);
+    });
   }
 
   async run(): Promise<void> {
@@ -69,9 +73,7 @@ export class Walk {
         this.found.fail(this.base, this.start.topName, new Error('internal error: the walk stalled; the rest is left for the next run'));
     } finally {
       // Only after an abort (or a bug) can subtrees, listings and descriptors still be open here.
-      await this.calls.closeAll(this.subtrees, this.open, (dir) => {
-        this.release(dir);
-      });
+      await this.calls.closeAll(this.subtrees.inThread, this.open, this.release.bind(this));
     }
     if (this.found.failed > this.report.failures.length) {
       this.opts.logger?.warn(
@@ -83,8 +85,7 @@ export class Walk {
 
   /** The next call to start: depth-first, from the directory on top of the ready stack. */
   private nextJob(): Job | null {
-    while (this.ready.length > 0) {
-      const dir = this.ready[this.ready.length - 1]!;
+    for (let dir = this.ready.at(-1); dir !== undefined; dir = this.ready.at(-1)) {
       if (dir.links.length > 0) return this.unlinkJob(dir);
       const sub = dir.subdirs.pop();
       if (sub !== undefined) return this.openJob(dir, sub);
@@ -143,9 +144,9 @@ export class Walk {
   }
 
   private openJob(parent: Dir, name: Uint8Array): Job {
-    if (parent.depth + 1 >= SUBTREE_DEPTH) return this.subtreeJob(parent, name);
     parent.using++;
     parent.children++;
+    if (parent.depth + 1 >= SUBTREE_DEPTH) return this.subtrees.job(parent, name);
     const isTop = parent === this.base;
     return {
       op: 'open',
@@ -193,43 +194,9 @@ export class Walk {
     this.settle(parent);
   }
 
-  private subtreeJob(parent: Dir, name: Uint8Array): Job {
-    parent.using++;
-    parent.children++;
-    const max = this.batch;
-    return {
-      op: 'subtree',
-      args: { dirFd: parent.fd, name, fs: this.start.fs, countBytes: this.countBytes, mounts: [...this.start.mounts], max },
-      cost: max,
-      done: (value, slot) => this.subtreeProgress(parent, value as OpResults['subtree'], slot, max),
-    };
-  }
-
-  /** A slice of a subtree was done: count it, and continue it on the same thread until it is finished. */
-  private async subtreeProgress(parent: Dir, r: OpResults['subtree'], slot: number, max: number, id = r.id): Promise<void> {
-    this.calls.bucket?.refund(max - r.ops);
-    this.found.countSubtree(parent, r);
-    if (r.dirs > 0) await faultPoint('trash-delete');
-    if (!r.done && id !== undefined) {
-      this.subtrees.set(id, slot);
-      this.calls.continuing.push({
-        op: 'subtreeStep',
-        args: { id, max },
-        cost: max,
-        pinned: slot,
-        done: (value) => this.subtreeProgress(parent, value as OpResults['subtree'], slot, max, id),
-      });
-      return;
-    }
-    if (id !== undefined) this.subtrees.delete(id);
-    parent.using--;
-    if (r.kept) keepUp(parent);
-    this.childDone(parent);
-  }
-
   /** Mount points among `dir`'s entries, as latin1 strings (the form the thread compares names in). */
   private skipNames(dir: Dir): string[] {
-    return this.start.mounts.get(`${dir.dev}:${dir.ino}`) ?? [];
+    return this.start.mounts.get(inodeKey(dir)) ?? [];
   }
 
   /**
@@ -256,7 +223,8 @@ export class Walk {
   /** Everything below `dir` is gone (or kept): remove it, through its parent. */
   private finish(dir: Dir): void {
     dir.finished = true;
-    const parent = dir.parent!;
+    const parent = dir.parent;
+    if (parent === null) throw new Error('internal error: the walk tried to remove its base directory');
     if (dir.kept || (parent === this.base && this.start.keepTop)) {
       this.release(dir);
       this.childDone(parent);

@@ -37,7 +37,9 @@ import path from 'node:path';
 import { errnoCode, errorMessage, DeleteUnavailableError } from '../../errors.js';
 import { isInside } from './proc.js';
 import { mountIdOf, type HeldDir } from './held-dir.js';
-import { Walk, type WalkStart } from './delete-walk.js';
+import { inodeKey } from './inode-key.js';
+import { Walk } from './delete-walk.js';
+import type { WalkStart } from './delete-dirs.js';
 import { describe, emptyReport, type DeleteOptions, type DeleteReport } from './delete-report.js';
 
 export { DeleteUnavailableError, emptyReport, type DeleteOptions, type DeleteReport };
@@ -115,7 +117,7 @@ async function mountsBelow(top: string): Promise<Map<string, string[]>> {
     if (!isInside(point, topBytes) || point === '/') continue;
     try {
       const st = await lstat(Buffer.from(path.dirname(point), 'latin1'), { bigint: true });
-      const key = `${st.dev}:${st.ino}`;
+      const key = inodeKey(st);
       keyed.set(key, [...(keyed.get(key) ?? []), path.basename(point)]);
     } catch {
       // Unreachable by path: see above.

@@ -9,17 +9,13 @@ import { UnsafePathError, errnoCode } from '../../errors.js';
 import { tryFlock, tryFlockMany, FlockUnavailableError } from '../flock.js';
 import type { Logger } from '../../log.js';
 import { sleep } from '../clock.js';
+import { inodeKey } from './inode-key.js';
 
 export interface DirLock {
   fd: number;
   /** `${st_dev}:${st_ino}` of the directory locked, as inodeKey() forms it. */
   key: string;
   release(): Promise<void>;
-}
-
-/** The identity of a directory, comparable with what a later lstat of its path gives. */
-export function inodeKey(st: { dev: bigint | number; ino: bigint | number }): string {
-  return `${st.dev}:${st.ino}`;
 }
 
 // O_NOFOLLOW: a cache path that became a symlink is refused, never locked through.
@@ -74,7 +70,8 @@ function dirLock(handle: FileHandle, key: string): DirLock {
 export async function tryLockForRename(cachePath: string, opts: { logger?: Logger } = {}): Promise<DirLock | 'busy'> {
   const [result] = await tryLockManyForRename([cachePath], opts);
   if (result instanceof Error) throw result;
-  return result!;
+  if (result === undefined) throw new Error('internal error: locking one cache gave no result');
+  return result;
 }
 
 /**

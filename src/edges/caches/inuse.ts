@@ -45,7 +45,8 @@ import { ProcScan, type Found } from './proc-scan.js';
 import type { Target } from './proc-view.js';
 
 export { parseProcLocks, parseMaps } from './proc.js';
-export { inodeKey, tryLockForRename, tryLockManyForRename, acquireSharedLock, type DirLock } from './dir-lock.js';
+export { tryLockForRename, tryLockManyForRename, acquireSharedLock, type DirLock } from './dir-lock.js';
+export { inodeKey } from './inode-key.js';
 
 export type { Holder } from '../../core/judge.js';
 import type { Holder } from '../../core/judge.js';
@@ -125,7 +126,7 @@ export function createUsageProbe(opts: ProbeOptions): UsageProbe {
       }
       const commands = new Map<number, Promise<string | undefined>>();
       for (const t of targets) {
-        const holders = await finish(scan.found.get(t)!, procRoot, commands);
+        const holders = await finish(scan.found.get(t) ?? [], procRoot, commands);
         if (holders.length === 0 && scan.stats.exhausted) holders.push(unknownHolder(scan.stats.entries, false));
         result.set(t.path, holders);
       }

@@ -15,7 +15,9 @@ import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { errnoCode, errorMessage } from '../../errors.js';
 import { decodeDirName, dirNamesFor, isAgentEntry } from '../../core/names.js';
-import { assertSourcesSafe, cacheDirProblem, keyOf, resolveRoot, resolveSinglePath } from './safety.js';
+import { assertSourcesSafe, cacheDirProblem, resolveRoot, resolveSinglePath } from './safety.js';
+import { inodeKey } from './inode-key.js';
+import { yieldToEventLoop } from './concurrency.js';
 import { singleLocationId } from '../../core/cursor.js';
 import type { LocationRead } from '../../core/records.js';
 
@@ -59,10 +61,6 @@ interface Candidate {
   root: string | null;
   parentDev: bigint;
   location: LocationRead;
-}
-
-function instanceOf(st: { dev: bigint; ino: bigint }): string {
-  return `${st.dev}:${st.ino}`;
 }
 
 /** lstat calls between two yields to the event loop. */
@@ -119,7 +117,7 @@ async function openRoot(
     const st = await lstat(root, { bigint: true });
     // Raw bytes: a name that isn't UTF-8 would come back with U+FFFD in it, a path to some other entry.
     const entries = list ? await readdir(root, { withFileTypes: true, encoding: 'buffer' }) : [];
-    const location = { id: root, instance: instanceOf(st) };
+    const location = { id: root, instance: inodeKey(st) };
     locations.push(location);
     return { rootDev: st.dev, location, entries };
   } catch (err) {
@@ -163,7 +161,7 @@ async function singleCandidates(singles: CacheSources['singles'], problems: Inve
     const id = singleLocationId(single.name, single.path);
     try {
       const st = await lstat(path.dirname(single.path), { bigint: true });
-      const location = { id, instance: instanceOf(st) };
+      const location = { id, instance: inodeKey(st) };
       locations.push(location);
       out.push({ name: single.name, path: single.path, root: null, parentDev: st.dev, location });
     } catch (err) {
@@ -183,9 +181,8 @@ async function statCandidates(
 ): Promise<Inventory> {
   const found: InventoryProblem[] = [];
   const results: (CacheDir | null)[] = [];
-  for (let index = 0; index < candidates.length; index++) {
-    if (index > 0 && index % STAT_BATCH === 0) await new Promise((resolve) => setImmediate(resolve));
-    const candidate = candidates[index]!;
+  for (const [index, candidate] of candidates.entries()) {
+    if (index > 0 && index % STAT_BATCH === 0) await yieldToEventLoop();
     let st: BigIntStats;
     try {
       st = lstatSync(candidate.path, { bigint: true });
@@ -211,7 +208,7 @@ async function statCandidates(
       name: candidate.name,
       path: candidate.path,
       root: candidate.root,
-      key: keyOf(st),
+      key: inodeKey(st),
       birthtimeMs: birth > 0 ? birth : null,
       mtimeMs: Number(st.mtimeMs),
     });

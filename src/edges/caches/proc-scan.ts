@@ -12,9 +12,9 @@
  *   API and the probes keep answering during a long pass.
  */
 import { opendirSync, readlinkSync, readFileSync } from 'node:fs';
-import { open, readdir } from 'node:fs/promises';
-import { StringDecoder } from 'node:string_decoder';
+import { readdir } from 'node:fs/promises';
 import { mapLimit, yieldToEventLoop } from './concurrency.js';
+import { eachLine } from './each-line.js';
 import { USE_LOCK_TYPES, lockKey, parseFdinfoLocks, parseMapsLine, parseMountinfo, parseProcLocks, type ProcLock } from './proc.js';
 import { directView, foreignView, locateTargets, type Target, type View } from './proc-view.js';
 
@@ -35,8 +35,6 @@ export interface Found {
 const SCAN_CONCURRENCY = 16;
 /** Synchronous reads between two turns of the event loop. */
 const YIELD_EVERY = 256;
-/** Bytes read at a time from maps, locks and mountinfo. */
-const LINE_BUFFER = 64 * 1024;
 
 export class ProcScan {
   /** Locks on the caches' filesystems no descriptor inside a cache was seen to own yet, by key. */
@@ -118,7 +116,10 @@ export class ProcScan {
   }
 
   private add(t: Target, kind: Found['kind'], pid: number | undefined, text: string): void {
-    this.found.get(t)!.push(pid === undefined ? { kind, text: capitalise(text) } : { kind, pid, text });
+    const entry: Found = pid === undefined ? { kind, text: capitalise(text) } : { kind, pid, text };
+    const list = this.found.get(t);
+    if (list) list.push(entry);
+    else this.found.set(t, [entry]);
   }
 
   /**
@@ -158,8 +159,8 @@ export class ProcScan {
           await this.breathe();
           const p = readlinkOrUndefined(`${dir}/fd/${entry.name}`);
           const inside = p === undefined ? [] : view(p);
-          if (inside.length === 0) continue;
-          if (this.sources.locks && this.locks.size > 0) this.fdLocks(pid, entry.name, p!, inside, hold);
+          if (p === undefined || inside.length === 0) continue;
+          if (this.sources.locks && this.locks.size > 0) this.fdLocks(pid, entry.name, p, inside, hold);
           if (watchProcess) for (const t of inside) hold(t, 'process', `has ${p} open`);
         }
       } finally {
@@ -203,11 +204,11 @@ export class ProcScan {
       if (this.charge() || open.size === 0) return false;
       const mapped = line.includes('/') ? parseMapsLine(line) : undefined;
       const inside = mapped ? view(mapped.path) : [];
-      if (inside.length === 0) return true;
-      for (const lock of this.attributed.has(mapped!.key) ? [] : (this.locks.get(mapped!.key) ?? [])) {
-        for (const t of inside) hold(t, 'lock', `holds ${lockWords(lock)} on ${mapped!.path} through a mapping (its descriptor is closed)`);
+      if (mapped === undefined || inside.length === 0) return true;
+      for (const lock of this.attributed.has(mapped.key) ? [] : (this.locks.get(mapped.key) ?? [])) {
+        for (const t of inside) hold(t, 'lock', `holds ${lockWords(lock)} on ${mapped.path} through a mapping (its descriptor is closed)`);
       }
-      if (watchProcess) for (const t of inside) hold(t, 'process', `has ${mapped!.path} mapped`);
+      if (watchProcess) for (const t of inside) hold(t, 'process', `has ${mapped.path} mapped`);
       return true;
     });
   }
@@ -254,32 +255,6 @@ export class ProcScan {
       return true;
     });
     return mounts;
-  }
-}
-
-/**
- * Feed `file` to `onLine` a line at a time, until it ends or `onLine` returns
- * false: read in chunks of a fixed buffer, so memory stays bounded whatever
- * the file's length. A line longer than the buffer is cut (procfs lines are
- * far shorter, save a path in maps, which is then only partly compared).
- */
-async function eachLine(file: string, onLine: (line: string) => boolean): Promise<void> {
-  const handle = await open(file, 'r');
-  const buffer = Buffer.allocUnsafe(LINE_BUFFER);
-  // A character split between two reads is decoded whole.
-  const decoder = new StringDecoder('utf8');
-  let carry = '';
-  try {
-    for (;;) {
-      const { bytesRead } = await handle.read(buffer, 0, LINE_BUFFER, null);
-      if (bytesRead === 0) break;
-      const lines = (carry + decoder.write(buffer.subarray(0, bytesRead))).split('\n');
-      carry = lines.pop()!.slice(0, LINE_BUFFER);
-      for (const line of lines) if (!onLine(line)) return;
-    }
-    if (carry !== '') onLine(carry);
-  } finally {
-    await handle.close();
   }
 }
 

@@ -67,7 +67,11 @@ export function directView(targets: readonly Target[]): View {
 /** Set each target's location on its filesystem, from the agent's own mountinfo. */
 export function locateTargets(targets: readonly Target[], ours: readonly Mount[]): void {
   const index = indexMounts(ours);
-  for (const t of targets) t.location = fsLocation(t.forms[t.forms.length - 1]!, index);
+  for (const t of targets) {
+    // The realpath, last of the forms: mountinfo shows resolved paths.
+    const real = t.forms.at(-1);
+    if (real !== undefined) t.location = fsLocation(real, index);
+  }
 }
 
 /** Placement for a process in another mount namespace, given that namespace's mounts (targets located first). */

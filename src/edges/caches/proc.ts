@@ -35,11 +35,10 @@ const LOCK_LINE = /^\s*\d+:\s+(->\s+)?(\S+)\s+\S+\s+(\S+)\s+(-?\d+)\s+([0-9a-fA-
 export function parseProcLocks(text: string): ProcLock[] {
   const locks: ProcLock[] = [];
   for (const line of text.split('\n')) {
-    const m = LOCK_LINE.exec(line);
-    if (!m || m[1] !== undefined) continue;
-    const major = parseInt(m[5]!, 16);
-    const minor = parseInt(m[6]!, 16);
-    locks.push({ type: m[2]!, access: m[3]!, pid: Number(m[4]), dev: `${major}:${minor}`, ino: BigInt(m[7]!) });
+    const [, waiter, type, access, pid, major, minor, ino] = LOCK_LINE.exec(line) ?? [];
+    // No match leaves every group undefined; a waiter ("->") holds nothing.
+    if (waiter !== undefined || !type || !access || !pid || !major || !minor || !ino) continue;
+    locks.push({ type, access, pid: Number(pid), dev: `${parseInt(major, 16)}:${parseInt(minor, 16)}`, ino: BigInt(ino) });
   }
   return locks;
 }
@@ -82,10 +81,10 @@ export interface MappedFile {
  * kept, so callers see what the kernel said (see pathForms).
  */
 export function parseMapsLine(line: string): MappedFile | undefined {
-  const m = MAPS_LINE.exec(line);
-  if (!m) return undefined;
-  const dev = `${parseInt(m[1]!, 16)}:${parseInt(m[2]!, 16)}`;
-  return { path: m[4]!.replaceAll('\\012', '\n'), key: lockKey(dev, BigInt(m[3]!)) };
+  const [, major, minor, ino, file] = MAPS_LINE.exec(line) ?? [];
+  if (!major || !minor || !ino || !file) return undefined;
+  const dev = `${parseInt(major, 16)}:${parseInt(minor, 16)}`;
+  return { path: file.replaceAll('\\012', '\n'), key: lockKey(dev, BigInt(ino)) };
 }
 
 /** The distinct file paths in /proc/<pid>/maps. */
@@ -120,7 +119,8 @@ export function formatCmdline(raw: string, max = 200): string {
   const line = raw
     .replace(/\0+$/, '')
     .replaceAll('\0', ' ')
-    .replace(/[\x00-\x1f\x7f]/g, '?');
+    // C0 controls and DEL garble a log line; of the controls (\p{Cc}) only the C1 range is kept as it was.
+    .replace(/\p{Cc}/gu, (c) => (c <= '\u001f' || c === '\u007f' ? '?' : c));
   return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 }
 
@@ -143,9 +143,9 @@ function unescapeOctal(s: string): string {
 export function parseMountinfo(text: string): Mount[] {
   const mounts: Mount[] = [];
   for (const line of text.split('\n')) {
-    const f = line.split(' ');
-    if (f.length < 5 || !/^\d+:\d+$/.test(f[2]!)) continue;
-    mounts.push({ dev: f[2]!, root: unescapeOctal(f[3]!), mountPoint: unescapeOctal(f[4]!) });
+    const [, , dev, root, mountPoint] = line.split(' ');
+    if (dev === undefined || root === undefined || mountPoint === undefined || !/^\d+:\d+$/.test(dev)) continue;
+    mounts.push({ dev, root: unescapeOctal(root), mountPoint: unescapeOctal(mountPoint) });
   }
   return mounts;
 }
@@ -159,6 +159,10 @@ export function indexMounts(mounts: readonly Mount[]): MountIndex {
   return index;
 }
 
+function isMountIndex(mounts: readonly Mount[] | MountIndex): mounts is MountIndex {
+  return mounts instanceof Map;
+}
+
 /**
  * Where a path of some mount namespace lives on its filesystem: the device and
  * the path from that filesystem's root. Two namespaces agree on this even when
@@ -167,7 +171,7 @@ export function indexMounts(mounts: readonly Mount[]): MountIndex {
  * lookup per ancestor of `p`: the cost does not grow with the number of mounts.
  */
 export function fsLocation(p: string, mounts: readonly Mount[] | MountIndex): { dev: string; fsPath: string } | undefined {
-  const index = mounts instanceof Map ? mounts : indexMounts(mounts as readonly Mount[]);
+  const index = isMountIndex(mounts) ? mounts : indexMounts(mounts);
   if (!p.startsWith('/')) return undefined;
   let best: Mount | undefined;
   for (let at = p; ; at = path.posix.dirname(at)) {

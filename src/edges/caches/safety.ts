@@ -36,11 +36,6 @@ import { TRASH_DIR_NAME } from '../../core/names.js';
 import type { CacheSources } from './inventory.js';
 import { isInside } from './proc.js';
 
-/** Identity of a directory: device and inode, exactly (bigint stats: 64-bit inodes lose nothing). */
-export function keyOf(st: BigIntStats): string {
-  return `${st.dev}:${st.ino}`;
-}
-
 /** Rule 1: resolve a configured root. A missing root is allowed (it may appear later); a non-directory is a configuration error. */
 export async function resolveRoot(root: string): Promise<string> {
   const absolute = path.resolve(root);

@@ -21,6 +21,7 @@
 import { lstat, opendir } from 'node:fs/promises';
 import type { Dir, Dirent } from 'node:fs';
 import { errnoCode, errorMessage } from '../../errors.js';
+import { mapLimit } from './concurrency.js';
 
 export interface TreeSize {
   bytes: number;
@@ -68,8 +69,11 @@ export async function measureTree(root: string, deadline: number): Promise<TreeS
         result.complete = false;
         break;
       }
-      if (open.length === 0) {
-        const next = waiting.pop()!;
+      const top = open.at(-1);
+      if (top === undefined) {
+        // Nothing open: go on with a directory that waited for a free descriptor.
+        const next = waiting.pop();
+        if (next === undefined) break;
         failedAt = next;
         try {
           open.push({ dir: await opendir(next, { encoding: 'buffer', bufferSize: 64 } as never), path: next });
@@ -78,7 +82,6 @@ export async function measureTree(root: string, deadline: number): Promise<TreeS
         }
         continue;
       }
-      const top = open[open.length - 1]!;
       failedAt = top.path;
       const entry = (await top.dir.read()) as Dirent<Buffer> | null;
       if (entry === null) {
@@ -123,14 +126,5 @@ export async function measureTree(root: string, deadline: number): Promise<TreeS
 /** Measure several trees against one deadline; each reports on its own. */
 export async function measureTrees(roots: readonly string[], budgetMs: number, concurrency = 4): Promise<TreeSize[]> {
   const deadline = performance.now() + budgetMs;
-  const results: TreeSize[] = new Array(roots.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < roots.length) {
-      const i = next++;
-      results[i] = await measureTree(roots[i]!, deadline);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, roots.length) }, worker));
-  return results;
+  return mapLimit(roots, concurrency, (root) => measureTree(root, deadline));
 }

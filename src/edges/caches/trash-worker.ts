@@ -104,14 +104,15 @@ export function lowerPriority(): { nice: number | null; ioClass: 'idle' | null }
 
 export function parseArgs(argv: readonly string[]): { rateLimit?: number; concurrency?: number; dirs: string[] } | string {
   const out: { rateLimit?: number; concurrency?: number; dirs: string[] } = { dirs: [] };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
+  // One iterator: an option takes its value from it, and `--` hands it the rest.
+  const args = argv.values();
+  for (const arg of args) {
     if (arg === '--') {
-      out.dirs.push(...argv.slice(i + 1));
+      out.dirs.push(...args);
       break;
     }
     if (arg === '--rate' || arg === '--concurrency') {
-      const value = Number(argv[++i]);
+      const value = Number(args.next().value);
       if (!Number.isFinite(value) || value < 0) return `${arg} takes a number >= 0`;
       if (arg === '--rate') out.rateLimit = value;
       else out.concurrency = value;

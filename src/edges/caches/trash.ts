@@ -11,7 +11,8 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { UnsafePathError, errnoCode, errorMessage, CacheVanishedError } from '../../errors.js';
 import type { CacheDir, CacheSources } from './inventory.js';
-import { cacheDirProblem, keyOf } from './safety.js';
+import { cacheDirProblem } from './safety.js';
+import { inodeKey } from './inode-key.js';
 import { TRASH_DIR_NAME } from '../../core/names.js';
 import { TrashHandles, closeTrash, openTrash } from './trash-dir.js';
 import { deleteContentsAt, addReports, emptyReport, type DeleteOptions, type DeleteReport } from './delete.js';
@@ -71,7 +72,7 @@ async function renameIntoTrash(
   }
   const problem = cacheDirProblem(st, held.parent.st.dev);
   if (problem) throw new UnsafePathError(`refusing to purge ${cache.path}: it ${problem}`, cache.path);
-  if (keyOf(st) !== expectedKey)
+  if (inodeKey(st) !== expectedKey)
     throw new UnsafePathError(`refusing to purge ${cache.path}: it was replaced by another directory since it was judged`, cache.path);
   // A fixed-length name: the cache's own name may already be 255 bytes long.
   const name = `${Date.now()}-${randomBytes(6).toString('hex')}`;
@@ -101,7 +102,7 @@ async function confirmLanded(
   name: string,
 ): Promise<void> {
   const landed = await lstat(held.trash.at(name), { bigint: true });
-  if (keyOf(landed) === expectedKey) return;
+  if (inodeKey(landed) === expectedKey) return;
   try {
     await rename(held.trash.at(name), held.parent.at(entry));
   } catch (err) {

@@ -31,7 +31,7 @@ const entrySchema = z.object({
   provisionerId: z.string(),
   workerType: z.string(),
   cacheName: z.string(),
-  before: z.string().check(z.refine(isServiceTimestamp, { message: 'not an ISO 8601 date-time with a time zone' })),
+  before: z.string().check(z.refine(isServiceTimestamp, { error: 'not an ISO 8601 date-time with a time zone' })),
 });
 
 /**
@@ -39,7 +39,7 @@ const entrySchema = z.object({
  * copy every element, and an answer at the size cap can hold 16 million of them
  * (each entry is validated on its own below).
  */
-const entriesArray = z.custom<unknown[]>((value) => Array.isArray(value), { message: 'expected an array' });
+const entriesArray = z.custom<unknown[]>((value) => Array.isArray(value), { error: 'expected an array' });
 const purgeRequestsSchema = z.object({ requests: entriesArray });
 const listSchema = z.object({
   requests: entriesArray,
@@ -52,7 +52,7 @@ export function parseJson(raw: RawResponse, where: string): unknown {
   try {
     return JSON.parse(text);
   } catch {
-    const type = String(raw.headers['content-type'] ?? 'no content-type');
+    const type = raw.headers['content-type'] ?? 'no content-type';
     throw new UpstreamResponseError(
       `the purge-cache service's answer to ${where} is not JSON (${type}, starts ${JSON.stringify(preview(text))}); ` +
         'check that --root-url points at a Taskcluster deployment',
@@ -151,6 +151,7 @@ function describeIssues(issues: Issue[]): string {
 
 /** A short, printable rendering of untrusted text for messages and logs. */
 export function preview(text: string, max = 80): string {
-  const clean = scrub(text).replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+  // \p{Cc} is exactly U+0000–U+001F and U+007F–U+009F: the C0 and C1 controls and DEL.
+  const clean = scrub(text).replace(/\p{Cc}/gu, '?');
   return clean.length > max ? `${clean.slice(0, max)}…` : clean;
 }

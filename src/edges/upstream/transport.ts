@@ -107,7 +107,8 @@ async function readCapped(body: IncomingMessage, limit: number, failWhenOver: bo
   }
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of body) {
+  // Without setEncoding() a response body yields Buffers.
+  for await (const chunk of body as AsyncIterable<Buffer>) {
     if (size + chunk.length > limit) {
       discard(body);
       if (failWhenOver) throw tooLarge();

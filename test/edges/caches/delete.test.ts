@@ -6,13 +6,15 @@ import { link, lstat, mkdir, readdir, symlink, writeFile } from 'node:fs/promise
 import path from 'node:path';
 import { deleteContents, deleteTree, TokenBucket, type Clock } from '../../../src/edges/caches/delete.js';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.js';
-import { bindMount, hashTree, makeSentinel, mountTmpfs, setImmutable, unmountAll } from './support.js';
+import { makeSentinel } from './support.js';
+import { bindMount, chattr, mountTmpfs, unmountAllUnder } from '../../helpers/mounts.js';
+import { hashTree } from '../../helpers/fixture.js';
 
 let tmp: TempDir;
 const undo: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const fn of undo.splice(0).reverse()) await fn();
-  await unmountAll(tmp.path);
+  await unmountAllUnder(tmp.path);
   await tmp.cleanup();
 });
 
@@ -150,9 +152,9 @@ describe('failures', () => {
     const { top } = await setup();
     await fill(top, { wide: 5, perDir: 5 });
     const stuck = path.join(top, 'w2', 'f3');
-    const error = await setImmutable(stuck, true);
+    const error = await chattr('+i', stuck);
     if (error) return ctx.skip(`cannot make a file immutable here: ${error}`);
-    undo.push(() => setImmutable(stuck, false));
+    undo.push(() => chattr('-i', stuck));
     const report = await deleteTree(top);
     expect(report.failures).toEqual([{ path: stuck, error: 'EPERM: operation not permitted (unlink)' }]);
     // Everything else went; only the file and the directories above it stay.
@@ -203,16 +205,17 @@ function virtualClock(onSleep?: (now: number) => void): Clock & { elapsed(): num
   return {
     now: () => now,
     elapsed: () => now,
-    sleep: async (ms) => {
+    sleep: (ms) => {
       now += ms;
       onSleep?.(now);
+      return Promise.resolve();
     },
   };
 }
 
 describe('rate limit and abort', () => {
-  it('never grants more than capacity + rate × time tokens', () => {
-    fc.assert(
+  it('never grants more than capacity + rate × time tokens', async () => {
+    await fc.assert(
       fc.asyncProperty(fc.integer({ min: 1, max: 5000 }), fc.array(fc.integer({ min: 1, max: 600 }), { minLength: 1, maxLength: 60 }), async (rate, wants) => {
         const clock = virtualClock();
         const bucket = new TokenBucket(rate, clock);

@@ -40,7 +40,9 @@ function holdLock(mode: '-s' | '-x', dir: string): Promise<ChildProcess> {
     child.once('exit', (code) => {
       reject(new Error(`the lock holder exited early (${code})`));
     });
-    child.stdout.setEncoding('utf8').on('data', (s: string) => s.includes('ready') && resolve(child));
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      if (s.includes('ready')) resolve(child);
+    });
   });
 }
 

@@ -6,11 +6,13 @@ import path from 'node:path';
 import { findCaches, listCaches, resolveSources, type CacheSources } from '../../../src/edges/caches/inventory.js';
 import { encodeCacheName, MAX_DIR_NAME_BYTES, TRASH_DIR_NAME } from '../../../src/core/names.js';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.js';
-import { hashTree, makeSentinel, mountRamfs, mountTmpfs, unmountAll } from './support.js';
+import { makeSentinel } from './support.js';
+import { mountRamfs, mountTmpfs, unmountAllUnder } from '../../helpers/mounts.js';
+import { hashTree } from '../../helpers/fixture.js';
 
 let tmp: TempDir;
 afterEach(async () => {
-  await unmountAll(tmp.path);
+  await unmountAllUnder(tmp.path);
   await tmp.cleanup();
 });
 

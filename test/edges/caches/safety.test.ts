@@ -5,11 +5,11 @@ import { ConfigError } from '../../../src/errors.js';
 import { assertSourcesSafe, cacheDirProblem, resolveRoot, resolveSinglePath } from '../../../src/edges/caches/safety.js';
 import { TRASH_DIR_NAME } from '../../../src/core/names.js';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.js';
-import { mountTmpfs, unmountAll } from './support.js';
+import { mountTmpfs, unmountAllUnder } from '../../helpers/mounts.js';
 
 let tmp: TempDir;
 afterEach(async () => {
-  await unmountAll(tmp.path);
+  await unmountAllUnder(tmp.path);
   await tmp.cleanup();
 });
 

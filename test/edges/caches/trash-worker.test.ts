@@ -5,9 +5,11 @@ import path from 'node:path';
 import { emptyTrashInChild, parseArgs } from '../../../src/edges/caches/trash-worker.js';
 import { TRASH_DIR_NAME } from '../../../src/core/names.js';
 import { makeTempDir, REPO_ROOT, type TempDir } from '../../helpers/tmp.js';
-import { hashTree, makeSentinel } from './support.js';
-import { waitUntil } from '../../helpers/wait.js';
+import { makeSentinel } from './support.js';
+
 import { TrashWorkerError } from '../../../src/errors.js';
+import { eventually } from '../../helpers/wait.js';
+import { hashTree } from '../../helpers/fixture.js';
 
 /**
  * The worker runs as a compiled script in a child process: the build in dist/
@@ -68,7 +70,7 @@ describe.skipIf(!built)(`the trash worker process (${SCRIPT})`, () => {
     const running = emptyTrashInChild([trash], { script: SCRIPT, rateLimit: 50, signal: controller.signal });
     // Abort once files have started to go (a slow rate keeps it busy; no timing is asserted).
     const sub = path.join(trash, '0-entry', 'sub');
-    await waitUntil(async () => (await readdir(sub)).length < 400, 'the worker to start deleting', 120_000, 20);
+    await eventually(async () => (await readdir(sub)).length < 400, 'the worker to start deleting', { timeoutMs: 120_000, intervalMs: 20 });
     controller.abort();
     const report = await running;
     expect(report.failures).toEqual([]);

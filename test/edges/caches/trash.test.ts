@@ -4,13 +4,16 @@ import { chmod, chown, lstat, mkdir, readdir, rename, rm, symlink, writeFile } f
 import path from 'node:path';
 import { UnsafePathError, CacheVanishedError, TrashUnavailableError } from '../../../src/errors.js';
 import { listCaches, type CacheDir } from '../../../src/edges/caches/inventory.js';
+import { inodeKey } from '../../../src/edges/caches/inode-key.js';
 import { TRASH_DIR_NAME, emptyTrash, moveToTrash, trashDirFor, trashDirsFor, trashEntries } from '../../../src/edges/caches/trash.js';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.js';
-import { hashTree, makeSentinel, mountTmpfs, unmountAll } from './support.js';
+import { makeSentinel } from './support.js';
+import { mountTmpfs, unmountAllUnder } from '../../helpers/mounts.js';
+import { hashTree } from '../../helpers/fixture.js';
 
 let tmp: TempDir;
 afterEach(async () => {
-  await unmountAll(tmp.path);
+  await unmountAllUnder(tmp.path);
   await tmp.cleanup();
 });
 
@@ -32,10 +35,7 @@ async function makeCache(root: string, name: string, outside: string): Promise<C
   return caches.find((c) => c.name === name)!;
 }
 
-const keyAt = async (p: string): Promise<string> => {
-  const st = await lstat(p, { bigint: true });
-  return `${st.dev}:${st.ino}`;
-};
+const keyAt = async (p: string): Promise<string> => inodeKey(await lstat(p, { bigint: true }));
 
 describe('moveToTrash', () => {
   it('renames the cache into the root’s trash in one step: the path is gone when it resolves', async () => {

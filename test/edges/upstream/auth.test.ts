@@ -6,40 +6,41 @@ import { ConfigError, UpstreamHttpError } from '../../../src/errors.js';
 import { createTemporaryCredentials, startService, type RunningService } from '../../../src/service/index.js';
 import { PurgeCacheClient } from '../../../src/edges/upstream/index.js';
 import { scrub } from '../../../src/secrets.js';
-import { captureLogger, json, listen, POOL, type TestServer, caught } from './servers.js';
+import { captureLogger, json, listen, type TestServer, caught } from '../../helpers/servers.js';
+import { POOL_PARTS } from '../../helpers/fixture.js';
 
 const ADMIN = { clientId: 'admin', accessToken: 'admin-access-token-0123456789' };
 const WORKER = { clientId: 'worker', accessToken: 'worker-access-token-0123456789' };
 const clients = {
   [ADMIN.clientId]: { accessToken: ADMIN.accessToken, scopes: ['*'] },
-  [WORKER.clientId]: { accessToken: WORKER.accessToken, scopes: ['purge-cache:purge-requests::prov/wt'] },
+  [WORKER.clientId]: { accessToken: WORKER.accessToken, scopes: ['purge-cache:purge-requests::test-prov/test-worker'] },
 };
 
 let svc: RunningService;
 beforeAll(async () => {
   svc = await startService({ clients });
-  await new PurgeCacheClient({ rootUrl: svc.url, credentials: ADMIN }).purgeCache(POOL, 'c1');
+  await new PurgeCacheClient({ rootUrl: svc.url, credentials: ADMIN }).purgeCache(POOL_PARTS, 'c1');
 });
 afterAll(() => svc.close());
 
 describe('Hawk signing against serve', () => {
   it('works with plain credentials', async () => {
     const client = new PurgeCacheClient({ rootUrl: svc.url, credentials: WORKER });
-    const result = await client.purgeRequests(POOL);
+    const result = await client.purgeRequests(POOL_PARTS);
     expect(result.requests.map((r) => r.cacheName)).toEqual(['c1']);
   });
 
   it('works with temporary credentials, the certificate given as JSON text or as an object', async () => {
     const temp = createTemporaryCredentials({
       credentials: WORKER,
-      scopes: ['purge-cache:purge-requests::prov/wt'],
+      scopes: ['purge-cache:purge-requests::test-prov/test-worker'],
       start: Date.now(),
       expiry: Date.now() + 60 * 60 * 1000,
     });
     expect(temp.clientId).toBe('worker');
     for (const certificate of [temp.certificate, JSON.parse(temp.certificate) as object]) {
       const client = new PurgeCacheClient({ rootUrl: svc.url, credentials: { ...temp, certificate } });
-      expect((await client.purgeRequests(POOL)).requests).toHaveLength(1);
+      expect((await client.purgeRequests(POOL_PARTS)).requests).toHaveLength(1);
     }
   });
 
@@ -64,28 +65,28 @@ describe('Hawk signing against serve', () => {
     const temp = createTemporaryCredentials({
       clientId: 'worker/temp-1',
       credentials: ADMIN,
-      scopes: ['purge-cache:prov/wt:*'],
+      scopes: ['purge-cache:test-prov/test-worker:*'],
       start: Date.now(),
       expiry: Date.now() + 60 * 60 * 1000,
     });
     const client = new PurgeCacheClient({ rootUrl: svc.url, credentials: temp });
-    await client.purgeCache(POOL, 'c2');
+    await client.purgeCache(POOL_PARTS, 'c2');
     // The certificate grants purging only.
-    const err = await caught(client.purgeRequests(POOL));
+    const err = await caught(client.purgeRequests(POOL_PARTS), UpstreamHttpError);
     expect(err).toBeInstanceOf(UpstreamHttpError);
-    expect((err as UpstreamHttpError).status).toBe(403);
+    expect(err.status).toBe(403);
   });
 
   it('a wrong key fails at once with a clear 401 that quotes no credential', async () => {
     const key = 'wrong-access-token-9876543210';
     const log = captureLogger();
     const client = new PurgeCacheClient({ rootUrl: svc.url, credentials: { clientId: 'worker', accessToken: key }, logger: log.logger });
-    const err = (await caught(client.purgeRequests(POOL))) as UpstreamHttpError;
+    const err = await caught(client.purgeRequests(POOL_PARTS), UpstreamHttpError);
     expect(err).toBeInstanceOf(UpstreamHttpError);
     expect(err.status).toBe(401);
     expect(err.serviceCode).toBe('AuthenticationFailed');
     expect(err.retryable).toBe(false);
-    expect(err.message).toMatch(/purge-cache service refused GET \/purge-cache\/prov\/wt \(401 AuthenticationFailed\)/);
+    expect(err.message).toMatch(/purge-cache service refused GET \/purge-cache\/test-prov\/test-worker \(401 AuthenticationFailed\)/);
     expect(err.message).toMatch(/TASKCLUSTER_ACCESS_TOKEN/);
     for (const text of [err.message, String(err.stack), log.text()]) {
       expect(text).not.toContain(key);
@@ -95,19 +96,19 @@ describe('Hawk signing against serve', () => {
 
   it('403 names the missing scope, with the two colons', async () => {
     const client = new PurgeCacheClient({ rootUrl: svc.url, credentials: WORKER });
-    const err = (await caught(client.purgeRequests({ provisionerId: 'prov', workerType: 'other' }))) as UpstreamHttpError;
+    const err = await caught(client.purgeRequests({ provisionerId: 'test-prov', workerType: 'other' }), UpstreamHttpError);
     expect(err.status).toBe(403);
     expect(err.serviceCode).toBe('InsufficientScopes');
-    expect(err.serviceMessage).toContain('purge-cache:purge-requests::prov/other');
-    expect(err.message).toContain("The agent's client needs the scope purge-cache:purge-requests::prov/other (note the two colons)");
+    expect(err.serviceMessage).toContain('purge-cache:purge-requests::test-prov/other');
+    expect(err.message).toContain("The agent's client needs the scope purge-cache:purge-requests::test-prov/other (note the two colons)");
   });
 
   it('anonymous access gets no Authorization header and a 403 that says so', async () => {
     const client = new PurgeCacheClient({ rootUrl: svc.url });
-    const err = (await caught(client.purgeRequests(POOL))) as UpstreamHttpError;
+    const err = await caught(client.purgeRequests(POOL_PARTS), UpstreamHttpError);
     expect(err.status).toBe(403);
     expect(err.message).toMatch(/No credentials are configured/);
-    expect(err.message).toContain('purge-cache:purge-requests::prov/wt');
+    expect(err.message).toContain('purge-cache:purge-requests::test-prov/test-worker');
   });
 
   it('a certificate that is not JSON is a ConfigError naming TASKCLUSTER_CERTIFICATE, not quoting it', () => {
@@ -158,12 +159,12 @@ describe('proxy mode', () => {
 
   it('sends requests to <proxyUrl>/api/purge-cache/v1/... unsigned, even when credentials are configured', async () => {
     const client = new PurgeCacheClient({ proxyUrl: proxy.url, credentials: WORKER });
-    await client.purgeCache(POOL, 'via-proxy');
-    const result = await client.purgeRequests(POOL);
+    await client.purgeCache(POOL_PARTS, 'via-proxy');
+    const result = await client.purgeRequests(POOL_PARTS);
     expect(result.requests.map((r) => r.cacheName)).toContain('via-proxy');
     expect(proxy.seen.map((r) => `${r.method} ${r.url}`)).toEqual([
-      'POST /api/purge-cache/v1/purge-cache/prov/wt',
-      'GET /api/purge-cache/v1/purge-cache/prov/wt',
+      'POST /api/purge-cache/v1/purge-cache/test-prov/test-worker',
+      'GET /api/purge-cache/v1/purge-cache/test-prov/test-worker',
     ]);
     expect(proxy.seen.every((r) => r.headers.authorization === undefined)).toBe(true);
   });

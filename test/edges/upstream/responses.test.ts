@@ -2,7 +2,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { UpstreamHttpError, UpstreamNetworkError, UpstreamResponseError } from '../../../src/errors.js';
 import { PurgeCacheClient } from '../../../src/edges/upstream/index.js';
-import { captureLogger, entry, json, POOL, recordingSleep, serve, closeServers, caught } from './servers.js';
+import { captureLogger, entry, json, recordingSleep, serve, closeServers, caught } from '../../helpers/servers.js';
+import { POOL_PARTS } from '../../helpers/fixture.js';
 
 afterEach(closeServers);
 
@@ -14,7 +15,7 @@ describe('purgeRequests validation', () => {
       requests: [
         entry('good-1'),
         entry('wrong-type', { cacheName: 42 }),
-        { provisionerId: 'prov', workerType: 'wt', before: '2024-05-01T12:00:00.000Z' },
+        { provisionerId: 'test-prov', workerType: 'test-worker', before: '2024-05-01T12:00:00.000Z' },
         entry('bad-before', { before: 'yesterday' }),
         entry('no-zone', { before: '2024-05-01T12:00:00' }),
         entry('impossible', { before: '2024-13-45T99:00:00Z' }),
@@ -30,7 +31,7 @@ describe('purgeRequests validation', () => {
       json(res, 200, body, { date: 'Wed, 01 May 2024 12:00:05 GMT' });
     });
     const log = captureLogger();
-    const result = await new PurgeCacheClient({ rootUrl: s.url, logger: log.logger }).purgeRequests(POOL);
+    const result = await new PurgeCacheClient({ rootUrl: s.url, logger: log.logger }).purgeRequests(POOL_PARTS);
     expect(result.requests).toEqual([entry('good-1'), entry('good-2', { before: '2024-05-01T14:00:00+02:00' })]);
     expect(result.serverDate).toBe(Date.UTC(2024, 4, 1, 12, 0, 5));
     const reasons = Object.fromEntries(result.invalid.map((i) => [i.index, i.reason]));
@@ -40,12 +41,12 @@ describe('purgeRequests validation', () => {
     expect(reasons[3]).toMatch(/^before: not an ISO 8601 date-time/);
     expect(reasons[4]).toMatch(/^before: /);
     expect(reasons[5]).toMatch(/^before: /);
-    expect(reasons[6]).toBe('for worker pool prov/other, not prov/wt');
-    expect(reasons[7]).toBe('for worker pool elsewhere/wt, not prov/wt');
+    expect(reasons[6]).toBe('for worker pool test-prov/other, not test-prov/test-worker');
+    expect(reasons[7]).toBe('for worker pool elsewhere/test-worker, not test-prov/test-worker');
     expect(reasons[8]).toBe('entry is not an object');
     const warnings = log.lines().filter((l) => l.level === 'warn');
     expect(warnings).toHaveLength(9);
-    expect(warnings[0]).toMatchObject({ index: 1, msg: 'skipping an invalid purge request in the answer to GET /purge-cache/prov/wt' });
+    expect(warnings[0]).toMatchObject({ index: 1, msg: 'skipping an invalid purge request in the answer to GET /purge-cache/test-prov/test-worker' });
   });
 
   it('fails the call when the envelope is wrong', async () => {
@@ -53,7 +54,7 @@ describe('purgeRequests validation', () => {
       const s = await serve((_req, res) => {
         json(res, 200, body);
       });
-      const err = await caught(new PurgeCacheClient({ rootUrl: s.url }).purgeRequests(POOL));
+      const err = await caught(new PurgeCacheClient({ rootUrl: s.url }).purgeRequests(POOL_PARTS));
       expect(err).toBeInstanceOf(UpstreamResponseError);
       expect(err.message).toContain('is not an object with a "requests" array');
     }
@@ -64,7 +65,7 @@ describe('purgeRequests validation', () => {
       res.writeHead(200, { 'content-type': 'text/html' });
       res.end('<html>\n<title>Sign in to the Wi-Fi</title>');
     });
-    const err = await caught(new PurgeCacheClient({ rootUrl: s.url, sleep: noSleep }).purgeRequests(POOL));
+    const err = await caught(new PurgeCacheClient({ rootUrl: s.url, sleep: noSleep }).purgeRequests(POOL_PARTS));
     expect(err).toBeInstanceOf(UpstreamResponseError);
     expect(err.message).toContain('is not JSON (text/html, starts "<html>?<title>Sign in');
     expect(s.seen).toHaveLength(1);
@@ -76,7 +77,7 @@ describe('purgeRequests validation', () => {
       json(res, 200, { requests });
     });
     const log = captureLogger();
-    const result = await new PurgeCacheClient({ rootUrl: s.url, logger: log.logger }).purgeRequests(POOL);
+    const result = await new PurgeCacheClient({ rootUrl: s.url, logger: log.logger }).purgeRequests(POOL_PARTS);
     expect(result.invalid).toHaveLength(250);
     const warnings = log.lines().filter((l) => l.level === 'warn');
     expect(warnings).toHaveLength(101);
@@ -93,7 +94,7 @@ describe('bounded answers', () => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(text);
     });
-    const result = await new PurgeCacheClient({ rootUrl: s.url }).purgeRequests(POOL);
+    const result = await new PurgeCacheClient({ rootUrl: s.url }).purgeRequests(POOL_PARTS);
     expect(result.requests).toHaveLength(100_000);
   });
 
@@ -113,7 +114,7 @@ describe('bounded answers', () => {
       res.on('close', () => (written = Math.min(written, total)));
       pump();
     });
-    const err = await caught(new PurgeCacheClient({ rootUrl: s.url, sleep: noSleep }).purgeRequests(POOL));
+    const err = await caught(new PurgeCacheClient({ rootUrl: s.url, sleep: noSleep }).purgeRequests(POOL_PARTS));
     expect(err).toBeInstanceOf(UpstreamResponseError);
     expect(err.message).toContain(`larger than ${32 * 1024 * 1024} bytes`);
     expect(written).toBeLessThan(total);
@@ -125,7 +126,7 @@ describe('bounded answers', () => {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(2048) });
       res.write(Buffer.alloc(100, ' '));
     });
-    const err = await caught(new PurgeCacheClient({ rootUrl: s.url, maxResponseBytes: 1024 }).purgeRequests(POOL));
+    const err = await caught(new PurgeCacheClient({ rootUrl: s.url, maxResponseBytes: 1024 }).purgeRequests(POOL_PARTS));
     expect(err).toBeInstanceOf(UpstreamResponseError);
     expect(err.message).toContain('larger than 1024 bytes');
   });
@@ -147,7 +148,7 @@ describe('bounded answers', () => {
       });
     });
     const client = new PurgeCacheClient({ rootUrl: s.url, timeoutMs: 1500, maxRetries: 0 });
-    const err = await caught(client.purgeRequests(POOL));
+    const err = await caught(client.purgeRequests(POOL_PARTS));
     expect(err).toBeInstanceOf(UpstreamNetworkError);
     expect(err.message).toContain('within 1500 ms');
   });
@@ -157,15 +158,15 @@ describe('bounded answers', () => {
       json(res, 200, { requests: [] });
     });
     const s = await serve((_req, res) => {
-      res.writeHead(301, { location: `${elsewhere.url.replace('http://', 'http://user:pw@')}/api/purge-cache/v1/purge-cache/prov/wt` });
+      res.writeHead(301, { location: `${elsewhere.url.replace('http://', 'http://user:pw@')}/api/purge-cache/v1/purge-cache/test-prov/test-worker` });
       res.end();
     });
     const { sleep, delays } = recordingSleep();
-    const err = (await caught(new PurgeCacheClient({ rootUrl: s.url, sleep }).purgeRequests(POOL))) as UpstreamHttpError;
+    const err = await caught(new PurgeCacheClient({ rootUrl: s.url, sleep }).purgeRequests(POOL_PARTS), UpstreamHttpError);
     expect(err).toBeInstanceOf(UpstreamHttpError);
     expect(err.status).toBe(301);
     expect(err.retryable).toBe(false);
-    expect(err.message).toContain(`with a redirect (301) to ${elsewhere.url}/api/purge-cache/v1/purge-cache/prov/wt, which is not followed`);
+    expect(err.message).toContain(`with a redirect (301) to ${elsewhere.url}/api/purge-cache/v1/purge-cache/test-prov/test-worker, which is not followed`);
     expect(err.message).toContain('check --root-url');
     expect(err.message).not.toContain('pw@');
     expect(elsewhere.seen).toHaveLength(0);

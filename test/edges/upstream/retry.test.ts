@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { UpstreamHttpError, UpstreamNetworkError } from '../../../src/errors.js';
 import { PurgeCacheClient } from '../../../src/edges/upstream/index.js';
 import { backoffDelay, isRetryableStatus, MAX_DELAY_MS, retryAfterMs } from '../../../src/edges/upstream/retry.js';
-import { captureLogger, entry, json, listen, POOL, recordingSleep, serve, closeServers, caught } from './servers.js';
+import { captureLogger, entry, json, listen, recordingSleep, serve, closeServers, caught } from '../../helpers/servers.js';
+import { POOL_PARTS } from '../../helpers/fixture.js';
 
 afterEach(closeServers);
 
@@ -33,12 +34,13 @@ describe('backoff policy', () => {
 describe('retries', () => {
   it('retries a 500 and then succeeds, with growing delays', async () => {
     const s = await serve((_req, res, n) => {
-      n <= 2 ? json(res, 500, { code: 'InternalServerError', message: 'boom' }) : json(res, 200, { requests: [entry('c')] });
+      if (n <= 2) json(res, 500, { code: 'InternalServerError', message: 'boom' });
+      else json(res, 200, { requests: [entry('c')] });
     });
     const { sleep, delays } = recordingSleep();
     const log = captureLogger();
     const client = new PurgeCacheClient({ rootUrl: s.url, sleep, random: () => 0.5, baseDelayMs: 10, logger: log.logger });
-    const result = await client.purgeRequests(POOL);
+    const result = await client.purgeRequests(POOL_PARTS);
     expect(result.attempts).toBe(3);
     expect(result.requests).toHaveLength(1);
     expect(delays).toEqual([20, 40]);
@@ -50,7 +52,7 @@ describe('retries', () => {
       json(res, 503, { code: 'ServiceUnavailable', message: 'down for maintenance' });
     });
     const { sleep, delays } = recordingSleep();
-    const err = (await caught(new PurgeCacheClient({ rootUrl: s.url, sleep }).purgeRequests(POOL))) as UpstreamHttpError;
+    const err = await caught(new PurgeCacheClient({ rootUrl: s.url, sleep }).purgeRequests(POOL_PARTS), UpstreamHttpError);
     expect(err).toBeInstanceOf(UpstreamHttpError);
     expect(err.status).toBe(503);
     expect(err.serviceCode).toBe('ServiceUnavailable');
@@ -63,10 +65,10 @@ describe('retries', () => {
 
   it('does not retry a 403', async () => {
     const s = await serve((_req, res) => {
-      json(res, 403, { code: 'InsufficientScopes', message: 'missing purge-cache:purge-requests::prov/wt' });
+      json(res, 403, { code: 'InsufficientScopes', message: 'missing purge-cache:purge-requests::test-prov/test-worker' });
     });
     const { sleep, delays } = recordingSleep();
-    const err = (await caught(new PurgeCacheClient({ rootUrl: s.url, sleep }).purgeRequests(POOL))) as UpstreamHttpError;
+    const err = await caught(new PurgeCacheClient({ rootUrl: s.url, sleep }).purgeRequests(POOL_PARTS), UpstreamHttpError);
     expect(err.status).toBe(403);
     expect(s.seen).toHaveLength(1);
     expect(delays).toEqual([]);
@@ -74,11 +76,9 @@ describe('retries', () => {
 
   it('honours Retry-After on 429, within the same retries', async () => {
     const s = await serve((_req, res, n) => {
-      n === 1
-        ? json(res, 429, { code: 'TooManyRequests', message: 'slow down' }, { 'retry-after': '2' })
-        : n === 2
-          ? json(res, 429, {}, { 'retry-after': new Date(Date.now() + 20_000).toUTCString() })
-          : json(res, 200, { alive: true, uptime: 3 });
+      if (n === 1) json(res, 429, { code: 'TooManyRequests', message: 'slow down' }, { 'retry-after': '2' });
+      else if (n === 2) json(res, 429, {}, { 'retry-after': new Date(Date.now() + 20_000).toUTCString() });
+      else json(res, 200, { alive: true, uptime: 3 });
     });
     const { sleep, delays } = recordingSleep();
     const client = new PurgeCacheClient({ rootUrl: s.url, sleep, baseDelayMs: 1 });
@@ -95,7 +95,7 @@ describe('retries', () => {
       json(res, 429, { code: 'TooManyRequests', message: 'later' }, { 'retry-after': '3600' });
     });
     const { sleep, delays } = recordingSleep();
-    const err = (await caught(new PurgeCacheClient({ rootUrl: s.url, sleep }).ping())) as UpstreamHttpError;
+    const err = await caught(new PurgeCacheClient({ rootUrl: s.url, sleep }).ping(), UpstreamHttpError);
     expect(err.status).toBe(429);
     expect(err.message).toContain('asked to wait 3600 s');
     expect(delays).toEqual([]);
@@ -105,9 +105,9 @@ describe('retries', () => {
     const s = await serve(() => undefined);
     const { sleep } = recordingSleep();
     const client = new PurgeCacheClient({ rootUrl: s.url, sleep, timeoutMs: 200, maxRetries: 1 });
-    const err = await caught(client.purgeRequests(POOL));
+    const err = await caught(client.purgeRequests(POOL_PARTS));
     expect(err).toBeInstanceOf(UpstreamNetworkError);
-    expect(err.message).toContain(`did not answer GET ${s.url}/api/purge-cache/v1/purge-cache/prov/wt within 200 ms`);
+    expect(err.message).toContain(`did not answer GET ${s.url}/api/purge-cache/v1/purge-cache/test-prov/test-worker within 200 ms`);
     expect(err.message).toContain('gave up after 2 attempts');
     expect(s.seen).toHaveLength(2);
   });
@@ -118,7 +118,7 @@ describe('retries', () => {
       json(res, 200, { requests: [] });
     });
     const { sleep, delays } = recordingSleep();
-    const result = await new PurgeCacheClient({ rootUrl: s.url, sleep }).purgeRequests(POOL);
+    const result = await new PurgeCacheClient({ rootUrl: s.url, sleep }).purgeRequests(POOL_PARTS);
     expect(result.attempts).toBe(2);
     expect(delays).toHaveLength(1);
   });
@@ -128,9 +128,9 @@ describe('retries', () => {
     const url = s.url;
     await s.close();
     const { sleep } = recordingSleep();
-    const err = await caught(new PurgeCacheClient({ rootUrl: url, sleep, maxRetries: 2 }).purgeRequests(POOL, new Date(0)));
+    const err = await caught(new PurgeCacheClient({ rootUrl: url, sleep, maxRetries: 2 }).purgeRequests(POOL_PARTS, new Date(0)));
     expect(err).toBeInstanceOf(UpstreamNetworkError);
-    expect(err.message).toContain(`could not reach the purge-cache service for GET ${url}/api/purge-cache/v1/purge-cache/prov/wt`);
+    expect(err.message).toContain(`could not reach the purge-cache service for GET ${url}/api/purge-cache/v1/purge-cache/test-prov/test-worker`);
     expect(err.message).toContain('ECONNREFUSED');
     expect(err.message).not.toContain('since=');
     expect(err.message).toContain('gave up after 3 attempts');
@@ -149,7 +149,7 @@ describe('retries', () => {
       });
     });
     const { sleep } = recordingSleep();
-    await new PurgeCacheClient({ rootUrl: s.url, sleep }).purgeCache(POOL, 'x');
+    await new PurgeCacheClient({ rootUrl: s.url, sleep }).purgeCache(POOL_PARTS, 'x');
     expect(s.seen.map((r) => r.method)).toEqual(['POST', 'POST']);
   });
 });

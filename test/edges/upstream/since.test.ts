@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Clock } from '../../../src/edges/clock.js';
 import { startService, type RunningService } from '../../../src/service/index.js';
 import { PurgeCacheClient } from '../../../src/edges/upstream/index.js';
-import { POOL } from './servers.js';
+import { POOL_PARTS } from '../../helpers/fixture.js';
 
 let svc: RunningService | undefined;
 afterEach(async () => {
@@ -22,18 +22,18 @@ describe('since', () => {
     const clock = manualClock(t0);
     svc = await startService({ clock });
     const client = new PurgeCacheClient({ rootUrl: svc.url });
-    await client.purgeCache(POOL, 'first');
+    await client.purgeCache(POOL_PARTS, 'first');
     clock.set(t0 + 1000);
-    await client.purgeCache(POOL, 'second');
+    await client.purgeCache(POOL_PARTS, 'second');
 
-    const names = async (since?: Date) => (await client.purgeRequests(POOL, since)).requests.map((r) => r.cacheName).sort();
+    const names = async (since?: Date) => (await client.purgeRequests(POOL_PARTS, since)).requests.map((r) => r.cacheName).sort();
     expect(await names()).toEqual(['first', 'second']);
     expect(await names(new Date(t0))).toEqual(['first', 'second']);
     expect(await names(new Date(t0 + 1))).toEqual(['second']);
     expect(await names(new Date(t0 + 1000))).toEqual(['second']);
     expect(await names(new Date(t0 + 1001))).toEqual([]);
 
-    const { requests } = await client.purgeRequests(POOL, new Date(t0 + 1000));
+    const { requests } = await client.purgeRequests(POOL_PARTS, new Date(t0 + 1000));
     expect(requests[0]!.before).toBe(new Date(t0 + 1000).toISOString());
   });
 });

@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../src/errors.js';
 import { PurgeCacheClient } from '../../../src/edges/upstream/index.js';
 import { apiBase, listPath, purgeRequestsPath } from '../../../src/edges/upstream/urls.js';
-import { json, listen, POOL, type TestServer } from './servers.js';
+import { json, listen, type TestServer } from '../../helpers/servers.js';
+import { POOL_PARTS } from '../../helpers/fixture.js';
 
 let servers: TestServer[] = [];
 afterEach(async () => {
@@ -49,8 +50,10 @@ describe('URLs', () => {
   });
 
   it('puts the pool id in the path with a literal slash and `since` as ISO 8601 with milliseconds', () => {
-    expect(purgeRequestsPath(POOL)).toBe('/purge-cache/prov/wt');
-    expect(purgeRequestsPath(POOL, new Date(Date.UTC(2024, 4, 1, 12, 0, 0, 7)))).toBe('/purge-cache/prov/wt?since=2024-05-01T12%3A00%3A00.007Z');
+    expect(purgeRequestsPath(POOL_PARTS)).toBe('/purge-cache/test-prov/test-worker');
+    expect(purgeRequestsPath(POOL_PARTS, new Date(Date.UTC(2024, 4, 1, 12, 0, 0, 7)))).toBe(
+      '/purge-cache/test-prov/test-worker?since=2024-05-01T12%3A00%3A00.007Z',
+    );
     expect(listPath()).toBe('/purge-cache/list');
     expect(listPath('tok/en+', 10)).toBe('/purge-cache/list?continuationToken=tok%2Fen%2B&limit=10');
   });
@@ -69,15 +72,15 @@ describe('URLs', () => {
   it('sends exactly these requests on the wire', async () => {
     const s = await echoServer();
     const client = new PurgeCacheClient({ rootUrl: `${s.url}/` });
-    await client.purgeRequests(POOL);
-    await client.purgeRequests(POOL, new Date('2024-05-01T12:00:00Z'));
-    await client.purgeCache(POOL, 'a/b c');
+    await client.purgeRequests(POOL_PARTS);
+    await client.purgeRequests(POOL_PARTS, new Date('2024-05-01T12:00:00Z'));
+    await client.purgeCache(POOL_PARTS, 'a/b c');
     await client.allPurgeRequests({ limit: 5 });
     await client.ping();
     expect(s.seen.map((r) => `${r.method} ${r.url}`)).toEqual([
-      'GET /api/purge-cache/v1/purge-cache/prov/wt',
-      'GET /api/purge-cache/v1/purge-cache/prov/wt?since=2024-05-01T12%3A00%3A00.000Z',
-      'POST /api/purge-cache/v1/purge-cache/prov/wt',
+      'GET /api/purge-cache/v1/purge-cache/test-prov/test-worker',
+      'GET /api/purge-cache/v1/purge-cache/test-prov/test-worker?since=2024-05-01T12%3A00%3A00.000Z',
+      'POST /api/purge-cache/v1/purge-cache/test-prov/test-worker',
       'GET /api/purge-cache/v1/purge-cache/list?limit=5',
       'GET /api/purge-cache/v1/ping',
     ]);
@@ -97,7 +100,7 @@ describe('URLs', () => {
       });
     });
     servers.push(s);
-    await new PurgeCacheClient({ rootUrl: s.url }).purgeCache(POOL, 'naïve "name"/..');
+    await new PurgeCacheClient({ rootUrl: s.url }).purgeCache(POOL_PARTS, 'naïve "name"/..');
     expect(JSON.parse(body)).toEqual({ cacheName: 'naïve "name"/..' });
   });
 

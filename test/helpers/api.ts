@@ -9,8 +9,9 @@ import type { AddressInfo } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import { startCli, finished, waitForOutput, logLines, type CliResult } from '../helpers/cli.js';
-import { POOL, type Fixture } from '../helpers/fixture.js';
+import { startCli, finished, waitForOutput, logLines, type CliResult } from './cli.js';
+import { POOL, type Fixture } from './fixture.js';
+import { eventually } from './wait.js';
 
 export const TOKEN = 'test-api-token-0123456789abcdef';
 
@@ -108,14 +109,13 @@ export async function startDaemon(
     ...(opts.args ?? []),
   ];
   const child = startCli(args, { env: opts.env ?? {} });
-  let exited = false;
-  child.on('exit', () => (exited = true));
+  const exited = () => child.exitCode !== null || child.signalCode !== null;
   // 'purge-cache-agent started' is logged by the daemon right before it installs its signal handlers (same tick):
   // once it is out, a SIGTERM from the test is handled as a stop, never as the default kill.
-  await waitForOutput(child, (o) => exited || (o.stderr.includes('local API listening') && o.stderr.includes('purge-cache-agent started')));
-  if (exited) throw new Error(`run exited before its API listened:\n${child.output.stderr}`);
+  await waitForOutput(child, (o) => exited() || (o.stderr.includes('local API listening') && o.stderr.includes('purge-cache-agent started')));
+  if (exited()) throw new Error(`run exited before its API listened:\n${child.output.stderr}`);
   const line = logLines(child.output.stderr).find((l) => l.msg === 'local API listening')!;
-  const tcpUrl = String(line.tcp ?? '');
+  const tcpUrl = typeof line.tcp === 'string' ? line.tcp : '';
   return {
     child,
     socket: { socketPath: String(line.socket) },
@@ -133,17 +133,6 @@ export async function tokenFile(fx: Fixture, token = TOKEN): Promise<string> {
   const file = path.join(fx.tmp.path, 'api-token');
   await writeFile(file, `${token}\n`, { mode: 0o600 });
   return file;
-}
-
-/** Poll `check` until it returns a value (not undefined); bounded, never a timed assertion. */
-export async function eventually<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** Wait for the cycle at start to finish (status shows a last cycle). */

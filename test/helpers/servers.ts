@@ -3,7 +3,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { loggerOptions, type Logger } from '../../../src/log.js';
+import { loggerOptions, type Logger } from '../../src/log.js';
+import { POOL_PARTS } from './fixture.js';
 
 export interface TestServer {
   url: string;
@@ -73,13 +74,17 @@ export function captureLogger(): CapturedLog {
 /** A sleep that doesn't: it records the delay asked for. */
 export function recordingSleep(): { sleep: (ms: number) => Promise<void>; delays: number[] } {
   const delays: number[] = [];
-  return { delays, sleep: async (ms: number) => void delays.push(ms) };
+  return {
+    delays,
+    sleep: (ms: number) => {
+      delays.push(ms);
+      return Promise.resolve();
+    },
+  };
 }
 
-export const POOL = { provisionerId: 'prov', workerType: 'wt' } as const;
-
 export function entry(cacheName: string, overrides: Record<string, unknown> = {}) {
-  return { provisionerId: POOL.provisionerId, workerType: POOL.workerType, cacheName, before: '2024-05-01T12:00:00.000Z', ...overrides };
+  return { ...POOL_PARTS, cacheName, before: '2024-05-01T12:00:00.000Z', ...overrides };
 }
 
 /** Servers a test file started, closed after each test by closeServers(). */
@@ -96,12 +101,15 @@ export async function closeServers(): Promise<void> {
   await Promise.all(started.splice(0).map((s) => s.close()));
 }
 
-/** The error a promise rejects with; fails the test if it resolves. */
-export async function caught(p: Promise<unknown>): Promise<Error> {
+/** The error a promise rejects with, checked to be a `type` when given; fails the test if it resolves. */
+export async function caught(p: Promise<unknown>): Promise<Error>;
+export async function caught<E extends Error>(p: Promise<unknown>, type: abstract new (...args: never[]) => E): Promise<E>;
+export async function caught(p: Promise<unknown>, type: abstract new (...args: never[]) => Error = Error): Promise<Error> {
   try {
     await p;
   } catch (err) {
-    return err as Error;
+    if (err instanceof type) return err;
+    throw new Error(`expected a ${type.name}, got ${String(err)}`);
   }
   throw new Error('expected a failure');
 }
