@@ -1,6 +1,7 @@
 // Lint: typescript-eslint's strict type-checked rules.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import globals from 'globals';
 
 export default tseslint.config(
   { ignores: ['dist/', 'dist-bench/', 'node_modules/', '.test-tmp/', '.demo/', 'coverage/'] },
@@ -27,5 +28,17 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'off',
       '@typescript-eslint/no-non-null-assertion': 'off',
     },
+  },
+  {
+    // JavaScript: the deletion threads (CommonJS, // @ts-check, type-checked by tsc through allowJs), the build and
+    // docs scripts, and this file. The type-aware rules need a TypeScript program these files are not part of.
+    files: ['**/*.cjs', '**/*.mjs', '**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: { ...tseslint.configs.disableTypeChecked.languageOptions, globals: { ...globals.node } },
+  },
+  {
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs' },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
 );

@@ -15,7 +15,7 @@ const failure = (e) => ({ code: (e && e.code) || 'EUNKNOWN', message: String((e 
 function mountId(fd) {
   try {
     const m = /^mnt_id:\s*(\d+)/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'latin1'));
-    return m ? m[1] : null;
+    return m?.[1] ?? null;
   } catch {
     return null;
   }
@@ -27,6 +27,12 @@ function identity(fd) {
   return { dev: String(st.dev), ino: String(st.ino), mnt: mountId(fd) };
 }
 
+/**
+ * Listing options that give names as bytes (a name need not be UTF-8). Node accepts the encoding 'buffer' here,
+ * though its type declarations list only text encodings.
+ */
+const LIST_AS_BYTES = /** @type {fs.OpenDirOptions} */ (/** @type {unknown} */ ({ encoding: 'buffer', bufferSize: 128 }));
+
 /** @param {fs.Dir} dir */
 function closeQuietly(dir) {
   try {
@@ -36,4 +42,4 @@ function closeQuietly(dir) {
   }
 }
 
-module.exports = { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, at, failure, identity, closeQuietly };
+module.exports = { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, LIST_AS_BYTES, at, failure, identity, closeQuietly };

@@ -1,7 +1,7 @@
 // @ts-check
 'use strict';
 const fs = require('node:fs');
-const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, at, failure, identity, closeQuietly } = require('./delete-fs.cjs');
+const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, LIST_AS_BYTES, at, failure, identity, closeQuietly } = require('./delete-fs.cjs');
 
 /**
  * Whole subtrees, depth-first in a deletion thread: no message per directory,
@@ -50,7 +50,7 @@ function limitOpen(t) {
   let i = t.firstOpen;
   for (; t.open > MAX_OPEN_FRAMES && i < t.frames.length - 1; i++) {
     const f = t.frames[i];
-    if (f.fd === null) continue;
+    if (!f || f.fd === null) continue;
     if (f.dir) closeQuietly(f.dir);
     f.dir = null;
     fs.closeSync(f.fd);
@@ -60,7 +60,7 @@ function limitOpen(t) {
   t.firstOpen = i;
 }
 
-/** @param {Subtree} t @param {Frame} f */
+/** @param {Subtree} t @param {Frame} f @param {Buffer} name */
 function unlinkEntry(t, f, name) {
   const p = at(/** @type {number} */ (f.fd), name);
   try {
@@ -175,7 +175,7 @@ function step(t, max) {
     }
     let entry;
     try {
-      if (!f.dir) f.dir = fs.opendirSync(`/proc/self/fd/${f.fd}`, { encoding: 'buffer', bufferSize: 128 });
+      if (!f.dir) f.dir = fs.opendirSync(`/proc/self/fd/${f.fd}`, LIST_AS_BYTES);
       entry = f.dir.readSync();
     } catch (e) {
       subtreeFail(t, undefined, e);

@@ -15,13 +15,13 @@
 'use strict';
 const { parentPort } = require('node:worker_threads');
 const fs = require('node:fs');
-const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, at, failure, identity, closeQuietly } = require('./delete-fs.cjs');
+const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, LIST_AS_BYTES, at, failure, identity, closeQuietly } = require('./delete-fs.cjs');
 const subtreeOps = require('./delete-subtree.cjs');
 
 /**
  * Unlink one entry of a held directory; returns the blocks it freed when
  * counting (a file with other links frees nothing yet). Throws what unlink throws.
- * @param {number} dirFd @param {Buffer} name @param {boolean} countBytes
+ * @param {number} dirFd @param {Uint8Array} name @param {boolean} countBytes
  */
 function unlinkCounted(dirFd, name, countBytes) {
   const p = at(dirFd, name);
@@ -56,7 +56,7 @@ const ops = {
     if (expect && (expect.dev !== r.dev || expect.ino !== r.ino)) return { ...r, replaced: true };
     try {
       const stream = nextStream++;
-      streams.set(stream, fs.opendirSync(`/proc/self/fd/${fd}`, { encoding: 'buffer', bufferSize: 128 }));
+      streams.set(stream, fs.opendirSync(`/proc/self/fd/${fd}`, LIST_AS_BYTES));
       r.stream = stream;
     } catch (e) {
       r.listFail = failure(e);
