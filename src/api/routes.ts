@@ -4,7 +4,7 @@
  * an ApiError. See the README's "Local API" section for the contract.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { z } from '../validation.js';
+import * as z from '../validation.js';
 import type { Agent, Operation } from '../engine/agent.js';
 import type { CycleReport } from '../engine/cycle.js';
 import { findCaches, listCaches } from '../edges/caches/inventory.js';
