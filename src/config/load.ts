@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, errnoCode, errorMessage } from '../errors.js';
 import { registerSecret } from '../secrets.js';
-import { SETTINGS, DEFAULTS, singleCache, type CommandName, type Settings, type SettingSpec } from './settings.js';
+import { SETTINGS, DEFAULTS, SCHEDULE_ACCEPTS, singleCache, type CommandName, type Settings, type SettingSpec } from './settings.js';
 
 export interface LoadInput {
   /** Parsed flags as commander gives them (camelCase of the long flag). */
@@ -84,23 +84,29 @@ export async function loadSettings(input: LoadInput): Promise<Settings> {
   }
 
   const resolved: Record<string, unknown> = { ...DEFAULTS };
+  const sources = new Map<string, string>();
   for (const spec of SETTINGS) {
     const attr = flagAttribute(spec);
     const flagValue = attr === undefined ? undefined : flags[attr];
     const envName = spec.env?.find((name) => env[name] !== undefined && env[name] !== '');
     if (flagValue !== undefined) {
       resolved[spec.key] = parseFlag(spec, flagValue);
+      sources.set(spec.key, `flag ${spec.flag?.split(' ')[0]}`);
     } else if (envName !== undefined) {
       let raw: string = env[envName]!;
       // systemd's STATE_DIRECTORY lists every StateDirectory=, ':'-separated; ours is the first.
       if (envName === 'STATE_DIRECTORY') raw = raw.split(':')[0]!;
       resolved[spec.key] = parseOrFail(spec, raw, `environment variable ${envName}`);
+      sources.set(spec.key, `environment variable ${envName}`);
     } else if (spec.key in file) {
       resolved[spec.key] = parseOrFail(spec, file[spec.key], `config file ${configFile}`);
+      sources.set(spec.key, `config file ${configFile}`);
     } else if (input.command && spec.commandDefaults?.[input.command] !== undefined) {
       resolved[spec.key] = parseOrFail(spec, spec.commandDefaults[input.command], `default for ${input.command}`);
+      sources.set(spec.key, `default for ${input.command}`);
     }
   }
+  await checkSchedule(resolved.schedule as string, sources.get('schedule'));
   const credentials = credentialsFromEnv(env);
   if (credentials) resolved.credentials = credentials;
 
@@ -113,6 +119,16 @@ export async function loadSettings(input: LoadInput): Promise<Settings> {
     registerSecret(settings.credentials.certificate);
   }
   return settings;
+}
+
+/**
+ * node-cron (about 60 KB of code) is loaded only to check a schedule someone
+ * set: the default is valid, and `once` and `exec` never schedule anything.
+ */
+async function checkSchedule(schedule: string, source: string | undefined): Promise<void> {
+  if (source === undefined) return;
+  const { default: cron } = await import('node-cron');
+  if (!cron.validate(schedule)) throw new ConfigError(`invalid schedule (${source}): expected ${SCHEDULE_ACCEPTS}`, 'schedule');
 }
 
 function parseFlag(spec: SettingSpec, value: unknown): unknown {
