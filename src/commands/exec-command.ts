@@ -62,8 +62,7 @@ export async function execCommand(command: string[], flags: Record<string, unkno
     if (flags.sync) await coordinator.sync();
     const deadline = Date.now() + waitMs;
     for (const target of targets) {
-      locks.push(await claim(target, { coordinator, logger: ctx.logger, deadline, say }));
-      await coordinator.acquireLease(target.name, owner, leaseTtlMs);
+      locks.push(await claim(target, { coordinator, lease: { owner, ttlMs: leaseTtlMs }, logger: ctx.logger, deadline, say }));
       leased.push(target.name);
     }
   } catch (err) {

@@ -10,7 +10,9 @@ import { withAgentOrState } from '../agent-link.js';
 import { ApiRequestError, connectToAgent, NoAgentError, type ApiClient } from '../../api/client.js';
 import { Agent } from '../agent.js';
 import { TaskFailedError } from '../../errors.js';
-import type { Coordinator, Target } from './claim.js';
+import type { Coordinator, Lease, Target } from './claim.js';
+import type { LocalContext } from '../cycle.js';
+import type { StateStore } from '../../edges/state.js';
 
 export interface ExecCoordinator extends Coordinator {
   /**
@@ -33,13 +35,19 @@ export function execCoordinator(settings: Settings, logger: Logger): ExecCoordin
     withAgentOrState<T>(settings, logger, viaApi, offline).then((r) => r.value);
 
   return {
-    pendingFor: (target: Target, key: string) =>
+    leaseUnlessPending: (target: Target, key: string, lease: Lease) =>
       either(
         async (client) => {
           const { body } = await client.call<{ caches: { path: string; pendingPurge: unknown }[] }>('GET', '/v1/caches');
-          return body.caches.some((c) => c.path === target.path && c.pendingPurge !== null);
+          if (body.caches.some((c) => c.path === target.path && c.pendingPurge !== null)) return false;
+          await client.acquireLease(target.name, lease.owner, lease.ttlMs / 1000);
+          return true;
         },
-        async (local) => local.state.pending.some((p) => p.path === target.path && p.key === key),
+        async (local) => {
+          if (local.state.pending.some((p) => p.path === target.path && p.key === key)) return false;
+          await saveLease(local, target.name, lease);
+          return true;
+        },
       ),
 
     purge: (name: string) =>
@@ -115,11 +123,7 @@ export function execCoordinator(settings: Settings, logger: Logger): ExecCoordin
     acquireLease: (name, owner, ttlMs) =>
       either(
         async (client) => void (await client.acquireLease(name, owner, ttlMs / 1000)),
-        async (local) => {
-          const now = Date.now();
-          const next = acquireLease(liveLeases(local.state.leases, now), name, owner, ttlMs, now);
-          await local.store.save({ ...local.state, leases: next.leases });
-        },
+        (local) => saveLease(local, name, { owner, ttlMs }),
       ),
 
     releaseLease: (name, owner) =>
@@ -132,4 +136,10 @@ export function execCoordinator(settings: Settings, logger: Logger): ExecCoordin
         },
       ),
   };
+}
+
+async function saveLease(local: LocalContext & { store: StateStore }, name: string, lease: Lease): Promise<void> {
+  const now = Date.now();
+  const next = acquireLease(liveLeases(local.state.leases, now), name, lease.owner, lease.ttlMs, now);
+  await local.store.save({ ...local.state, leases: next.leases });
 }
