@@ -8,7 +8,6 @@
  * Exit codes: 0 success; 1 the work failed (service unreachable, a purge
  * failed, another agent holds the state); 2 bad usage or configuration.
  */
-import { setFlagsFromString } from 'node:v8';
 import { Command, CommanderError } from 'commander';
 import { addSettings, PROGRAM, seeHelp } from './commands/help.js';
 import { AgentError, errnoCode, errorMessage, systemErrorMessage } from './errors.js';
@@ -161,18 +160,24 @@ export function buildProgram(): Command {
 }
 
 /**
- * The daemon runs for weeks, mostly idle. Left alone, V8 grows its young
- * generation to 16 MB after a busy cycle and that memory stays resident; this
- * keeps it at its initial size, as `--max-semi-space-size=1` in the shipped
- * units does, for a daemon started without NODE_OPTIONS. (The growth factor is
- * read each time the young generation would grow, so setting it here works.)
+ * The daemon runs for weeks, mostly idle, and what it touches once stays
+ * resident. Set from here so that a daemon started without NODE_OPTIONS gets
+ * them too (V8 reads these flags each time it would use them):
+ * - the young generation stays at its initial size instead of growing to
+ *   16 MB after a busy cycle (as `--max-semi-space-size=1` in the shipped units);
+ * - no Turbofan: its compiler code and optimised code cost ~5 MB resident for
+ *   cycles that spend their time waiting on the disk and the service anyway;
+ * - V8's memory-saving heuristics (heap growth, code flushing).
+ * Not --single-threaded-gc: V8 crashes when that one changes after start-up.
  */
-function tuneHeapForDaemon(argv: readonly string[]): void {
-  if (argv[2] === 'run') setFlagsFromString('--semi-space-growth-factor=1');
+async function tuneHeapForDaemon(argv: readonly string[]): Promise<void> {
+  if (argv[2] !== 'run') return;
+  const { setFlagsFromString } = await import('node:v8');
+  for (const flag of ['--semi-space-growth-factor=1', '--no-turbofan', '--optimize-for-size']) setFlagsFromString(flag);
 }
 
 async function main(): Promise<void> {
-  tuneHeapForDaemon(process.argv);
+  await tuneHeapForDaemon(process.argv);
   const program = buildProgram();
   try {
     await program.parseAsync(process.argv);
