@@ -9,7 +9,7 @@
  * failed, another agent holds the state); 2 bad usage or configuration.
  */
 import { Command, CommanderError } from 'commander';
-import { addSettings, PROGRAM, seeHelp } from './commands/help.js';
+import { addSettings as addAllSettings, PROGRAM, seeHelp } from './commands/help.js';
 import { AgentError, errnoCode, errorMessage, systemErrorMessage } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { scrub } from './secrets.js';
@@ -76,7 +76,14 @@ function define(parent: Command, name: string, description: string): Command {
   return command;
 }
 
-export function buildProgram(): Command {
+/**
+ * The whole command line, or — when `only` names the command being run — every
+ * command but with the settings' flags (some 40 options each) on that one
+ * alone: building them all cost start-up several ms for options never parsed.
+ */
+export function buildProgram(only?: string): Command {
+  const addSettings: typeof addAllSettings = (command, name, opts) =>
+    only === undefined || name.split(' ')[0] === only ? addAllSettings(command, name, opts) : command;
   const program = new Command(PROGRAM)
     .description('Apply Taskcluster purge-cache requests to the cache directories of this worker, safely.')
     .version(VERSION, '-V, --version')
@@ -176,9 +183,13 @@ async function tuneHeapForDaemon(argv: readonly string[]): Promise<void> {
   for (const flag of ['--semi-space-growth-factor=1', '--no-turbofan', '--optimize-for-size']) setFlagsFromString(flag);
 }
 
+const COMMAND_NAMES = new Set(['once', 'run', 'doctor', 'caches', 'request', 'requests', 'ping', 'serve', 'status', 'sync', 'purge', 'lease', 'exec', 'demo']);
+
 async function main(): Promise<void> {
   await tuneHeapForDaemon(process.argv);
-  const program = buildProgram();
+  // Only a known command name skips the others' settings: help, typos and suggestions see every command whole.
+  const name = process.argv[2];
+  const program = buildProgram(name !== undefined && COMMAND_NAMES.has(name) ? name : undefined);
   try {
     await program.parseAsync(process.argv);
   } catch (err) {
