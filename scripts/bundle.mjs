@@ -50,6 +50,10 @@ await build({
   // Bundled CommonJS dependencies call require() for Node's built-in modules.
   banner: { js: "import { createRequire as __pcaCreateRequire } from 'node:module'; const require = __pcaCreateRequire(import.meta.url);" },
   plugins: [ownImportMetaUrl],
+  // Smaller sources parse faster and stay resident for less: V8 keeps every script's source for as long as the process lives.
+  // Identifiers stay, so stack traces still name functions.
+  minifyWhitespace: true,
+  minifySyntax: true,
   legalComments: 'none',
   logLevel: 'warning',
 });

@@ -8,9 +8,8 @@
  * Exit codes: 0 success; 1 the work failed (service unreachable, a purge
  * failed, another agent holds the state); 2 bad usage or configuration.
  */
-import { setFlagsFromString } from 'node:v8';
 import { Command, CommanderError } from 'commander';
-import { addSettings, PROGRAM, seeHelp } from './commands/help.js';
+import { addSettings as addAllSettings, PROGRAM, seeHelp } from './commands/help.js';
 import type { SettingFlags } from './commands/context.js';
 import { AgentError, errnoCode, errorMessage, systemErrorMessage } from './errors.js';
 import { createLogger, type Logger } from './log.js';
@@ -89,7 +88,14 @@ function define(parent: Command, name: string, description: string): Command {
   return command;
 }
 
-export function buildProgram(): Command {
+/**
+ * The whole command line, or — when `only` names the command being run — every
+ * command but with the settings' flags (some 40 options each) on that one
+ * alone: building them all cost start-up several ms for options never parsed.
+ */
+export function buildProgram(only?: string): Command {
+  const addSettings: typeof addAllSettings = (command, name, opts) =>
+    only === undefined || name.split(' ')[0] === only ? addAllSettings(command, name, opts) : command;
   const program = new Command(PROGRAM)
     .description('Apply Taskcluster purge-cache requests to the cache directories of this worker, safely.')
     .version(VERSION, '-V, --version')
@@ -173,19 +179,29 @@ export function buildProgram(): Command {
 }
 
 /**
- * The daemon runs for weeks, mostly idle. Left alone, V8 grows its young
- * generation to 16 MB after a busy cycle and that memory stays resident; this
- * keeps it at its initial size, as `--max-semi-space-size=1` in the shipped
- * units does, for a daemon started without NODE_OPTIONS. (The growth factor is
- * read each time the young generation would grow, so setting it here works.)
+ * The daemon runs for weeks, mostly idle, and what it touches once stays
+ * resident. Set from here so that a daemon started without NODE_OPTIONS gets
+ * them too (V8 reads these flags each time it would use them):
+ * - the young generation stays at its initial size instead of growing to
+ *   16 MB after a busy cycle (as `--max-semi-space-size=1` in the shipped units);
+ * - no Turbofan: its compiler code and optimised code cost ~5 MB resident for
+ *   cycles that spend their time waiting on the disk and the service anyway;
+ * - V8's memory-saving heuristics (heap growth, code flushing).
+ * Not --single-threaded-gc: V8 crashes when that one changes after start-up.
  */
-function tuneHeapForDaemon(argv: readonly string[]): void {
-  if (argv[2] === 'run') setFlagsFromString('--semi-space-growth-factor=1');
+async function tuneHeapForDaemon(argv: readonly string[]): Promise<void> {
+  if (argv[2] !== 'run') return;
+  const { setFlagsFromString } = await import('node:v8');
+  for (const flag of ['--semi-space-growth-factor=1', '--no-turbofan', '--optimize-for-size']) setFlagsFromString(flag);
 }
 
+const COMMAND_NAMES = new Set(['once', 'run', 'doctor', 'caches', 'request', 'requests', 'ping', 'serve', 'status', 'sync', 'purge', 'lease', 'exec', 'demo']);
+
 async function main(): Promise<void> {
-  tuneHeapForDaemon(process.argv);
-  const program = buildProgram();
+  await tuneHeapForDaemon(process.argv);
+  // Only a known command name skips the others' settings: help, typos and suggestions see every command whole.
+  const name = process.argv[2];
+  const program = buildProgram(name !== undefined && COMMAND_NAMES.has(name) ? name : undefined);
   try {
     await program.parseAsync(process.argv);
   } catch (err) {

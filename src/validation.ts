@@ -1,12 +1,14 @@
 /**
  * The schema library for the commands that run before tasks: zod's mini build,
- * whose functions a bundler keeps only when used (about 40 KB of the ~750 KB
- * the full build makes every process parse), with zod's English messages.
+ * with zod's English messages. Import it as a namespace
+ * (`import * as z from './validation.js'`): the bundler then keeps only the
+ * functions used (tens of KB). Re-exporting zod's own namespace object instead
+ * would make every process parse all of zod, every locale included (~700 KB).
  */
-import * as z from 'zod/mini';
+import { config } from 'zod/mini';
 import en from 'zod/v4/locales/en.js';
 
-z.config(en());
+config(en());
 
-export { z };
+export * from 'zod/mini';
 export type { $ZodIssue as Issue } from 'zod/v4/core';

@@ -12,7 +12,7 @@
  * memory when loaded alone into a bare process.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +31,8 @@ interface Run {
   ms: number;
   peakMb: number;
   heapUsedMb: number;
+  /** The programs the process started (flock, perl, the command of exec, ...). */
+  spawned: string[];
 }
 
 /** Run `node [nodeArgs] args` to completion; wall time and the peak RSS the preload reported. */
@@ -51,8 +53,8 @@ async function measure(args: string[], env: Record<string, string>, peakFile: st
   });
   const elapsed = ms(start);
   if (code !== 0) throw new Error(`node ${args.join(' ')} exited ${code}: ${stderr}`);
-  const report = JSON.parse((await readFile(peakFile, 'utf8')).trim().split('\n').pop()!) as { peakMb: number; heapUsedMb: number };
-  return { ms: elapsed, peakMb: report.peakMb, heapUsedMb: report.heapUsedMb };
+  const report = JSON.parse((await readFile(peakFile, 'utf8')).trim().split('\n').pop()!) as { peakMb: number; heapUsedMb: number; spawned: string[] };
+  return { ms: elapsed, peakMb: report.peakMb, heapUsedMb: report.heapUsedMb, spawned: report.spawned };
 }
 
 export async function startup(): Promise<Result[]> {
@@ -116,7 +118,7 @@ export async function startup(): Promise<Result[]> {
         ratio: round(wall / bareMs, 2),
         target: '≤ bare Node + 200 ms',
         met: wall <= bareMs + 200,
-        note: `+${round(wall - bareMs)} ms over bare Node; median of ${ROUNDS}, alternating with the reference`,
+        note: `+${round(wall - bareMs)} ms over bare Node; median of ${ROUNDS}, alternating with the reference; child processes: ${spawnedText(runs[name][0]!.spawned)}`,
       });
       results.push({
         scenario: `${label}: peak RSS`,
@@ -138,6 +140,14 @@ export async function startup(): Promise<Result[]> {
   }
 }
 
+/** `flock ×2, true` — each start of a program costs several ms of the parent's time (fork of a large process). */
+function spawnedText(spawned: string[]): string {
+  if (spawned.length === 0) return 'none';
+  const counts = new Map<string, number>();
+  for (const name of spawned) counts.set(name, (counts.get(name) ?? 0) + 1);
+  return [...counts].map(([name, n]) => (n > 1 ? `${name} ×${n}` : name)).join(', ');
+}
+
 /** One `once` under --cpu-prof: its CPU time by kind of work, as a finding. */
 async function profileOnce(once: string[], env: Record<string, string>, peakFile: string): Promise<Result> {
   const profDir = await mkdtemp(path.join(tmpdir(), 'pca-bench-prof-'));
@@ -147,6 +157,9 @@ async function profileOnce(once: string[], env: Record<string, string>, peakFile
     if (!file) throw new Error('no CPU profile written');
     const profile = JSON.parse(await readFile(path.join(profDir, file), 'utf8')) as CpuProfile;
     const kinds = byKind(profile);
+    const scripts = new Set(profile.nodes.map((n) => n.callFrame.url).filter((u) => u.startsWith('file://')));
+    let bytes = 0;
+    for (const url of scripts) bytes += (await stat(fileURLToPath(url))).size;
     const total = Object.values(kinds).reduce((a, b) => a + b, 0);
     const parts = Object.entries(kinds)
       .sort((a, b) => b[1] - a[1])
@@ -155,7 +168,7 @@ async function profileOnce(once: string[], env: Record<string, string>, peakFile
       scenario: 'startup: where one `once` spends its time (--cpu-prof, by kind of work)',
       value: round(total),
       unit: 'ms',
-      note: `${parts.join('; ')} (wall ${round(run.ms)} ms with the profiler on)`,
+      note: `${parts.join('; ')} (wall ${round(run.ms)} ms with the profiler on); JavaScript of ours run: ${scripts.size} files, ${round(bytes / 1024)} KB`,
     };
   } finally {
     await rm(profDir, { recursive: true, force: true });

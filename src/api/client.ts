@@ -4,7 +4,7 @@
  * or over TCP with --api and the token — and speaks the routes.
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { createRequire } from 'node:module';
 import type { Settings } from '../config/index.js';
 import { errnoCode, errorMessage, ApiRequestError, type Attempt, NoAgentError } from '../errors.js';
 import { clientSocketCandidates, loadApiToken } from './config.js';
@@ -32,6 +32,11 @@ async function readText(res: IncomingMessage): Promise<string> {
   return text;
 }
 
+/** node:https (with TLS and crypto) only for an https endpoint: the local API is a socket or plain HTTP, and start-up pays for each module. */
+function https(): typeof import('node:https') {
+  return createRequire(import.meta.url)('node:https') as typeof import('node:https');
+}
+
 export class ApiClient {
   // node:http rather than undici: its parser is native, so `exec` and the other
   // short commands don't compile undici's WebAssembly one (about 20 MB) to ask a question.
@@ -42,8 +47,8 @@ export class ApiClient {
   constructor(readonly endpoint: Endpoint) {
     const url = endpoint.kind === 'tcp' ? new URL(endpoint.url) : null;
     const secure = url?.protocol === 'https:';
-    this.agent = secure ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
-    this.request = secure ? httpsRequest : httpRequest;
+    this.agent = secure ? new (https().Agent)({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
+    this.request = secure ? https().request : httpRequest;
     this.target = url
       ? { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || (secure ? 443 : 80)) }
       : { socketPath: (endpoint as { socketPath: string }).socketPath };

@@ -4,7 +4,8 @@
  * be named `..`, sent as `%2E%2E`).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { z, Issue } from '../validation.js';
+import type * as z from '../validation.js';
+import type { Issue } from '../validation.js';
 import { HttpAnswerError } from '../errors.js';
 
 export const badRequest = (message: string) => new HttpAnswerError(400, 'InvalidRequestArguments', message);

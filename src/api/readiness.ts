@@ -7,27 +7,22 @@
  * schedule's next runs (an irregular schedule is judged by its longest gap),
  * plus --jitter, by which each scheduled cycle may start late.
  */
-import cron from 'node-cron';
 import type { Agent } from '../engine/agent.js';
 import { formatDuration } from '../core/duration.js';
+import { nextRuns } from '../engine/schedule.js';
 
 const RUNS_SAMPLED = 300;
 
 /** The longest gap (ms) between consecutive runs of a cron schedule, from its next runs. */
 export async function scheduleInterval(schedule: string): Promise<number> {
-  const task = cron.createTask(schedule, () => {}, { name: 'purge-cache-agent-readiness-probe' });
-  try {
-    const runs = task.getNextRuns(RUNS_SAMPLED).map((d) => d.getTime());
-    let longest = 0;
-    let previous: number | undefined;
-    for (const run of runs) {
-      if (previous !== undefined) longest = Math.max(longest, run - previous);
-      previous = run;
-    }
-    return longest > 0 ? longest : 60_000;
-  } finally {
-    await task.destroy();
+  const runs = await nextRuns(schedule, RUNS_SAMPLED, Date.now());
+  let longest = 0;
+  let previous: number | undefined;
+  for (const run of runs) {
+    if (previous !== undefined) longest = Math.max(longest, run - previous);
+    previous = run;
   }
+  return longest > 0 ? longest : 60_000;
 }
 
 export interface Readiness {

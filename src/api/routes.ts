@@ -4,7 +4,7 @@
  * shape src/api/contract.ts declares, or throws an HttpAnswerError. See the
  * README's "Local API" section for the contract.
  */
-import { z } from '../validation.js';
+import * as z from '../validation.js';
 import { findCaches, listCaches } from '../edges/caches/inventory.js';
 import { measureTrees } from '../edges/caches/size.js';
 import { DEFAULT_LEASE_TTL_SECONDS, validateOwner, validateTtl } from '../core/leases.js';

@@ -1,6 +1,5 @@
 /** `once` and `run`: the agent's two ways of syncing. */
 import { Agent } from '../engine/agent.js';
-import { runDaemon } from '../engine/daemon.js';
 import type { CycleReport } from '../engine/cycle.js';
 import { startFields } from '../engine/heartbeat.js';
 import { commandContext, printJson, type SettingFlags } from './context.js';
@@ -71,8 +70,10 @@ export function formatBytes(bytes: number): string {
 /** The daemon, with its local API, until SIGTERM or SIGINT. */
 export async function runCommand(flags: SettingFlags): Promise<number> {
   const ctx = await commandContext(flags, 'run');
-  // Loaded here, not at the top: `once` has no API server and should not load one (nor its metrics).
+  // Loaded here, not at the top: `once` has no API server and should not load one (nor its metrics),
+  // nor the scheduler.
   const { resolveApiServerConfig, startApi } = await import('../api/index.js');
+  const { runDaemon } = await import('../engine/daemon.js');
   // API settings are checked before the agent takes the state lock: a bad one exits 2 at once.
   const apiConfig = await resolveApiServerConfig(ctx.settings);
   await requireUsableStateDir(ctx.settings.stateDir, { write: !ctx.settings.dryRun });

@@ -76,10 +76,9 @@ export async function execCommand(command: string[], flags: ExecFlags): Promise<
     if (flags.sync) await coordinator.sync();
     const deadline = Date.now() + waitMs;
     for (const target of targets) {
-      const lock = await claim(target, { coordinator, logger: ctx.logger, deadline, say });
+      const lock = await claim(target, { coordinator, lease: { owner, ttlMs: leaseTtlMs }, logger: ctx.logger, deadline, say });
       locks.push(lock);
       held.push({ ...target, key: lock.key });
-      await coordinator.acquireLease(target.name, owner, leaseTtlMs);
       leased.push(target.name);
     }
   } catch (err) {

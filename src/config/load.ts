@@ -10,7 +10,7 @@ import { ConfigError, errnoCode, errorMessage } from '../errors.js';
 import { registerSecret } from '../secrets.js';
 import { SETTINGS } from './settings.js';
 import { DEFAULTS, type CommandName, type Settings, type SettingSpec } from './schema.js';
-import { singleCache } from './parse.js';
+import { SCHEDULE_ACCEPTS, singleCache } from './parse.js';
 
 /**
  * The flags every command accepts: --config, and one for each setting, named
@@ -107,24 +107,31 @@ export async function loadSettings(input: LoadInput): Promise<Settings> {
   }
 
   const resolved: Record<string, unknown> = { ...DEFAULTS };
+  // Where each setting came from, for messages about a value that only a later check refuses.
+  const sources = new Map<string, string>();
   for (const spec of SETTINGS) {
     const attr = flagAttribute(spec);
     const flagValue = attr === undefined ? undefined : flags[attr];
     const fromEnv = fromEnvironment(spec.env, env);
     if (flagValue !== undefined) {
       resolved[spec.key] = parseFlag(spec, flagValue);
+      sources.set(spec.key, `flag ${spec.flag?.split(' ')[0] ?? spec.key}`);
     } else if (fromEnv !== undefined) {
       let raw = fromEnv.raw;
       // systemd's STATE_DIRECTORY lists every StateDirectory=, ':'-separated; ours is the first.
       const colon = raw.indexOf(':');
       if (fromEnv.name === 'STATE_DIRECTORY' && colon >= 0) raw = raw.slice(0, colon);
       resolved[spec.key] = parseOrFail(spec, raw, `environment variable ${fromEnv.name}`);
+      sources.set(spec.key, `environment variable ${fromEnv.name}`);
     } else if (spec.key in file) {
       resolved[spec.key] = parseOrFail(spec, file[spec.key], `config file ${configFile}`);
+      sources.set(spec.key, `config file ${configFile}`);
     } else if (input.command && spec.commandDefaults?.[input.command] !== undefined) {
       resolved[spec.key] = parseOrFail(spec, spec.commandDefaults[input.command], `default for ${input.command}`);
+      sources.set(spec.key, `default for ${input.command}`);
     }
   }
+  if (typeof resolved.schedule === 'string') await checkSchedule(resolved.schedule, sources.get('schedule'));
   const credentials = credentialsFromEnv(env);
   if (credentials) resolved.credentials = credentials;
 
@@ -137,6 +144,16 @@ export async function loadSettings(input: LoadInput): Promise<Settings> {
     registerSecret(settings.credentials.certificate);
   }
   return settings;
+}
+
+/**
+ * node-cron (about 60 KB of code) is loaded only to check a schedule someone
+ * set: the default is valid, and `once` and `exec` never schedule anything.
+ */
+async function checkSchedule(schedule: string, source: string | undefined): Promise<void> {
+  if (source === undefined) return;
+  const { default: cron } = await import('node-cron');
+  if (!cron.validate(schedule)) throw new ConfigError(`invalid schedule (${source}): expected ${SCHEDULE_ACCEPTS}`, 'schedule');
 }
 
 function parseFlag(spec: SettingSpec, value: unknown): unknown {

@@ -13,7 +13,7 @@
  */
 import { open, readFile, readdir, rename, mkdir, unlink, chmod, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { z } from '../validation.js';
+import * as z from '../validation.js';
 import { StateLockedError, StateWriteError, errnoCode, errorMessage } from '../errors.js';
 import { tryFlock, FlockUnavailableError } from './flock.js';
 import type { Logger } from '../log.js';

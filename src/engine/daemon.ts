@@ -14,12 +14,12 @@
  * - On SIGTERM/SIGINT the cycle in flight finishes and the state is saved;
  *   trash deletion stops and resumes at the next start.
  */
-import cron from 'node-cron';
 import type { Agent } from './agent.js';
 import type { Logger } from '../log.js';
 import { errorMessage } from '../errors.js';
 import { sleep } from '../edges/clock.js';
 import { cycleIsNews, startFields, startHeartbeat } from './heartbeat.js';
+import { scheduleCron } from './schedule.js';
 
 export interface DaemonHooks {
   /** Started after the first cycle begins; stopped before the agent closes. */
@@ -62,15 +62,12 @@ export async function runDaemon(agent: Agent, logger: Logger, hooks: DaemonHooks
   agent.trash.kick();
   cycle('start', true);
 
-  const task = cron.schedule(
-    settings.schedule,
-    async () => {
-      const delay = Math.floor(random() * settings.jitter);
-      if (delay > 0 && !(await sleep(delay, stopController.signal))) return;
-      cycle('schedule', true);
-    },
-    { name: 'purge-cache-agent', noOverlap: false },
-  );
+  const onSchedule = async (): Promise<void> => {
+    const delay = Math.floor(random() * settings.jitter);
+    if (delay > 0 && !(await sleep(delay, stopController.signal))) return;
+    cycle('schedule', true);
+  };
+  const task = await scheduleCron(settings.schedule, () => void onSchedule());
 
   // Every --recheck: retry deferred purges, and evict if free space fell below --min-free.
   const recheck = setInterval(
@@ -99,7 +96,6 @@ export async function runDaemon(agent: Agent, logger: Logger, hooks: DaemonHooks
   const signal = await stopped;
   logger.info({ signal }, 'stopping: finishing the cycle in flight and saving state');
   await task.stop();
-  await task.destroy();
   clearInterval(recheck);
   stopHeartbeat();
   process.off('SIGHUP', onHup);

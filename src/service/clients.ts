@@ -1,6 +1,6 @@
 /** The `--clients` file of `serve`: `{clientId: {accessToken, scopes}}`. */
 import { readFile } from 'node:fs/promises';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigError, errorMessage } from '../errors.js';
 import { registerSecret } from '../secrets.js';
 import type { Clients } from './auth.js';

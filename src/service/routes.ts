@@ -6,7 +6,7 @@
  * official clients send for the new `/purge-cache/<workerPoolId>` route).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { z } from 'zod';
+import * as z from 'zod';
 import { purgeCacheScope, purgeRequestsScope, workerPoolId, type WorkerPool } from '../core/model.js';
 import { ANONYMOUS, authenticate, type Clients, type Principal } from './auth.js';
 import { badRequest, notFound, readBody, sendJson, sendNoContent } from './http.js';

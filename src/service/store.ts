@@ -6,7 +6,7 @@
  */
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Clock } from '../edges/clock.js';
 import { errnoCode, errorMessage, ServiceDataError } from '../errors.js';
 import type { PurgeRequest, WorkerPool } from '../core/model.js';

@@ -8,7 +8,6 @@
  */
 import { lstat, opendir, rename } from 'node:fs/promises';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { UnsafePathError, errnoCode, errorMessage, CacheVanishedError } from '../../errors.js';
 import type { CacheDir, CacheSources } from './inventory.js';
 import { cacheDirProblem } from './safety.js';
@@ -75,6 +74,8 @@ async function renameIntoTrash(
   if (inodeKey(st) !== expectedKey)
     throw new UnsafePathError(`refusing to purge ${cache.path}: it was replaced by another directory since it was judged`, cache.path);
   // A fixed-length name: the cache's own name may already be 255 bytes long.
+  // node:crypto is loaded on the first purge only: a cycle with nothing to purge never needs it.
+  const { randomBytes } = await import('node:crypto');
   const name = `${Date.now()}-${randomBytes(6).toString('hex')}`;
   try {
     await rename(source, held.trash.at(name));

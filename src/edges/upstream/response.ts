@@ -4,7 +4,8 @@
  * each purge request is then checked on its own, and a bad one is skipped
  * with a reason instead of spoiling the good ones.
  */
-import { z, type Issue } from '../../validation.js';
+import * as z from '../../validation.js';
+import type { Issue } from '../../validation.js';
 import { UpstreamResponseError } from '../../errors.js';
 import type { PurgeRequest, WorkerPool } from '../../core/model.js';
 import { workerPoolId } from '../../core/model.js';

@@ -10,8 +10,9 @@
  * 2. With the lock held, ask whether a purge of this very directory (same
  *    device and inode) is pending. If so, let go, have it carried out, and
  *    start over on the fresh, empty directory.
- * 3. Take a lease, so the agent — and an operator reading /v1/status — knows
- *    who holds it even where flock is invisible (another host's view, NFS).
+ * 3. Otherwise, in the same look at the agent's state, take a lease, so the
+ *    agent — and an operator reading /v1/status — knows who holds it even
+ *    where flock is invisible (another host's view, NFS).
  * The lock and the lease are held until the command ends.
  */
 import { lstat, mkdir } from 'node:fs/promises';
@@ -30,8 +31,13 @@ export interface Target {
 
 /** What a claim needs from the agent (through its API, or the state file when no agent runs). */
 export interface Coordinator {
-  /** True when a purge of this directory (path and key) is pending. */
-  pendingFor(target: Target, key: string): Promise<boolean>;
+  /**
+   * Lease the cache to `lease.owner` and resolve true, unless a purge of this
+   * directory (path and key) is pending: then resolve false, leasing nothing.
+   * Both in one look at the agent's state: without an agent, each look takes
+   * the state lock, and each lock costs a process spawn.
+   */
+  leaseUnlessPending(target: Target, key: string, lease: Lease): Promise<boolean>;
   /** Carry out a pending purge of `name` now; resolves with who still holds it if it had to be deferred. */
   purge(name: string): Promise<{ deferredBy: string | null }>;
 }
@@ -49,8 +55,15 @@ export function locate(name: string, sources: CacheSources): Target {
   return { name, path: path.join(root, dirName) };
 }
 
+/** Who holds the lease a claim takes, and for how long (extended while the command runs). */
+export interface Lease {
+  owner: string;
+  ttlMs: number;
+}
+
 export interface ClaimOptions {
   coordinator: Coordinator;
+  lease: Lease;
   logger: Logger;
   /** Give up (ClaimTimeoutError) at this time (ms since the epoch). */
   deadline: number;
@@ -81,7 +94,7 @@ export async function claim(target: Target, opts: ClaimOptions): Promise<DirLock
       await lock.release();
       continue;
     }
-    if (!(await opts.coordinator.pendingFor(target, lock.key))) return lock;
+    if (await opts.coordinator.leaseUnlessPending(target, lock.key, opts.lease)) return lock;
     await lock.release();
     opts.say(`cache ${JSON.stringify(target.name)} is condemned by a purge request: purging it before the command starts`);
     const { deferredBy } = await opts.coordinator.purge(target.name);

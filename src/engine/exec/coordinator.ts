@@ -10,7 +10,7 @@ import { withAgentOrState } from '../agent-link.js';
 import { findAgent, type ApiClient } from '../../api/client.js';
 import { Agent } from '../agent.js';
 import { TaskFailedError, ApiRequestError } from '../../errors.js';
-import type { Coordinator, Target } from './claim.js';
+import type { Coordinator, Lease, Target } from './claim.js';
 
 export interface ExecCoordinator extends Coordinator {
   /**
@@ -33,13 +33,19 @@ export function execCoordinator(settings: Settings, logger: Logger): ExecCoordin
     withAgentOrState<T>(settings, logger, viaApi, offline).then((r) => r.value);
 
   return {
-    pendingFor: (target: Target, key: string) =>
+    leaseUnlessPending: (target: Target, key: string, lease: Lease) =>
       either(
         async (client) => {
           const { caches } = await client.caches();
-          return caches.some((c) => c.path === target.path && c.pendingPurge !== null);
+          if (caches.some((c) => c.path === target.path && c.pendingPurge !== null)) return false;
+          await client.acquireLease(target.name, lease.owner, lease.ttlMs / 1000);
+          return true;
         },
-        (local) => Promise.resolve(local.state.pending.some((p) => p.path === target.path && p.key === key)),
+        async (local) => {
+          if (local.state.pending.some((p) => p.path === target.path && p.key === key)) return false;
+          await acquireLeaseIn(local, target.name, lease.owner, lease.ttlMs, { deferRenewals: false });
+          return true;
+        },
       ),
 
     purge: (name: string) =>
