@@ -2,7 +2,7 @@
  * Reclaim: deleting a tree of 200,000 files in 2,000 directories with the
  * agent's deleter (src/edges/caches/delete.ts) against `rm -rf` of an identical
  * tree, side by side in the same run, alternating which goes first. Target
- * (issue 7): a ratio of at most 1.0.
+ * a ratio of at most 1.0.
  *
  * Also: the same deletion in the low-priority child the daemon uses by
  * default (--delete-priority idle), which pays a process start.

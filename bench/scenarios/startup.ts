@@ -5,7 +5,7 @@
  * - `once` with nothing to purge: 50 caches, no purge requests, against the
  *   embedded service on 127.0.0.1;
  * - `exec --cache c1 -- true` with no agent running.
- * Targets (issue 14): wall time ≤ bare Node + 0.2 s, peak RSS ≤ 70 MB.
+ * Targets: wall time ≤ bare Node + 0.2 s, peak RSS ≤ 70 MB.
  *
  * Also reported, as findings: where a `once` spends its time (a --cpu-prof of
  * one run, by kind of work) and what each runtime dependency costs in resident

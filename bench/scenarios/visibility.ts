@@ -1,7 +1,7 @@
 /**
  * Visibility: the time from the start of a purge to the cache path being gone
  * — the real locked rename (src/engine/purge.ts) — for caches of 10, 10,000 and
- * 1,000,000 files. Target (issue 7): it does not grow with the cache's size.
+ * 1,000,000 files. Target: it does not grow with the cache's size.
  */
 import { lstat } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';

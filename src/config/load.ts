@@ -74,7 +74,7 @@ export async function readConfigFile(file: string): Promise<Record<string, unkno
 /**
  * What a YAML parse error says and where, without the excerpt of the file the
  * yaml library appends: that excerpt can be the line holding a credential,
- * which is not registered for scrubbing yet (test/adversarial/secrets.test.ts).
+ * which is not registered for scrubbing yet.
  */
 function yamlProblem(err: unknown): string {
   const message = errorMessage(err);

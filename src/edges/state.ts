@@ -216,7 +216,7 @@ async function loadState(dir: string, logger: Logger, opts = { moveAside: true }
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return emptyState();
     // A directory where the state file should be is as unreadable as garbage in it:
-    // move it aside like any corrupt state, rather than refuse to start (test/adversarial/faults-state.test.ts).
+    // move it aside like any corrupt state, rather than refuse to start.
     if (errnoCode(err) !== 'EISDIR') throw err;
     reason = errorMessage(err);
   }
@@ -242,7 +242,7 @@ async function loadState(dir: string, logger: Logger, opts = { moveAside: true }
 /**
  * A process killed between writing its temporary state file and renaming it
  * (writeAtomic) leaves `state.json.tmp-<pid>` behind, and each crash of a
- * crash loop would add one (test/adversarial/crash.test.ts). Only the lock
+ * crash loop would add one. Only the lock
  * holder writes the state, so once we hold the lock any such file is debris.
  */
 async function removeStaleTemporaries(dir: string): Promise<void> {

@@ -1,5 +1,5 @@
 /**
- * The local API under attack (issue 6, "Local API"): oversized bodies, slow
+ * The local API under attack ("Local API"): oversized bodies, slow
  * clients, malformed JSON, traversal attempts in {name}, and tokens of the
  * wrong length — against the `run` daemon (the built CLI) over its unix socket
  * and over TCP on 127.0.0.1. Nothing may be purged but the exact cache named,

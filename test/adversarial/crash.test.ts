@@ -1,5 +1,5 @@
 /**
- * SIGKILL at every step of a cycle (issue 6, "Faults"). The fault point
+ * SIGKILL at every step of a cycle ("Faults"). The fault point
  * (src/fault.ts, PURGE_CACHE_AGENT_TEST_KILL_AT=K) kills the process at the
  * K-th step it reaches: after the query, after the new requests are recorded, after each rename, after each
  * directory removed from the trash, and between writing the state's

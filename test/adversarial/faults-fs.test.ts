@@ -1,5 +1,5 @@
 /**
- * Filesystem faults (issue 6, "Faults"): EPERM, EACCES and EBUSY on deletion
+ * Filesystem faults ("Faults"): EPERM, EACCES and EBUSY on deletion
  * and on the rename, and a cache removed or replaced by someone else in the
  * middle of a purge. Root bypasses permission bits, so EPERM comes from
  * `chattr +i`/`+a`, EACCES from running the agent as `nobody`, and EBUSY from

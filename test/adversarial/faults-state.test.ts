@@ -1,5 +1,5 @@
 /**
- * Faults around the state directory (issue 6, "Faults"): a corrupted or
+ * Faults around the state directory ("Faults"): a corrupted or
  * truncated state file, the disk filling up while the state is written, two
  * agents on one state directory, and `once` while `run` holds it.
  */

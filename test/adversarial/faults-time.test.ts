@@ -1,5 +1,5 @@
 /**
- * Faults in time (issue 6, "Faults"): the purge-cache service down for a
+ * Faults in time ("Faults"): the purge-cache service down for a
  * while and then back (the daemon keeps running, backs off with jitter,
  * /readyz turns 503 then 200, and the cursor holds so no request is missed),
  * and the worker's wall clock jumping backwards and forwards (the cursor never

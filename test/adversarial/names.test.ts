@@ -1,5 +1,5 @@
 /**
- * Hostile cache names against a hostile cache tree (issue 6, "Hostile input").
+ * Hostile cache names against a hostile cache tree ("Hostile input").
  *
  * Invariant, checked after every case: nothing outside the configured roots
  * changes (a sentinel tree, hashed before and after — including the directory

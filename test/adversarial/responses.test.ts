@@ -1,5 +1,5 @@
 /**
- * Hostile answers from the purge-cache service (issue 6, "Responses"), served
+ * Hostile answers from the purge-cache service ("Responses"), served
  * by a real server on 127.0.0.1 to the daemon (`run`, the built CLI): each one
  * gets a clear log line, the cycle fails or skips the bad entry, nothing is
  * deleted on the strength of invalid data, the daemon stays up, and its memory

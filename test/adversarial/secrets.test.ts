@@ -1,5 +1,5 @@
 /**
- * Secrets (issue 6, "Secrets"): access tokens, certificates and API tokens
+ * Secrets ("Secrets"): access tokens, certificates and API tokens
  * never appear in anything the agent prints — logs at every level, error
  * messages, /v1/status, crash output — in successful runs and in failing ones
  * (wrong credentials against `serve --clients`, tampered and malformed

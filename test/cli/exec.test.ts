@@ -1,5 +1,5 @@
 /**
- * `exec` (issue 3): a command never starts on a condemned cache, and no purge
+ * `exec`: a command never starts on a condemned cache, and no purge
  * touches a cache while the command runs — with and without a running agent.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';

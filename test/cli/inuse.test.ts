@@ -1,5 +1,5 @@
 /**
- * Never purge a cache in use (issue 3), through the built CLI with real
+ * Never purge a cache in use, through the built CLI with real
  * holders: flock(1), a process's working directory, an open file, leases.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';

@@ -280,7 +280,7 @@ export async function exportedMetricNames(): Promise<Set<string>> {
   return names;
 }
 
-/** The metrics of issue 4 that the dashboard and alerts are built on. */
+/** The metrics that the dashboard and alerts are built on. */
 export const AGENT_METRICS = REQUIRED_METRICS;
 
 /** PromQL identifiers that are not the agent's metrics: Prometheus's own series. */

@@ -321,7 +321,7 @@ describe('dashboard and alerts', () => {
   const dashboardExprs: string[] = dashboard.panels.flatMap((p: any) => (p.targets ?? []).map((t: any) => t.expr));
   const alertRules: any[] = rules.groups.flatMap((g: any) => g.rules);
 
-  it('the agent exports every metric that issue 4 names', async () => {
+  it('the agent exports every metric the dashboards and alerts use', async () => {
     const exported = await exportedMetricNames();
     expect(AGENT_METRICS.filter((m) => !exported.has(m))).toEqual([]);
   });

@@ -33,7 +33,7 @@ const pkg = JSON.parse(readRepoFile('package.json')) as {
   dependencies: Record<string, string>;
   devDependencies: Record<string, string>;
 };
-/** `--listen` (issue 4): the HTTP API the probes, HEALTHCHECK and Prometheus use. */
+/** `--listen`: the HTTP API the probes, HEALTHCHECK and Prometheus use. */
 const HAS_LISTEN = SETTINGS.some((s) => s.key === 'listen');
 
 /** A shell's environment, without what `npm test` adds (npm_config_*, ...) or this machine's agent settings. */
@@ -238,7 +238,7 @@ describe("the container image's command line, from the packed install", () => {
         const named = new Set(exprs.flatMap((e) => metricsInExpr(e, families)));
         expect([...named].filter((m) => !families.has(m))).toEqual([]);
       } else {
-        console.warn('package.test: `listen` is not a setting yet (issue 4): probes, HEALTHCHECK and the /metrics scrape were not run');
+        console.warn('package.test: `listen` is not a setting yet: probes, HEALTHCHECK and the /metrics scrape were not run');
       }
     } finally {
       child.kill(last('STOPSIGNAL') as NodeJS.Signals);

@@ -36,7 +36,7 @@ const ONCE = 'purge-cache-agent-once.service';
 const TIMER = 'purge-cache-agent-once.timer';
 const SERVICES = [DAEMON, ONCE];
 const settingKeys = new Set<string>(SETTINGS.map((s) => s.key));
-/** The local API's socket (issue 4): `run` serves /healthz on it once the setting exists. */
+/** The local API's socket: `run` serves /healthz on it once the setting exists. */
 const HAS_API = settingKeys.has('apiSocket');
 
 describe('the units declare', () => {
@@ -231,7 +231,7 @@ describe("each unit's ExecStart, run as written", () => {
     expect(await exists(doomed)).toBe(false);
   });
 
-  it.skipIf(!HAS_API)(`${DAEMON}: answers /healthz on its socket in RuntimeDirectory= (needs the local API, issue 4)`, async () => {
+  it.skipIf(!HAS_API)(`${DAEMON}: answers /healthz on its socket in RuntimeDirectory= (needs the local API)`, async () => {
     const unit = loadUnit(DAEMON);
     const cmd = await unitCommand(unit, host);
     const agent = startCommand(cmd);

@@ -1,4 +1,4 @@
-/** The metrics issue 4 requires the agent to export; the API tests and the dashboard/alert checks both hold the agent to them. */
+/** The metrics the agent promises to export; the API tests and the dashboard/alert checks both hold the agent to them. */
 export const REQUIRED_METRICS = [
   'purge_cache_agent_cycles_total',
   'purge_cache_agent_cycle_duration_seconds',

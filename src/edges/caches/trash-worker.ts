@@ -1,6 +1,5 @@
 /**
- * Emptying the trash in a child process at low priority (issue 7,
- * "Gentleness"): the daemon stays responsive, and the disk and CPU go to the
+ * Emptying the trash in a child process at low priority, so that the daemon stays responsive, and the disk and CPU go to the
  * builds first. The child lowers every one of its threads to nice 19 and the
  * idle I/O class (`ionice -c3`, where ionice exists and the I/O scheduler
  * honours it) before it starts; threads it starts later inherit both.

@@ -72,7 +72,7 @@ function envelope<T>(schema: z.ZodMiniType<T>, body: unknown, where: string, exp
 /**
  * Invalid entries kept (with their reasons) per answer; the rest are only
  * counted. A 32 MiB answer of `0,0,0,…` holds 16 million entries: keeping a
- * reason object for each took the daemon to 1.7 GB (test/adversarial/responses.test.ts).
+ * reason object for each took the daemon to 1.7 GB.
  */
 export const MAX_INVALID_KEPT = 1000;
 

@@ -1,4 +1,4 @@
-/** Hostile and broken answers (issue 6, "Responses"): each fails the call or skips the entry, clearly, with bounded memory. */
+/** Hostile and broken answers: each fails the call or skips the entry, clearly, with bounded memory. */
 import { afterEach, describe, expect, it } from 'vitest';
 import { UpstreamHttpError, UpstreamNetworkError, UpstreamResponseError } from '../../../src/errors.js';
 import { PurgeCacheClient } from '../../../src/edges/upstream/index.js';
