@@ -59,6 +59,24 @@ afterAll(async () => {
 
 const url = (s: Server) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
 const cyclesDone = (stderr: string) => logLines(stderr).filter((l) => l.msg === 'cycle finished').length;
+/** The daemon against the hostile server, its schedule a year away: only the cycle at start and syncs run. */
+const startDaemon = (root: string, stateDir: string, ...extra: string[]) =>
+  startCli([
+    'run',
+    '--root-url',
+    url(server),
+    '--worker-pool-id',
+    POOL,
+    '--cache-root',
+    root,
+    '--state-dir',
+    stateDir,
+    '--schedule',
+    '0 0 1 1 *',
+    '--jitter',
+    '0',
+    ...extra,
+  ]);
 
 describe('hostile answers to the daemon', () => {
   it('every hostile answer: a clear log line, nothing deleted on invalid data, the daemon stays up, memory bounded', async (ctx) => {
@@ -69,25 +87,7 @@ describe('hostile answers to the daemon', () => {
       await writeFile(path.join(root, encodeCacheName(v)!, 'data'), v);
     }
     const cases = modes(url(lureServer));
-    const daemon = startCli([
-      'run',
-      '--root-url',
-      url(server),
-      '--worker-pool-id',
-      POOL,
-      '--cache-root',
-      root,
-      '--state-dir',
-      stateDir,
-      '--schedule',
-      '0 0 1 1 *',
-      '--jitter',
-      '0',
-      '--log-level',
-      'debug',
-      '--in-use-checks',
-      'locks',
-    ]);
+    const daemon = startDaemon(root, stateDir, '--log-level', 'debug', '--in-use-checks', 'locks');
     const outcomes: string[] = [];
     let peak = 0;
     try {
@@ -196,21 +196,7 @@ describe('hostile answers to the daemon', () => {
     const stateDir = path.join(tmp.path, 'state-slow');
     await mkdir(path.join(root, 'victim'), { recursive: true });
     const seen = queries;
-    const daemon = startCli([
-      'run',
-      '--root-url',
-      url(server),
-      '--worker-pool-id',
-      POOL,
-      '--cache-root',
-      root,
-      '--state-dir',
-      stateDir,
-      '--schedule',
-      '0 0 1 1 *',
-      '--jitter',
-      '0',
-    ]);
+    const daemon = startDaemon(root, stateDir);
     try {
       await eventually(() => queries > seen || !isRunning(daemon), 'the daemon to query');
       const socket = { socketPath: path.join(stateDir, 'api.sock') };
