@@ -28,6 +28,7 @@ const AREAS = {
   'crash.test.ts': 'Faults: SIGKILL at every step',
   'faults-state.test.ts': 'Faults: state directory',
   'faults-fs.test.ts': 'Faults: filesystem',
+  'faults-race.test.ts': 'Faults: a cache changed during a purge',
   'faults-time.test.ts': 'Faults: outage and clock',
   'secrets.test.ts': 'Secrets',
   'stall.test.ts': 'Hostile users: stalls and limits',
