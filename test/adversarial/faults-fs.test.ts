@@ -12,24 +12,14 @@ import path from 'node:path';
 import { cleanEnv, finished, logLines, runCli, type CliResult } from '../helpers/cli.js';
 import { CLI_PATH } from '../helpers/tmp.js';
 import { makeFixture, exists, hashTree, readState, type Fixture } from '../helpers/fixture.js';
-
 import { record, skipBecause } from './support.js';
-import { bindMount, chattr, mountTmpfs, unmountAllUnder, whereIsTmpfs } from '../helpers/mounts.js';
+import { bindMount, chattr, mountTmpfs, releaseTree, whereIsTmpfs } from '../helpers/mounts.js';
 
 let fx: Fixture;
 afterEach(async () => {
   // Unset when a test failed before making its fixture.
   if ((fx as Fixture | undefined) === undefined) return;
-  await unmountAllUnder(fx.tmp.path);
-  await new Promise<void>((resolve) => {
-    const c = spawn('chattr', ['-R', '-f', '-i', '-a', fx.tmp.path], { stdio: 'ignore' });
-    c.on('close', () => {
-      resolve();
-    });
-    c.on('error', () => {
-      resolve();
-    });
-  });
+  await releaseTree(fx.tmp.path);
   await fx.close();
 });
 

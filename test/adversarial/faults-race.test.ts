@@ -4,10 +4,8 @@
  * recreated on the old inode, and a trash entry removed while it is deleted.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { lstat, mkdir, readdir, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-
 import { makeFixture, exists, hashTree, POOL, type Fixture } from '../helpers/fixture.js';
 import { captureLogger } from '../helpers/servers.js';
 import { loadSettings } from '../../src/config/index.js';
@@ -19,22 +17,13 @@ import { runCycle, newObservations, type CycleContext } from '../../src/engine/c
 import { systemClock } from '../../src/edges/clock.js';
 import type { UsageProbe } from '../../src/edges/caches/inuse.js';
 import { record, skipBecause } from './support.js';
-import { unmountAllUnder } from '../helpers/mounts.js';
+import { releaseTree } from '../helpers/mounts.js';
 
 let fx: Fixture;
 afterEach(async () => {
   // Unset when a test failed before making its fixture.
   if ((fx as Fixture | undefined) === undefined) return;
-  await unmountAllUnder(fx.tmp.path);
-  await new Promise<void>((resolve) => {
-    const c = spawn('chattr', ['-R', '-f', '-i', '-a', fx.tmp.path], { stdio: 'ignore' });
-    c.on('close', () => {
-      resolve();
-    });
-    c.on('error', () => {
-      resolve();
-    });
-  });
+  await releaseTree(fx.tmp.path);
   await fx.close();
 });
 

@@ -4,7 +4,6 @@
  * about it: fail the cycle or skip the entry, and the log line that says so.
  */
 import { type IncomingMessage, type ServerResponse } from 'node:http';
-
 import { POOL, POOL_PARTS } from '../helpers/fixture.js';
 
 export const BEFORE = new Date(Date.now() + 3_600_000).toISOString();

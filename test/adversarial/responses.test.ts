@@ -21,7 +21,6 @@ import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 import { call } from '../helpers/api.js';
 import { isRunning, memoryOf, record } from './support.js';
 import { eventually } from '../helpers/wait.js';
-
 import { entry, type Handler, json, VICTIMS, FORGER, lure, modes } from './hostile-answers.js';
 
 let tmp: TempDir;

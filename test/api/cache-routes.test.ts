@@ -2,37 +2,14 @@
  * The local API's cache, lease and task routes — listing, purging now,
  * leases, syncs and their tasks — against the `run` daemon as a child process.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { makeFixture, exists, readState, type Fixture } from '../helpers/fixture.js';
+import { exists, readState } from '../helpers/fixture.js';
 import { encodeCacheName } from '../../src/core/names.js';
-import { call, bearer, startDaemon, tokenFile, firstCycle, finishedTask, TOKEN, type Daemon, type Target } from '../helpers/api.js';
+import { call, finishedTask } from '../helpers/api.js';
 import { eventually } from '../helpers/wait.js';
-
-let fx: Fixture;
-let d: Daemon;
-
-beforeAll(async () => {
-  fx = await makeFixture();
-  for (const name of ['plain', 'a/b', '..', 'sized', 'leased', 'doomed', 'dry']) await fx.makeCache(name);
-  await fx.makeCache('sized', { 'one.bin': 'x'.repeat(1000), 'sub/two.bin': 'y'.repeat(24) });
-  d = await startDaemon(fx, { args: ['--api-token-file', await tokenFile(fx)] });
-  await firstCycle(d);
-});
-afterAll(async () => {
-  // Unset when beforeAll failed early: stop only what was started.
-  const result = await (d as Daemon | undefined)?.stop();
-  expect(result?.code, result?.stderr).toBe(0);
-  await (fx as Fixture | undefined)?.close();
-});
-
-const auth = bearer(TOKEN);
-/** The same request over both transports: the socket needs no token, TCP gets the right one. */
-const both = (): [string, Target, Record<string, string>][] => [
-  ['unix socket', d.socket, {}],
-  ['TCP', d.tcp, auth],
-];
+import { fx, d, auth, both } from './routes-daemon.js';
 
 describe('GET /v1/caches', () => {
   it('lists every cache with its fields', async () => {

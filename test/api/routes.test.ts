@@ -4,36 +4,12 @@
  * daemon as a child process. The cache, lease and task routes are in
  * cache-routes.test.ts.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { makeFixture, exists, type Fixture } from '../helpers/fixture.js';
-
-import { call, bearer, startDaemon, tokenFile, firstCycle, TOKEN, type Daemon, type Target } from '../helpers/api.js';
-
-let fx: Fixture;
-let d: Daemon;
-
-beforeAll(async () => {
-  fx = await makeFixture();
-  for (const name of ['plain', 'a/b', '..', 'sized', 'leased', 'doomed', 'dry']) await fx.makeCache(name);
-  await fx.makeCache('sized', { 'one.bin': 'x'.repeat(1000), 'sub/two.bin': 'y'.repeat(24) });
-  d = await startDaemon(fx, { args: ['--api-token-file', await tokenFile(fx)] });
-  await firstCycle(d);
-});
-afterAll(async () => {
-  // Unset when beforeAll failed early: stop only what was started.
-  const result = await (d as Daemon | undefined)?.stop();
-  expect(result?.code, result?.stderr).toBe(0);
-  await (fx as Fixture | undefined)?.close();
-});
-
-const auth = bearer(TOKEN);
-/** The same request over both transports: the socket needs no token, TCP gets the right one. */
-const both = (): [string, Target, Record<string, string>][] => [
-  ['unix socket', d.socket, {}],
-  ['TCP', d.tcp, auth],
-];
+import { exists } from '../helpers/fixture.js';
+import { call, TOKEN } from '../helpers/api.js';
+import { fx, d, auth, both } from './routes-daemon.js';
 
 describe('transport and access', () => {
   it('listens on a unix socket with mode 0660, at <state dir>/api.sock by default', async () => {

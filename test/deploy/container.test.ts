@@ -4,7 +4,6 @@
  * command line for real.)
  */
 import { describe, expect, it } from 'vitest';
-
 import { AGENT_ENV, execForm, parseContainerfile, readRepoFile, stageEnv } from './helpers.js';
 
 describe('Containerfile', () => {

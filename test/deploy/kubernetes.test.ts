@@ -4,10 +4,8 @@
  * and a configuration made of environment variables alone.
  */
 import { describe, expect, it } from 'vitest';
-
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-
 import { SETTINGS } from '../../src/config/index.js';
 import { settingsTable } from '../../src/config/docs.js';
 import { makeTempDir } from '../helpers/tmp.js';

@@ -8,9 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import YAML from 'yaml';
-
 import { makeTempDir } from '../helpers/tmp.js';
-
 import { AGENT_METRICS, exportedMetricNames, hasCommand, metricsInExpr, readRepoFile, repoFile } from './helpers.js';
 
 describe('dashboard and alerts', () => {

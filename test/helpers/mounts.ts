@@ -89,3 +89,13 @@ export async function unmountAllUnder(dir: string): Promise<void> {
 export function chattr(flag: '+i' | '-i' | '+a' | '-a', target: string): Promise<string | null> {
   return tryRun('chattr', [flag, target]);
 }
+
+/**
+ * Undo what a fault test did to a tree before it is removed: unmount what is
+ * mounted below it, and clear the immutable and append-only flags (ignoring a
+ * filesystem where chattr does not apply).
+ */
+export async function releaseTree(dir: string): Promise<void> {
+  await unmountAllUnder(dir);
+  await tryRun('chattr', ['-R', '-f', '-i', '-a', dir]);
+}
