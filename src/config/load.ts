@@ -113,23 +113,25 @@ export async function loadSettings(input: LoadInput): Promise<Settings> {
     const attr = flagAttribute(spec);
     const flagValue = attr === undefined ? undefined : flags[attr];
     const fromEnv = fromEnvironment(spec.env, env);
+    let source: string | undefined;
     if (flagValue !== undefined) {
-      resolved[spec.key] = parseFlag(spec, flagValue);
-      sources.set(spec.key, `flag ${spec.flag?.split(' ')[0] ?? spec.key}`);
+      source = `flag ${spec.flag?.split(' ')[0] ?? spec.key}`;
+      resolved[spec.key] = parseFlag(spec, flagValue, source);
     } else if (fromEnv !== undefined) {
       let raw = fromEnv.raw;
       // systemd's STATE_DIRECTORY lists every StateDirectory=, ':'-separated; ours is the first.
       const colon = raw.indexOf(':');
       if (fromEnv.name === 'STATE_DIRECTORY' && colon >= 0) raw = raw.slice(0, colon);
-      resolved[spec.key] = parseOrFail(spec, raw, `environment variable ${fromEnv.name}`);
-      sources.set(spec.key, `environment variable ${fromEnv.name}`);
+      source = `environment variable ${fromEnv.name}`;
+      resolved[spec.key] = parseOrFail(spec, raw, source);
     } else if (spec.key in file) {
-      resolved[spec.key] = parseOrFail(spec, file[spec.key], `config file ${configFile}`);
-      sources.set(spec.key, `config file ${configFile}`);
+      source = `config file ${configFile}`;
+      resolved[spec.key] = parseOrFail(spec, file[spec.key], source);
     } else if (input.command && spec.commandDefaults?.[input.command] !== undefined) {
-      resolved[spec.key] = parseOrFail(spec, spec.commandDefaults[input.command], `default for ${input.command}`);
-      sources.set(spec.key, `default for ${input.command}`);
+      source = `default for ${input.command}`;
+      resolved[spec.key] = parseOrFail(spec, spec.commandDefaults[input.command], source);
     }
+    if (source !== undefined) sources.set(spec.key, source);
   }
   if (typeof resolved.schedule === 'string') await checkSchedule(resolved.schedule, sources.get('schedule'));
   const credentials = credentialsFromEnv(env);
@@ -156,8 +158,7 @@ async function checkSchedule(schedule: string, source: string | undefined): Prom
   if (!cron.validate(schedule)) throw new ConfigError(`invalid schedule (${source}): expected ${SCHEDULE_ACCEPTS}`, 'schedule');
 }
 
-function parseFlag(spec: SettingSpec, value: unknown): unknown {
-  const source = `flag ${spec.flag?.split(' ')[0]}`;
+function parseFlag(spec: SettingSpec, value: unknown, source: string): unknown {
   if (spec.key === 'caches') {
     // Repeated --cache NAME=PATH flags; each is parsed on its own.
     return (value as string[]).map((item) => parseOrFail({ ...spec, parse: singleCache }, item, source));
