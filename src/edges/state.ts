@@ -139,7 +139,12 @@ export class StateStore {
   async close(): Promise<void> {
     const handle = this.lockHandle;
     this.lockHandle = null;
-    await handle?.close();
+    if (handle === null) return;
+    // Clear the pid while still holding the lock: an agent that takes the lock
+    // next writes its own, but one that loses to it in between must not read
+    // ours and name a process that has gone.
+    await handle.truncate(0).catch(() => undefined);
+    await handle.close();
   }
 }
 
@@ -164,8 +169,7 @@ async function lockDirectory(dir: string, options: OpenOptions): Promise<FileHan
       if (Date.now() >= deadline) throw new StateLockedError(dir, await holderPid(lockPath));
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    await handle.truncate(0);
-    await handle.write(`${process.pid}\n`, 0);
+    await writeHolderPid(handle, lockPath, options.logger);
     await chmod(lockPath, 0o600);
     return handle;
   } catch (err) {
@@ -177,16 +181,34 @@ async function lockDirectory(dir: string, options: OpenOptions): Promise<FileHan
 /**
  * The holder's pid, as it wrote it into the lock file. A holder writes it
  * right after taking the lock, so an agent that lost the race by a moment may
- * find the file still empty: give the holder a little time before saying
- * "unknown".
+ * find the file empty, or still naming a holder that crashed: wait, a few
+ * seconds at most and only on this failure path, for a live pid before
+ * saying "unknown".
  */
 async function holderPid(lockPath: string): Promise<number | null> {
-  for (let attempt = 0; attempt < 20; attempt++) {
+  for (let attempt = 0; attempt < 60; attempt++) {
     const pid = await readHolderPid(lockPath);
-    if (pid !== null) return pid;
-    await new Promise((resolve) => setTimeout(resolve, 25));
+    if (pid !== null && pid !== process.pid && isAlive(pid)) return pid;
+    await new Promise((resolve) => setTimeout(resolve, 50));
   }
   return null;
+}
+
+/**
+ * The pid is a courtesy to the next agent's error message; the flock is the
+ * lock. So a disk too full to take four bytes must not stop the agent: it
+ * runs, and a second agent reports the holder as unknown.
+ */
+async function writeHolderPid(handle: FileHandle, lockPath: string, logger: Logger): Promise<void> {
+  try {
+    await handle.truncate(0);
+    await handle.write(`${process.pid}\n`, 0);
+  } catch (err) {
+    logger.warn(
+      { lock: lockPath, err: errorMessage(err) },
+      "cannot write this agent's pid into the state lock file; a second agent will not be able to name it",
+    );
+  }
 }
 
 async function readHolderPid(lockPath: string): Promise<number | null> {
