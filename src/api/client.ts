@@ -4,6 +4,7 @@
  * or over TCP with --api and the token — and speaks the routes.
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { lstat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { Settings } from '../config/index.js';
 import { errnoCode, errorMessage, ApiRequestError, type Attempt, NoAgentError } from '../errors.js';
@@ -42,7 +43,7 @@ export class ApiClient {
   // short commands don't compile undici's WebAssembly one (about 20 MB) to ask a question.
   private readonly agent: HttpAgent;
   private readonly request: typeof httpRequest;
-  private readonly target: { socketPath: string } | { host: string; port: number };
+  private readonly target: { socketPath: string; servername: string } | { host: string; port: number };
 
   constructor(readonly endpoint: Endpoint) {
     const url = endpoint.kind === 'tcp' ? new URL(endpoint.url) : null;
@@ -51,7 +52,10 @@ export class ApiClient {
     this.request = secure ? https().request : httpRequest;
     this.target = url
       ? { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || (secure ? 443 : 80)) }
-      : { socketPath: (endpoint as { socketPath: string }).socketPath };
+      : // A server name given up front spares Node's agent from testing the
+        // default host "localhost" against its IPv6 pattern, whose first use
+        // compiles a regular expression for longer than exec's whole lease.
+        { socketPath: (endpoint as { socketPath: string }).socketPath, servername: 'localhost' };
   }
 
   /** Where this client talks to, for messages. */
@@ -209,6 +213,18 @@ export async function connectToAgent(settings: Settings, env: NodeJS.ProcessEnv 
 async function connectToFirst(endpoints: readonly Endpoint[]): Promise<ApiClient> {
   const attempts: Attempt[] = [];
   for (const endpoint of endpoints) {
+    // No socket file, no agent: say so without building a request (the
+    // commands run before every task ask this on hosts where no agent runs).
+    if (endpoint.kind === 'socket') {
+      const missing = await lstat(endpoint.socketPath).then(
+        () => null,
+        (err: unknown) => (errnoCode(err) === 'ENOENT' ? err : null),
+      );
+      if (missing !== null) {
+        attempts.push(describeFailure(endpoint.socketPath, missing));
+        continue;
+      }
+    }
     const client = new ApiClient(endpoint);
     try {
       await client.healthz();
