@@ -89,11 +89,20 @@ function runFlock(fd: number, flags: string[]): Promise<FlockResult> {
  */
 export async function tryFlockMany(fds: readonly number[], mode: FlockMode): Promise<FlockResult[]> {
   if (fds.length === 0) return [];
-  if (fds.length > 1 && (await perlAvailable())) {
-    const results: FlockResult[] = [];
-    // Bounded batches keep the child's descriptor table and argv small.
-    for (let i = 0; i < fds.length; i += PERL_BATCH) results.push(...(await perlFlock(fds.slice(i, i + PERL_BATCH), mode)));
-    return results;
+  // Perl is tried directly rather than probed first: a probe is one more spawn
+  // in every cycle that purges. Where it is missing, the first batch says so
+  // (ENOENT) and flock(1) takes over; locks perl took before failing sit on
+  // the same open files, so taking them again with flock(1) changes nothing.
+  if (fds.length > 1 && !perlMissing) {
+    try {
+      const results: FlockResult[] = [];
+      // Bounded batches keep the child's descriptor table and argv small.
+      for (let i = 0; i < fds.length; i += PERL_BATCH) results.push(...(await perlFlock(fds.slice(i, i + PERL_BATCH), mode)));
+      return results;
+    } catch (err) {
+      if (!(err instanceof FlockUnavailableError)) throw err;
+      perlMissing = true;
+    }
   }
   const results: FlockResult[] = [];
   for (const fd of fds) results.push(await tryFlock(fd, mode));
@@ -101,6 +110,8 @@ export async function tryFlockMany(fds: readonly number[], mode: FlockMode): Pro
 }
 
 const PERL_BATCH = 512;
+/** Set once a batch found no perl to run: later batches go straight to flock(1). */
+let perlMissing = false;
 /** The batch locker, beside this module in src/ and in dist/ (the build copies it). */
 const PERL_FLOCK_SCRIPT = fileURLToPath(new URL('./flock.pl', import.meta.url));
 

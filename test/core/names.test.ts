@@ -57,6 +57,21 @@ const hostile = fc.oneof(
 );
 
 describe('properties over hostile names', () => {
+  it('decodes every directory name as its canonical name or literally, the shortcut for plain names included', () => {
+    const dirNames = fc
+      .array(fc.constantFrom('a', 'Z', '0', '_', '-', '.', '%', '2E', '41', 'C3', 'A9', 'FF', 'é', ' '), { minLength: 1, maxLength: 8 })
+      .map((p) => p.join(''));
+    fc.assert(
+      fc.property(dirNames, (dir) => {
+        const decoded = decodeDirName(dir);
+        // Either the canonical encoding of what it decodes to, or kept literally.
+        expect(decoded === dir || encodeCacheName(decoded) === dir).toBe(true);
+        if (encodeCacheName(dir) === dir) expect(decoded).toBe(dir);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
   it('round-trips every storable name, and the directory is always a safe single component', () => {
     fc.assert(
       fc.property(hostile, (name) => {

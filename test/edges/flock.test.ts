@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { tryFlock, tryFlockMany } from '../../src/edges/flock.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
@@ -65,5 +65,27 @@ describe('flock from Node', () => {
     const second = openSync(dir!, 'r');
     fds.push(second);
     expect(await tryFlock(second, 'exclusive')).toBe('busy');
+  });
+
+  it('without perl, a batch falls back to flock(1) per descriptor, with the same answers', async () => {
+    const all = dirs(6);
+    await holdShared(all[2]!);
+    for (const dir of all) fds.push(openSync(dir, 'r'));
+    const flockPath = spawnSync('sh', ['-c', 'command -v flock'], { encoding: 'utf8' }).stdout.trim();
+    const bin = path.join(tmp.path, 'bin');
+    mkdirSync(bin);
+    symlinkSync(flockPath, path.join(bin, 'flock'));
+    const saved = process.env.PATH;
+    process.env.PATH = bin; // flock(1) only: perl is not found
+    try {
+      expect(await tryFlockMany(fds, 'exclusive')).toEqual(['locked', 'locked', 'busy', 'locked', 'locked', 'locked']);
+      // Once perl is known to be missing, later batches go straight to flock(1).
+      const again = openSync(all[0]!, 'r');
+      fds.push(again);
+      expect(await tryFlockMany([again, fds[1]!], 'exclusive')).toEqual(['busy', 'locked']);
+    } finally {
+      process.env.PATH = saved;
+    }
+    for (const [i, dir] of all.entries()) if (i !== 2) expect(othersCanLock(dir)).toBe(false);
   });
 });
