@@ -17,7 +17,7 @@
  */
 import { advanceCursor, identityChanges, type CursorIdentity } from './cursor.js';
 import {
-  creditsRecord,
+  recordKey,
   ingestAnswer,
   instanceTag,
   judgedIn,
@@ -91,14 +91,22 @@ export interface Look {
 /** The state after a look at the disk, and the records that expired while a location still owed them. */
 export function settleLook<S extends ContractState>(state: S, look: Look): { state: S; expiredOwed: RequestRecord[] } {
   const readable = look.locations.filter((l) => l.instance !== null);
-  const purged = look.outcomes.filter((o) => o.kind === 'purged').map((o) => o.candidate);
+  // Purges per (name, before), counted once: asking every purge about every
+  // record cost ten million comparisons at 10,000 records and 1,000 purges.
+  const purgedBy = new Map<string, number>();
+  for (const o of look.outcomes) {
+    if (o.kind !== 'purged') continue;
+    const key = recordKey({ cacheName: o.candidate.cache.name, beforeMs: o.candidate.beforeMs });
+    purgedBy.set(key, (purgedBy.get(key) ?? 0) + 1);
+  }
   const records = state.records.map((record) => {
     let judged = record.judged;
     for (const location of readable) {
       const tag = instanceTag(location);
       if (judgedIn(location, record) && !judged.includes(tag)) judged = [...judged, tag];
     }
-    const credited = purged.filter((c) => creditsRecord(record, c.cache, c.beforeMs)).length;
+    // A purge credits the records that condemned it: the same name and the same `before`.
+    const credited = purgedBy.get(recordKey(record)) ?? 0;
     const everywhere = look.locations.every((l) => judged.some((tag) => tagLocation(tag) === l.id));
     const appliedAt = record.appliedAt ?? (everywhere ? look.nowMs : null);
     if (judged === record.judged && credited === 0 && appliedAt === record.appliedAt) return record;

@@ -15,7 +15,7 @@
  * would hold the cursor for every other location too, until --max-gap fired
  * and purged everything. Records keep each location's debt to itself.
  */
-import type { ObservedCache } from './rule.js';
+
 
 const HOUR = 3_600_000;
 
@@ -122,9 +122,4 @@ export function recordsByName(records: readonly RequestRecord[]): Map<string, Re
 /** Whether `location` judged `record` in a look where it could be read and the record's name examined. */
 export function judgedIn(location: LocationRead, record: ValidRequest): boolean {
   return location.instance !== null && !(location.unreadNames ?? []).includes(record.cacheName);
-}
-
-/** The cache a record is credited for when a purge condemned by `beforeMs` went through. */
-export function creditsRecord(record: RequestRecord, cache: Pick<ObservedCache, 'name'>, beforeMs: number): boolean {
-  return record.cacheName === cache.name && record.beforeMs === beforeMs;
 }
