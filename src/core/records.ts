@@ -16,7 +16,6 @@
  * and purged everything. Records keep each location's debt to itself.
  */
 
-
 const HOUR = 3_600_000;
 
 /**

@@ -118,7 +118,7 @@ const PERL_FLOCK_SCRIPT = fileURLToPath(new URL('./flock.pl', import.meta.url));
 let perlChecked: Promise<boolean> | undefined;
 function perlAvailable(): Promise<boolean> {
   perlChecked ??= new Promise((resolve) => {
-    const child = spawn('perl', ['-MFcntl=:flock', '-e', 'exit 0'], { stdio: 'ignore' });
+    const child = spawn('perl', ['-e', 'exit 0'], { stdio: 'ignore' });
     child.on('error', () => {
       resolve(false);
     });

@@ -20,12 +20,12 @@ import type { Logger } from '../log.js';
 import type { Candidate, Outcome } from '../core/judge.js';
 import { moveToTrash, TrashHandles } from '../edges/caches/trash.js';
 import { tryLockManyForRename, type DirLock } from '../edges/caches/inuse.js';
-import { mapLimit } from '../edges/caches/concurrency.js';
+import { yieldToEventLoop } from '../edges/caches/concurrency.js';
 import { FlockUnavailableError, UnsafePathError, errnoCode, errorMessage, CacheVanishedError } from '../errors.js';
 import { faultPoint } from '../fault.js';
 
-/** Renames in flight at once: each is one quick syscall on the thread pool. */
-const RENAME_CONCURRENCY = 16;
+/** Purges carried out between two turns of the event loop: the API and the probes keep answering during a large batch. */
+const RENAME_BATCH = 256;
 
 export async function applyPurges(candidates: readonly Candidate[], deps: { logger: Logger }): Promise<Outcome[]> {
   if (candidates.length === 0) return [];
@@ -35,14 +35,19 @@ export async function applyPurges(candidates: readonly Candidate[], deps: { logg
   );
   // Each trash (and the directory it is in) is held open for the batch: every rename goes through those descriptors.
   const trashes = new TrashHandles();
+  const outcomes: Outcome[] = [];
   try {
-    return await mapLimit(candidates, RENAME_CONCURRENCY, async (candidate, i) => {
+    // One after another: each purge is a few quick calls on names in directories held open (moveToTrash).
+    for (const [i, candidate] of candidates.entries()) {
+      if (i > 0 && i % RENAME_BATCH === 0) await yieldToEventLoop();
       // The locks come back one per path, in order; a missing one fails this purge rather than renaming unlocked.
-      const outcome = await renameLocked(candidate, locks[i] ?? new Error('the lock helper gave no answer for it'), trashes, deps);
+      outcomes.push(await renameLocked(candidate, locks[i] ?? new Error('the lock helper gave no answer for it'), trashes, deps));
       await faultPoint('after-rename');
-      return outcome;
-    });
+    }
+    return outcomes;
   } finally {
+    // Locks of purges never reached (a thrown error) are dropped with their descriptors.
+    for (const lock of locks.slice(outcomes.length)) if (typeof lock === 'object' && !(lock instanceof Error)) await lock.release();
     await trashes.close();
   }
 }

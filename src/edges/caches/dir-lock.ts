@@ -4,11 +4,13 @@
  * the cache directory, taken through src/edges/flock.ts.
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { constants } from 'node:fs';
+import { close, closeSync, constants, fstatSync, openSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { UnsafePathError, errnoCode } from '../../errors.js';
 import { tryFlock, tryFlockMany, FlockUnavailableError } from '../flock.js';
 import type { Logger } from '../../log.js';
 import { sleep } from '../clock.js';
+import { yieldToEventLoop } from './concurrency.js';
 import { inodeKey } from './inode-key.js';
 
 export interface DirLock {
@@ -54,6 +56,56 @@ async function openDir(cachePath: string): Promise<{ handle: FileHandle; key: st
   }
 }
 
+const closeFd = promisify(close);
+
+/** Descriptors opened between two turns of the event loop when locking a batch (see tryLockManyForRename). */
+const OPEN_BATCH = 256;
+
+/**
+ * openDir without the thread pool, for batches: a thousand caches opened and
+ * stat'ed through promises cost a round trip each, several times the calls
+ * themselves. Same errors as openDir.
+ */
+function openDirSync(cachePath: string): { fd: number; key: string } {
+  let fd: number;
+  try {
+    fd = openSync(cachePath, DIR_FLAGS);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ELOOP' || code === 'ENOTDIR') {
+      throw new UnsafePathError(`${cachePath} is not a directory (or is a symbolic link); refusing to lock it`, cachePath);
+    }
+    throw err;
+  }
+  try {
+    return { fd, key: inodeKey(fstatSync(fd, { bigint: true })) };
+  } catch (err) {
+    void closeFd(fd);
+    throw err;
+  }
+}
+
+/**
+ * A lock on a descriptor we opened ourselves; closing it drops the lock. The
+ * close is synchronous: closing a directory flushes nothing, and a thousand
+ * closes through the thread pool cost more than the renames they follow.
+ */
+function fdLock(fd: number, key: string): DirLock {
+  let closed: Promise<void> | undefined;
+  const release = (): Promise<void> => {
+    if (closed === undefined) {
+      try {
+        closeSync(fd);
+        closed = Promise.resolve();
+      } catch (err) {
+        closed = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      }
+    }
+    return closed;
+  };
+  return { fd, key, release };
+}
+
 function dirLock(handle: FileHandle, key: string): DirLock {
   let closed: Promise<void> | undefined;
   // Closing our descriptor drops the lock: flock(2) locks belong to the open file.
@@ -83,16 +135,24 @@ export async function tryLockForRename(cachePath: string, opts: { logger?: Logge
  * so those purges stay pending until util-linux or perl is installed.
  */
 export async function tryLockManyForRename(cachePaths: readonly string[], opts: { logger?: Logger } = {}): Promise<(DirLock | 'busy' | Error)[]> {
-  const opened = await Promise.all(cachePaths.map((p) => openDir(p).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))))));
-  const handles = opened.filter((o): o is { handle: FileHandle; key: string } => !(o instanceof Error));
+  const opened: ({ fd: number; key: string } | Error)[] = [];
+  for (const [i, cachePath] of cachePaths.entries()) {
+    if (i > 0 && i % OPEN_BATCH === 0) await yieldToEventLoop();
+    try {
+      opened.push(openDirSync(cachePath));
+    } catch (err) {
+      opened.push(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+  const held = opened.filter((o): o is { fd: number; key: string } => !(o instanceof Error));
   let results: ('locked' | 'busy')[];
   try {
     results = await tryFlockMany(
-      handles.map((h) => h.handle.fd),
+      held.map((h) => h.fd),
       'exclusive',
     );
   } catch (err) {
-    await Promise.all(handles.map((h) => h.handle.close()));
+    await Promise.all(held.map((h) => closeFd(h.fd)));
     if (!(err instanceof FlockUnavailableError)) throw err;
     opts.logger?.error(`${err.message}; purges are refused (kept pending) until then`);
     return opened.map((o) => (o instanceof Error ? o : err));
@@ -102,10 +162,10 @@ export async function tryLockManyForRename(cachePaths: readonly string[], opts: 
     opened.map(async (o) => {
       if (o instanceof Error) return o;
       if (results[next++] === 'busy') {
-        await o.handle.close();
+        await closeFd(o.fd);
         return 'busy' as const;
       }
-      return dirLock(o.handle, o.key);
+      return fdLock(o.fd, o.key);
     }),
   );
 }

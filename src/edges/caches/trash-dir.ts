@@ -125,6 +125,20 @@ export async function closeTrash(open: OpenTrash): Promise<void> {
  */
 export class TrashHandles {
   private readonly opened = new Map<string, Promise<OpenTrash>>();
+  private salt: string | null = null;
+  private count = 0;
+
+  /**
+   * A fresh name for an entry of a trash, of bounded length (the cache's own
+   * name may already be 255 bytes long): the time, a random salt drawn once
+   * per batch, and a counter. Unique without asking the kernel for
+   * randomness on every purge of a batch of thousands. node:crypto is loaded
+   * on the first purge only: a cycle with nothing to purge never needs it.
+   */
+  async entryName(): Promise<string> {
+    this.salt ??= (await import('node:crypto')).randomBytes(6).toString('hex');
+    return `${Date.now()}-${this.salt}-${(this.count++).toString(36)}`;
+  }
 
   get(parentPath: string): Promise<OpenTrash> {
     let open = this.opened.get(parentPath);

@@ -6,7 +6,8 @@
  * every deletion in one, goes through the directories held open by
  * trash-dir.ts, never through their paths.
  */
-import { lstat, opendir, rename } from 'node:fs/promises';
+import { lstatSync, renameSync } from 'node:fs';
+import { opendir } from 'node:fs/promises';
 import path from 'node:path';
 import { UnsafePathError, errnoCode, errorMessage, CacheVanishedError } from '../../errors.js';
 import type { CacheDir, CacheSources } from './inventory.js';
@@ -45,7 +46,7 @@ export async function moveToTrash(cache: Pick<CacheDir, 'root' | 'path'>, expect
   const own = trashes === undefined;
   const handles = trashes ?? new TrashHandles();
   try {
-    return await renameIntoTrash(cache, expectedKey, await handles.get(parentOf(cache)));
+    return await renameIntoTrash(cache, expectedKey, await handles.get(parentOf(cache)), handles);
   } finally {
     if (own) await handles.close();
   }
@@ -55,6 +56,7 @@ async function renameIntoTrash(
   cache: Pick<CacheDir, 'root' | 'path'>,
   expectedKey: string,
   held: Awaited<ReturnType<TrashHandles['get']>>,
+  handles: TrashHandles,
 ): Promise<{ trashPath: string }> {
   const entry = path.basename(cache.path);
   // Safety rule 2: a cache is one entry of the directory we hold, nothing deeper, never `.` or `..`.
@@ -62,9 +64,12 @@ async function renameIntoTrash(
     throw new UnsafePathError(`refusing ${cache.path}: not a direct child of ${held.parent.path}`, cache.path);
   }
   const source = held.parent.at(entry);
+  // Synchronous calls, like the listing's: each is one quick call on a name in
+  // a directory held open, and a batch of purges would otherwise wait on the
+  // thread pool for each of them (most of the time of 1,000 renames).
   let st;
   try {
-    st = await lstat(source, { bigint: true });
+    st = lstatSync(source, { bigint: true });
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') throw new CacheVanishedError(`${cache.path} is already gone`);
     throw err;
@@ -73,12 +78,9 @@ async function renameIntoTrash(
   if (problem) throw new UnsafePathError(`refusing to purge ${cache.path}: it ${problem}`, cache.path);
   if (inodeKey(st) !== expectedKey)
     throw new UnsafePathError(`refusing to purge ${cache.path}: it was replaced by another directory since it was judged`, cache.path);
-  // A fixed-length name: the cache's own name may already be 255 bytes long.
-  // node:crypto is loaded on the first purge only: a cycle with nothing to purge never needs it.
-  const { randomBytes } = await import('node:crypto');
-  const name = `${Date.now()}-${randomBytes(6).toString('hex')}`;
+  const name = await handles.entryName();
   try {
-    await rename(source, held.trash.at(name));
+    renameSync(source, held.trash.at(name));
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') throw new CacheVanishedError(`${cache.path} vanished during its purge`);
     if (errnoCode(err) === 'EXDEV' || errnoCode(err) === 'EBUSY') {
@@ -86,7 +88,7 @@ async function renameIntoTrash(
     }
     throw err;
   }
-  await confirmLanded(cache.path, expectedKey, held, entry, name);
+  confirmLanded(cache.path, expectedKey, held, entry, name);
   return { trashPath: path.join(held.path, name) };
 }
 
@@ -95,17 +97,11 @@ async function renameIntoTrash(
  * root can exchange two entries between them. What landed in the trash is
  * checked again, and anything but the judged directory goes back where it was.
  */
-async function confirmLanded(
-  cachePath: string,
-  expectedKey: string,
-  held: Awaited<ReturnType<TrashHandles['get']>>,
-  entry: string,
-  name: string,
-): Promise<void> {
-  const landed = await lstat(held.trash.at(name), { bigint: true });
+function confirmLanded(cachePath: string, expectedKey: string, held: Awaited<ReturnType<TrashHandles['get']>>, entry: string, name: string): void {
+  const landed = lstatSync(held.trash.at(name), { bigint: true });
   if (inodeKey(landed) === expectedKey) return;
   try {
-    await rename(held.trash.at(name), held.parent.at(entry));
+    renameSync(held.trash.at(name), held.parent.at(entry));
   } catch (err) {
     throw new UnsafePathError(
       `${cachePath} was exchanged for another entry during its rename, which is now ${path.join(held.path, name)} and could not be put back (${errorMessage(err)}); move it back by hand`,

@@ -44,7 +44,7 @@ describe('moveToTrash', () => {
     const { trashPath } = await moveToTrash(cache, cache.key);
     expect(existsSync(cache.path)).toBe(false);
     expect(path.dirname(trashPath)).toBe(path.join(root, TRASH_DIR_NAME));
-    expect(path.basename(trashPath)).toMatch(/^\d+-[0-9a-f]{12}$/);
+    expect(path.basename(trashPath)).toMatch(/^\d+-[0-9a-f]{12}-[0-9a-z]+$/);
     // The very directory, with everything in it: nothing was copied or half-deleted.
     expect(await keyAt(trashPath)).toBe(cache.key);
     expect(await readdir(trashPath)).toEqual(['out', 'sub']);
