@@ -8,7 +8,9 @@
  * default (--delete-priority idle), which pays a process start.
  */
 import { spawnSync } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { TRASH_DIR_NAME } from '../../src/core/names.js';
 import { deleteTree } from '../../src/edges/caches/delete.js';
 import { emptyTrashInChild } from '../../src/edges/caches/trash-worker.js';
 import { makeTree, median, ms, pairedWithRm, round, scratch, settle, versusRm, type Result } from '../lib.js';
@@ -39,7 +41,9 @@ export async function reclaim(): Promise<Result[]> {
       await pairedWithRm(round, runOurs, b, rm);
     }
     // The daemon's default path: a low-priority child process emptying a trash dir.
-    const trash = path.join(dir.path, 'trash');
+    // A trash as the agent makes one: its own name, and mode 0700 (any other trash is left alone).
+    const trash = path.join(dir.path, TRASH_DIR_NAME);
+    await mkdir(trash, { mode: 0o700 });
     await makeTree(path.join(trash, 'entry'), DIRS, FILES, 16);
     settle();
     const start = performance.now();
