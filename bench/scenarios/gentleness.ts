@@ -3,18 +3,19 @@
  * a build: create, write, stat, read and delete many small files) slows down
  * while a purge's trash is being deleted — at normal priority, at the
  * daemon's default low priority (nice 19, idle I/O class, in a child), and
- * low priority plus --delete-rate. Issue 7 asks for the slowdown with and
- * without those settings.
+ * low priority plus --delete-rate: what an operator gains from each setting.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { TRASH_DIR_NAME } from '../../src/core/names.js';
 import { fileURLToPath } from 'node:url';
 import { emptyTrashInChild } from '../../src/edges/caches/trash-worker.js';
 import { makeTree, median, round, scratch, type Result } from '../lib.js';
 
 const TREE_FILES = 200_000;
 const TREE_DIRS = 2_000;
-const DELETE = fileURLToPath(new URL('../../src/caches/delete.js', import.meta.url));
+const DELETE = fileURLToPath(new URL('../../src/edges/caches/delete.js', import.meta.url));
 
 /** The workload, as its own process at normal priority; prints its duration in ms. */
 const WORKLOAD = `
@@ -58,7 +59,9 @@ function deleteAtNormalPriority(trash: string): Promise<void> {
 export async function gentleness(): Promise<Result[]> {
   const dir = await scratch('gentle');
   const work = path.join(dir.path, 'work');
-  const trash = path.join(dir.path, 'trash');
+  // A trash as the agent makes one: its own name, and mode 0700 (any other trash is left alone).
+  const trash = path.join(dir.path, TRASH_DIR_NAME);
+  await mkdir(trash, { mode: 0o700 });
   /**
    * Each mode is compared with the workload alone measured right before it,
    * under the same conditions (the tree just made and synced): on a shared VM
@@ -71,6 +74,8 @@ export async function gentleness(): Promise<Result[]> {
     const deletion = startDeletion();
     const beside = await workload(work);
     await deletion;
+    // A deletion that did nothing would make any priority look gentle.
+    if ((await readdir(trash)).length > 0) throw new Error(`the deletion left ${trash} unemptied`);
     spawnSync('sync');
     return { alone, beside };
   };
