@@ -3,9 +3,7 @@
  * `exec`'s shared lock while a command uses one. Both are flock(2) locks on
  * the cache directory, taken through src/edges/flock.ts.
  */
-import { open, type FileHandle } from 'node:fs/promises';
-import { close, closeSync, constants, fstatSync, openSync } from 'node:fs';
-import { promisify } from 'node:util';
+import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 import { UnsafePathError, errnoCode } from '../../errors.js';
 import { tryFlock, tryFlockMany, FlockUnavailableError } from '../flock.js';
 import type { Logger } from '../../log.js';
@@ -37,34 +35,13 @@ function noFlock(logger: Logger | undefined, err: FlockUnavailableError): void {
   logger.warn(`${err.message}; caches are used without a shared lock, and the agent will not purge them until a lock tool is installed`);
 }
 
-async function openDir(cachePath: string): Promise<{ handle: FileHandle; key: string }> {
-  let handle: FileHandle;
-  try {
-    handle = await open(cachePath, DIR_FLAGS);
-  } catch (err) {
-    const code = errnoCode(err);
-    if (code === 'ELOOP' || code === 'ENOTDIR') {
-      throw new UnsafePathError(`${cachePath} is not a directory (or is a symbolic link); refusing to lock it`, cachePath);
-    }
-    throw err;
-  }
-  try {
-    return { handle, key: inodeKey(await handle.stat({ bigint: true })) };
-  } catch (err) {
-    await handle.close();
-    throw err;
-  }
-}
-
-const closeFd = promisify(close);
-
 /** Descriptors opened between two turns of the event loop when locking a batch (see tryLockManyForRename). */
 const OPEN_BATCH = 256;
 
 /**
- * openDir without the thread pool, for batches: a thousand caches opened and
- * stat'ed through promises cost a round trip each, several times the calls
- * themselves. Same errors as openDir.
+ * Open a cache directory to lock it, and read its identity. Synchronous calls:
+ * a batch of a thousand caches opened and stat'ed through the thread pool
+ * waits a round trip for each, several times what the calls themselves cost.
  */
 function openDirSync(cachePath: string): { fd: number; key: string } {
   let fd: number;
@@ -80,7 +57,7 @@ function openDirSync(cachePath: string): { fd: number; key: string } {
   try {
     return { fd, key: inodeKey(fstatSync(fd, { bigint: true })) };
   } catch (err) {
-    void closeFd(fd);
+    closeSync(fd);
     throw err;
   }
 }
@@ -91,25 +68,15 @@ function openDirSync(cachePath: string): { fd: number; key: string } {
  * closes through the thread pool cost more than the renames they follow.
  */
 function fdLock(fd: number, key: string): DirLock {
-  let closed: Promise<void> | undefined;
+  let open = true;
   const release = (): Promise<void> => {
-    if (closed === undefined) {
-      try {
-        closeSync(fd);
-        closed = Promise.resolve();
-      } catch (err) {
-        closed = Promise.reject(err instanceof Error ? err : new Error(String(err)));
-      }
+    if (open) {
+      open = false;
+      closeSync(fd);
     }
-    return closed;
+    return Promise.resolve();
   };
   return { fd, key, release };
-}
-
-function dirLock(handle: FileHandle, key: string): DirLock {
-  let closed: Promise<void> | undefined;
-  // Closing our descriptor drops the lock: flock(2) locks belong to the open file.
-  return { fd: handle.fd, key, release: () => (closed ??= handle.close()) };
 }
 
 /**
@@ -152,22 +119,20 @@ export async function tryLockManyForRename(cachePaths: readonly string[], opts: 
       'exclusive',
     );
   } catch (err) {
-    await Promise.all(held.map((h) => closeFd(h.fd)));
+    for (const h of held) closeSync(h.fd);
     if (!(err instanceof FlockUnavailableError)) throw err;
     opts.logger?.error(`${err.message}; purges are refused (kept pending) until then`);
     return opened.map((o) => (o instanceof Error ? o : err));
   }
   let next = 0;
-  return Promise.all(
-    opened.map(async (o) => {
-      if (o instanceof Error) return o;
-      if (results[next++] === 'busy') {
-        await closeFd(o.fd);
-        return 'busy' as const;
-      }
-      return fdLock(o.fd, o.key);
-    }),
-  );
+  return opened.map((o) => {
+    if (o instanceof Error) return o;
+    if (results[next++] === 'busy') {
+      closeSync(o.fd);
+      return 'busy' as const;
+    }
+    return fdLock(o.fd, o.key);
+  });
 }
 
 /**
@@ -178,19 +143,20 @@ export async function tryLockManyForRename(cachePaths: readonly string[], opts: 
  * directory may have been renamed away between our open and our lock.
  */
 export async function acquireSharedLock(cachePath: string, opts: { logger?: Logger; signal?: AbortSignal } = {}): Promise<DirLock> {
-  const { handle, key } = await openDir(cachePath);
+  const { fd, key } = openDirSync(cachePath);
+  const lock = fdLock(fd, key);
   try {
     for (let delay = 10; ; delay = Math.min(delay * 2, 500)) {
       opts.signal?.throwIfAborted();
-      if ((await tryFlock(handle.fd, 'shared')) === 'locked') break;
+      if ((await tryFlock(fd, 'shared')) === 'locked') break;
       await sleep(delay, opts.signal);
     }
   } catch (err) {
     if (!(err instanceof FlockUnavailableError)) {
-      await handle.close();
+      await lock.release();
       throw err;
     }
     noFlock(opts.logger, err);
   }
-  return dirLock(handle, key);
+  return lock;
 }
