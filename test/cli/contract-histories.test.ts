@@ -143,7 +143,8 @@ async function runHistory(steps: Step[]): Promise<number> {
         // A run that got past its query received what was filed before it began (a crash after renames did too).
         if (!crashed || s.kill === 'after-rename') for (const [n, at] of filed) if (at < started && !received.has(n)) received.set(n, started);
         for (const [at, cache] of [...present]) {
-          if (await exists(at)) continue;
+          // A root moved away hides its caches from us as from the agent: they are judged when it is back.
+          if (away.has(cache.root) || (await exists(at))) continue;
           present.delete(at);
           purges++;
           if (held.has(at)) fail(`purged ${at} while a task held it`);
@@ -153,7 +154,8 @@ async function runHistory(steps: Step[]): Promise<number> {
         }
         if (!crashed && result.code === 0 && held.size === 0) {
           // Nothing missed: every cache older than the latest request for its name is gone.
-          for (const [at, cache] of present) if ((filed.get(cache.name) ?? 0) > cache.created) fail(`missed ${at}: requested after it was created`);
+          for (const [at, cache] of present)
+            if (!away.has(cache.root) && (filed.get(cache.name) ?? 0) > cache.created) fail(`missed ${at}: requested after it was created`);
         }
         if ((await hashTree(fx.outside)) !== outside) fail('something outside the roots changed');
         break;
