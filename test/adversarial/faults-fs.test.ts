@@ -5,7 +5,7 @@
  * `chattr +i`/`+a`, EACCES from running the agent as `nobody`, and EBUSY from
  * real mounts; each is skipped, with the reason, where the sandbox refuses.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmod, chown, mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -13,15 +13,10 @@ import { cleanEnv, finished, logLines, runCli, type CliResult } from '../helpers
 import { CLI_PATH } from '../helpers/tmp.js';
 import { makeFixture, exists, hashTree, readState, type Fixture } from '../helpers/fixture.js';
 import { record, skipBecause } from './support.js';
-import { bindMount, chattr, mountTmpfs, releaseTree, whereIsTmpfs } from '../helpers/mounts.js';
+import { bindMount, chattr, mountTmpfs, releaseAfterEach, whereIsTmpfs } from '../helpers/mounts.js';
 
 let fx: Fixture;
-afterEach(async () => {
-  // Unset when a test failed before making its fixture.
-  if ((fx as Fixture | undefined) === undefined) return;
-  await releaseTree(fx.tmp.path);
-  await fx.close();
-});
+releaseAfterEach(() => fx);
 
 const trash = () => path.join(fx.root, '.purge-cache-agent-trash');
 const once = (...extra: string[]) => runCli(['once', '--json', ...fx.args('--in-use-checks', 'locks', ...extra)]);

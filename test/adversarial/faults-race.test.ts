@@ -3,7 +3,7 @@
  * else between the listing and the rename, a deferred purge meeting a cache
  * recreated on the old inode, and a trash entry removed while it is deleted.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { lstat, mkdir, readdir, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { makeFixture, exists, hashTree, POOL, type Fixture } from '../helpers/fixture.js';
@@ -17,15 +17,10 @@ import { runCycle, newObservations, type CycleContext } from '../../src/engine/c
 import { systemClock } from '../../src/edges/clock.js';
 import type { UsageProbe } from '../../src/edges/caches/inuse.js';
 import { record, skipBecause } from './support.js';
-import { releaseTree } from '../helpers/mounts.js';
+import { releaseAfterEach } from '../helpers/mounts.js';
 
 let fx: Fixture;
-afterEach(async () => {
-  // Unset when a test failed before making its fixture.
-  if ((fx as Fixture | undefined) === undefined) return;
-  await releaseTree(fx.tmp.path);
-  await fx.close();
-});
+releaseAfterEach(() => fx);
 
 const trash = () => path.join(fx.root, '.purge-cache-agent-trash');
 

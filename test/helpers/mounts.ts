@@ -7,6 +7,8 @@
  * test made.
  */
 import { execFile } from 'node:child_process';
+import { afterEach } from 'vitest';
+import type { Fixture } from './fixture.js';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
@@ -98,4 +100,17 @@ export function chattr(flag: '+i' | '-i' | '+a' | '-a', target: string): Promise
 export async function releaseTree(dir: string): Promise<void> {
   await unmountAllUnder(dir);
   await tryRun('chattr', ['-R', '-f', '-i', '-a', dir]);
+}
+
+/**
+ * After each test, release and close the fixture the test made (none when it
+ * failed before making one): the teardown of the filesystem-fault tests.
+ */
+export function releaseAfterEach(current: () => Fixture | undefined): void {
+  afterEach(async () => {
+    const fx = current();
+    if (fx === undefined) return;
+    await releaseTree(fx.tmp.path);
+    await fx.close();
+  });
 }
