@@ -35,13 +35,14 @@
  * from the device /proc/locks prints, so there only descriptor-placed locks
  * count (tryLockForRename still catches flocks on the cache directory).
  */
-import { lstat, readFile, realpath } from 'node:fs/promises';
-import type { BigIntStats } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { lstatSync, realpathSync, type BigIntStats } from 'node:fs';
 import path from 'node:path';
 import { errnoCode, errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { devOf, formatCmdline, lockKey } from './proc.js';
 import { ProcScan, type Found } from './proc-scan.js';
+import { yieldToEventLoop } from './concurrency.js';
 import type { Target } from './proc-view.js';
 
 export { parseProcLocks, parseMaps } from './proc.js';
@@ -105,7 +106,7 @@ export function createUsageProbe(opts: ProbeOptions): UsageProbe {
   return {
     async holdersOf(cachePaths) {
       const result = new Map<string, Holder[]>(cachePaths.map((p) => [p, []]));
-      const targets = (await Promise.all(cachePaths.map(resolveTarget))).filter((t) => t !== undefined);
+      const targets = await resolveTargets(cachePaths);
       if (targets.length === 0 || (!sources.locks && !sources.processes)) return result;
       if (exhaustedAt && performance.now() - exhaustedAt.at < cooldownMs) {
         for (const t of targets) result.set(t.path, [unknownHolder(exhaustedAt.entries, true)]);
@@ -140,19 +141,51 @@ function unknownHolder(entries: number, earlier: boolean): Holder {
   return { kind: 'unknown', detail: `${when} after ${entries} entries; deferred rather than purged on incomplete knowledge` };
 }
 
-async function resolveTarget(given: string): Promise<Target | undefined> {
-  const abs = path.resolve(given);
-  let st: BigIntStats;
-  let real: string;
-  try {
-    st = await lstat(abs, { bigint: true });
-    if (!st.isDirectory()) return undefined;
-    real = await realpath(abs);
-  } catch {
-    return undefined; // gone: nothing can be using it
+/** Caches resolved between two turns of the event loop. */
+const RESOLVE_BATCH = 256;
+
+/**
+ * Each cache's identity and the forms of its path a process may show. The
+ * calls are synchronous, in batches with a yield between them (as the
+ * inventory's listing): for metadata the kernel has cached, a thread-pool
+ * round trip per call cost more than the call. A cache's real path is its
+ * parent's real path and its own name (it was just seen to be a directory,
+ * not a symlink), so a root's thousand caches cost one realpath, not a
+ * thousand.
+ */
+async function resolveTargets(given: readonly string[]): Promise<Target[]> {
+  const targets: Target[] = [];
+  const realParents = new Map<string, string | null>();
+  for (const [index, one] of given.entries()) {
+    if (index > 0 && index % RESOLVE_BATCH === 0) await yieldToEventLoop();
+    const abs = path.resolve(one);
+    const parent = path.dirname(abs);
+    let st: BigIntStats;
+    try {
+      st = lstatSync(abs, { bigint: true });
+    } catch {
+      continue; // gone: nothing can be using it
+    }
+    if (!st.isDirectory()) continue;
+    let realParent = realParents.get(parent);
+    if (realParent === undefined) {
+      realParent = realpathOrNull(parent);
+      realParents.set(parent, realParent);
+    }
+    if (realParent === null) continue; // its parent is gone: so is the cache
+    const real = path.join(realParent, path.basename(abs));
+    const dev = devOf(st.dev);
+    targets.push({ path: one, forms: [...new Set([abs, real])], stDev: st.dev, dev, key: lockKey(dev, st.ino) });
   }
-  const dev = devOf(st.dev);
-  return { path: given, forms: [...new Set([abs, real])], stDev: st.dev, dev, key: lockKey(dev, st.ino) };
+  return targets;
+}
+
+function realpathOrNull(dir: string): string | null {
+  try {
+    return realpathSync.native(dir);
+  } catch {
+    return null;
+  }
 }
 
 /** The holders of one cache, one entry per process and kind, with command lines filled in. */
