@@ -10,6 +10,7 @@
  * caches listed in less than half the time), and a batch blocks the loop for
  * at most a few milliseconds on a local disk.
  */
+import { isUtf8 } from 'node:buffer';
 import { lstatSync, type BigIntStats } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -88,7 +89,7 @@ export async function listCaches(sources: CacheSources): Promise<Inventory> {
       if (!entry.isDirectory()) continue;
       const dirName = entry.name.toString('utf8');
       if (isAgentEntry(dirName)) continue;
-      if (!Buffer.from(dirName, 'utf8').equals(entry.name)) {
+      if (!isUtf8(entry.name)) {
         problems.push({
           path: path.join(root, dirName),
           error: `not used as a cache: its name is not valid UTF-8 (bytes ${entry.name.toString('hex')}); rename it`,
