@@ -8,7 +8,7 @@
  * N = 10,000. Beside it, the floor of its listing on this disk measured in
  * the same run: N bare lstat calls, which no listing can go below.
  */
-import { lstatSync, readdirSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import path from 'node:path';
@@ -61,6 +61,7 @@ async function once(n: number): Promise<Record<string, number>> {
       t = performance.now();
       for (const entry of readdirSync(root)) lstatSync(path.join(root, entry), { bigint: true });
       const floorMs = ms(t);
+      const { procFloorMs, renameFloorMs } = bareFloors(dir.path, n / 10);
 
       const nowMs = Date.now();
       t = performance.now();
@@ -99,13 +100,49 @@ async function once(n: number): Promise<Record<string, number>> {
       });
       const settleMs = ms(t);
       if (settled.state.records.filter((r) => r.purged > 0).length !== n / 10) throw new Error('settling credited the wrong records');
-      return { fetchMs, recordMs, listMs, floorMs, planMs, probeMs, renameMs, settleMs, purged };
+      return { fetchMs, recordMs, listMs, floorMs, procFloorMs, renameFloorMs, planMs, probeMs, renameMs, settleMs, purged };
     } finally {
       server.close();
     }
   } finally {
     await dir.remove();
   }
+}
+
+/**
+ * The same kinds of call as the probe and the renames, bare: every link under
+ * /proc/<pid> that the probe reads (cwd, root, each descriptor), and `count`
+ * plain renames of directories. No locks, no identity checks, no maps.
+ */
+function bareFloors(scratchDir: string, count: number): { procFloorMs: number; renameFloorMs: number } {
+  const readlink = (p: string): void => {
+    try {
+      readlinkSync(p);
+    } catch {
+      // Gone or not ours to read: the probe meets the same.
+    }
+  };
+  let t = performance.now();
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    readlink(`/proc/${pid}/cwd`);
+    readlink(`/proc/${pid}/root`);
+    let fds: string[] = [];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      // As above.
+    }
+    for (const fd of fds) readlink(`/proc/${pid}/fd/${fd}`);
+  }
+  const procFloorMs = ms(t);
+  const from = path.join(scratchDir, 'bare-from');
+  const to = path.join(scratchDir, 'bare-to');
+  mkdirSync(from);
+  mkdirSync(to);
+  for (let i = 0; i < count; i++) mkdirSync(path.join(from, `c${i}`));
+  t = performance.now();
+  for (let i = 0; i < count; i++) renameSync(path.join(from, `c${i}`), path.join(to, `c${i}`));
+  return { procFloorMs, renameFloorMs: ms(t) };
 }
 
 export async function cycleAtScale(): Promise<Result[]> {
@@ -134,6 +171,15 @@ export async function cycleAtScale(): Promise<Result[]> {
         reference: round(r.floorMs!),
         ratio: round(r.listMs! / r.floorMs!, 2),
         note: `median of 3 runs; reference: the same ${n} lstat calls bare, in a loop (the floor of any listing on this disk)`,
+      });
+      const bare = r.floorMs! + r.procFloorMs! + r.renameFloorMs!;
+      results.push({
+        scenario: `cycle: the floor at ${n} — its listing, probe and renames as bare system calls`,
+        value: round(bare),
+        unit: 'ms',
+        note:
+          `median of 3 runs: ${n} lstat ${round(r.floorMs!)} ms, every cwd, root and descriptor link under /proc ${round(r.procFloorMs!)} ms, ` +
+          `${n / 10} renames ${round(r.renameFloorMs!)} ms; none of the locks, identity checks, maps and lock tables the real steps need, so no cycle goes below it`,
       });
     }
   }

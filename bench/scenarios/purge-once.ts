@@ -7,14 +7,15 @@
  * what deleting one empty file costs by each way of naming it.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { lstat } from 'node:fs/promises';
+import { lstat, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startService } from '../../src/service/index.js';
 import { PurgeCacheClient } from '../../src/edges/upstream/client.js';
 import { silentLogger } from '../../src/log.js';
 import { unlinkCosts } from './unlink-costs.js';
-import { makeTree, ms, pairedWithRm, scratch, settle, versusRm, type Result } from '../lib.js';
+import { reclaimFloor } from './reclaim-floor.js';
+import { makeTree, median, ms, pairedWithRm, scratch, settle, versusRm, type Result } from '../lib.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../dist/cli.js');
 const FILES = 100_000;
@@ -37,6 +38,7 @@ function runOnce(args: string[]): Promise<void> {
 
 export async function purgeOnce(): Promise<Result[]> {
   const results: Result[] = [];
+  let floor: Result | undefined;
   for (const bytes of [64, 0]) {
     const dir = await scratch(`purge-once-${bytes}`);
     const service = await startService({ host: '127.0.0.1', port: 0, logger: silentLogger() });
@@ -76,6 +78,25 @@ export async function purgeOnce(): Promise<Result[]> {
         };
         await pairedWithRm(round, runOurs, other, rm);
       }
+      if (bytes === 0) {
+        const idleOnce = async (round: number): Promise<number> => {
+          const idleRoot = path.join(dir.path, `idle-root-${round}`);
+          await mkdir(idleRoot);
+          const start = performance.now();
+          await runOnce([
+            '--root-url',
+            service.url,
+            '--worker-pool-id',
+            `${POOL.provisionerId}/${POOL.workerType}`,
+            '--cache-root',
+            idleRoot,
+            '--state-dir',
+            path.join(dir.path, `idle-state-${round}`),
+          ]);
+          return ms(start);
+        };
+        floor = await reclaimFloor(dir.path, { dirs: DIRS, files: FILES, rounds: ROUNDS }, idleOnce, median(rm));
+      }
     } finally {
       await service.close();
       spawnSync('rm', ['-rf', dir.path]);
@@ -89,7 +110,8 @@ export async function purgeOnce(): Promise<Result[]> {
       ),
     );
   }
-  // Why the empty-file row stands where it does: the cost of one file, by way of deleting it.
+  // Why the empty-file row stands where it does: the floor any deleter meets here, and the cost of one file by way of deleting it.
+  if (floor) results.push(floor);
   results.push(...(await unlinkCosts()));
   return results;
 }
