@@ -8,13 +8,14 @@
  * N = 10,000. Beside it, the floor of its listing on this disk measured in
  * the same run: N bare lstat calls, which no listing can go below.
  */
-import { lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import path from 'node:path';
 import { PurgeCacheClient } from '../../src/edges/upstream/client.js';
 import { listCaches, resolveSources } from '../../src/edges/caches/inventory.js';
 import { createUsageProbe } from '../../src/edges/caches/inuse.js';
+import { readlinkOrUndefined } from '../../src/edges/caches/proc-scan.js';
 import { selectCandidates, decide } from '../../src/core/judge.js';
 import { receiveAnswer, settleLook, type ContractState } from '../../src/core/contract.js';
 import { applyPurges } from '../../src/engine/purge.js';
@@ -115,24 +116,17 @@ async function once(n: number): Promise<Record<string, number>> {
  * plain renames of directories. No locks, no identity checks, no maps.
  */
 function bareFloors(scratchDir: string, count: number): { procFloorMs: number; renameFloorMs: number } {
-  const readlink = (p: string): void => {
-    try {
-      readlinkSync(p);
-    } catch {
-      // Gone or not ours to read: the probe meets the same.
-    }
-  };
   let t = performance.now();
   for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
-    readlink(`/proc/${pid}/cwd`);
-    readlink(`/proc/${pid}/root`);
+    readlinkOrUndefined(`/proc/${pid}/cwd`);
+    readlinkOrUndefined(`/proc/${pid}/root`);
     let fds: string[] = [];
     try {
       fds = readdirSync(`/proc/${pid}/fd`);
     } catch {
-      // As above.
+      // Gone, or not ours to read: the probe meets the same.
     }
-    for (const fd of fds) readlink(`/proc/${pid}/fd/${fd}`);
+    for (const fd of fds) readlinkOrUndefined(`/proc/${pid}/fd/${fd}`);
   }
   const procFloorMs = ms(t);
   const from = path.join(scratchDir, 'bare-from');

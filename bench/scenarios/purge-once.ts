@@ -36,6 +36,10 @@ function runOnce(args: string[]): Promise<void> {
   });
 }
 
+function onceArgs(rootUrl: string, cacheRoot: string, stateDir: string): string[] {
+  return ['--root-url', rootUrl, '--worker-pool-id', `${POOL.provisionerId}/${POOL.workerType}`, '--cache-root', cacheRoot, '--state-dir', stateDir];
+}
+
 export async function purgeOnce(): Promise<Result[]> {
   const results: Result[] = [];
   let floor: Result | undefined;
@@ -54,16 +58,7 @@ export async function purgeOnce(): Promise<Result[]> {
         await makeTree(other, DIRS, FILES, bytes);
         await client.purgeCache(POOL, 'victim');
         settle();
-        const args = [
-          '--root-url',
-          service.url,
-          '--worker-pool-id',
-          `${POOL.provisionerId}/${POOL.workerType}`,
-          '--cache-root',
-          root,
-          '--state-dir',
-          path.join(dir.path, `state-${round}`),
-        ];
+        const args = onceArgs(service.url, root, path.join(dir.path, `state-${round}`));
         const runOurs = async (): Promise<void> => {
           const start = performance.now();
           await runOnce(args);
@@ -83,16 +78,7 @@ export async function purgeOnce(): Promise<Result[]> {
           const idleRoot = path.join(dir.path, `idle-root-${round}`);
           await mkdir(idleRoot);
           const start = performance.now();
-          await runOnce([
-            '--root-url',
-            service.url,
-            '--worker-pool-id',
-            `${POOL.provisionerId}/${POOL.workerType}`,
-            '--cache-root',
-            idleRoot,
-            '--state-dir',
-            path.join(dir.path, `idle-state-${round}`),
-          ]);
+          await runOnce(onceArgs(service.url, idleRoot, path.join(dir.path, `idle-state-${round}`)));
           return ms(start);
         };
         floor = await reclaimFloor(dir.path, { dirs: DIRS, files: FILES, rounds: ROUNDS }, idleOnce, median(rm));
