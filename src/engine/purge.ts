@@ -20,12 +20,9 @@ import type { Logger } from '../log.js';
 import type { Candidate, Outcome } from '../core/judge.js';
 import { moveToTrash, TrashHandles } from '../edges/caches/trash.js';
 import { tryLockManyForRename, type DirLock } from '../edges/caches/inuse.js';
-import { yieldToEventLoop } from '../edges/caches/concurrency.js';
+import { SYNC_CALLS_PER_TURN, yieldToEventLoop } from '../edges/caches/concurrency.js';
 import { FlockUnavailableError, UnsafePathError, errnoCode, errorMessage, CacheVanishedError } from '../errors.js';
 import { faultPoint } from '../fault.js';
-
-/** Purges carried out between two turns of the event loop: the API and the probes keep answering during a large batch. */
-const RENAME_BATCH = 256;
 
 export async function applyPurges(candidates: readonly Candidate[], deps: { logger: Logger }): Promise<Outcome[]> {
   if (candidates.length === 0) return [];
@@ -39,7 +36,7 @@ export async function applyPurges(candidates: readonly Candidate[], deps: { logg
   try {
     // One after another: each purge is a few quick calls on names in directories held open (moveToTrash).
     for (const [i, candidate] of candidates.entries()) {
-      if (i > 0 && i % RENAME_BATCH === 0) await yieldToEventLoop();
+      if (i > 0 && i % SYNC_CALLS_PER_TURN === 0) await yieldToEventLoop();
       // The locks come back one per path, in order; a missing one fails this purge rather than renaming unlocked.
       outcomes.push(await renameLocked(candidate, locks[i] ?? new Error('the lock helper gave no answer for it'), trashes, deps));
       await faultPoint('after-rename');

@@ -8,7 +8,7 @@ import { UnsafePathError, errnoCode } from '../../errors.js';
 import { tryFlock, tryFlockMany, FlockUnavailableError } from '../flock.js';
 import type { Logger } from '../../log.js';
 import { sleep } from '../clock.js';
-import { yieldToEventLoop } from './concurrency.js';
+import { SYNC_CALLS_PER_TURN, yieldToEventLoop } from './concurrency.js';
 import { inodeKey } from './inode-key.js';
 
 export interface DirLock {
@@ -34,9 +34,6 @@ function noFlock(logger: Logger | undefined, err: FlockUnavailableError): void {
   warnedNoFlock.add(logger);
   logger.warn(`${err.message}; caches are used without a shared lock, and the agent will not purge them until a lock tool is installed`);
 }
-
-/** Descriptors opened between two turns of the event loop when locking a batch (see tryLockManyForRename). */
-const OPEN_BATCH = 256;
 
 /**
  * Open a cache directory to lock it, and read its identity. Synchronous calls:
@@ -104,7 +101,7 @@ export async function tryLockForRename(cachePath: string, opts: { logger?: Logge
 export async function tryLockManyForRename(cachePaths: readonly string[], opts: { logger?: Logger } = {}): Promise<(DirLock | 'busy' | Error)[]> {
   const opened: ({ fd: number; key: string } | Error)[] = [];
   for (const [i, cachePath] of cachePaths.entries()) {
-    if (i > 0 && i % OPEN_BATCH === 0) await yieldToEventLoop();
+    if (i > 0 && i % SYNC_CALLS_PER_TURN === 0) await yieldToEventLoop();
     try {
       opened.push(openDirSync(cachePath));
     } catch (err) {

@@ -42,7 +42,7 @@ import { errnoCode, errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { devOf, formatCmdline, lockKey } from './proc.js';
 import { ProcScan, type Found } from './proc-scan.js';
-import { yieldToEventLoop } from './concurrency.js';
+import { SYNC_CALLS_PER_TURN, yieldToEventLoop } from './concurrency.js';
 import type { Target } from './proc-view.js';
 
 export { parseProcLocks, parseMaps } from './proc.js';
@@ -141,9 +141,6 @@ function unknownHolder(entries: number, earlier: boolean): Holder {
   return { kind: 'unknown', detail: `${when} after ${entries} entries; deferred rather than purged on incomplete knowledge` };
 }
 
-/** Caches resolved between two turns of the event loop. */
-const RESOLVE_BATCH = 256;
-
 /**
  * Each cache's identity and the forms of its path a process may show. The
  * calls are synchronous, in batches with a yield between them (as the
@@ -157,7 +154,7 @@ async function resolveTargets(given: readonly string[]): Promise<Target[]> {
   const targets: Target[] = [];
   const realParents = new Map<string, string | null>();
   for (const [index, one] of given.entries()) {
-    if (index > 0 && index % RESOLVE_BATCH === 0) await yieldToEventLoop();
+    if (index > 0 && index % SYNC_CALLS_PER_TURN === 0) await yieldToEventLoop();
     const abs = path.resolve(one);
     const parent = path.dirname(abs);
     let st: BigIntStats;

@@ -18,7 +18,7 @@ import { errnoCode, errorMessage } from '../../errors.js';
 import { decodeDirName, dirNamesFor, isAgentEntry } from '../../core/names.js';
 import { assertSourcesSafe, cacheDirProblem, resolveRoot, resolveSinglePath } from './safety.js';
 import { inodeKey } from './inode-key.js';
-import { yieldToEventLoop } from './concurrency.js';
+import { SYNC_CALLS_PER_TURN, yieldToEventLoop } from './concurrency.js';
 import { singleLocationId } from '../../core/cursor.js';
 import type { LocationRead } from '../../core/records.js';
 
@@ -63,9 +63,6 @@ interface Candidate {
   parentDev: bigint;
   location: LocationRead;
 }
-
-/** lstat calls between two yields to the event loop. */
-const STAT_BATCH = 256;
 
 export async function resolveSources(roots: readonly string[], singles: readonly { name: string; path: string }[]): Promise<CacheSources> {
   const resolvedRoots = [...new Set(await Promise.all(roots.map(resolveRoot)))];
@@ -183,7 +180,7 @@ async function statCandidates(
   const found: InventoryProblem[] = [];
   const results: (CacheDir | null)[] = [];
   for (const [index, candidate] of candidates.entries()) {
-    if (index > 0 && index % STAT_BATCH === 0) await yieldToEventLoop();
+    if (index > 0 && index % SYNC_CALLS_PER_TURN === 0) await yieldToEventLoop();
     let st: BigIntStats;
     try {
       st = lstatSync(candidate.path, { bigint: true });

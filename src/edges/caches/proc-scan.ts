@@ -13,7 +13,7 @@
  */
 import { opendirSync, readlinkSync, readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
-import { mapLimit, yieldToEventLoop } from './concurrency.js';
+import { SYNC_CALLS_PER_TURN, mapLimit, yieldToEventLoop } from './concurrency.js';
 import { eachLine } from './each-line.js';
 import { USE_LOCK_TYPES, lockKey, parseFdinfoLocks, parseMapsLine, parseMountinfo, parseProcLocks, type ProcLock } from './proc.js';
 import { directView, foreignView, locateTargets, type Target, type View } from './proc-view.js';
@@ -33,8 +33,6 @@ export interface Found {
 
 /** Processes read at once: enough to hide the latency of the asynchronous reads. */
 const SCAN_CONCURRENCY = 16;
-/** Synchronous reads between two turns of the event loop. */
-const YIELD_EVERY = 256;
 
 export class ProcScan {
   /** Locks on the caches' filesystems no descriptor inside a cache was seen to own yet, by key. */
@@ -70,7 +68,7 @@ export class ProcScan {
   }
 
   private async breathe(): Promise<void> {
-    if (++this.sinceYield < YIELD_EVERY) return;
+    if (++this.sinceYield < SYNC_CALLS_PER_TURN) return;
     this.sinceYield = 0;
     await yieldToEventLoop();
   }
